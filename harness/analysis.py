@@ -1,0 +1,155 @@
+"""Choosing and running the checkers that apply to a history.
+
+A history says what it is through its operations: read/write/cas is a
+register, enqueue/claim/complete a work queue, and so on. ``plan_checks``
+makes that guess explicit (and overridable) so ``harness check`` can be
+pointed at any file; an op the chosen model does not know is an error, not a
+silent pass.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.checker.compose import Checker, compose
+from harness.checker.fencing import fencing
+from harness.checker.queue import queue
+from harness.checker.result import Result
+from harness.checker.stats import stats
+from harness.errors import HarnessError
+from harness.history import History
+
+__all__ = ["CHECKERS", "CheckPlan", "check_history", "plan_checks"]
+
+CHECKERS = ("linearizable", "queue", "fencing", "stats")
+_QUEUE_FS = frozenset({"enqueue", "dequeue", "drain", "claim", "complete", "renew", "fail",
+                       "read-item"})
+_FORMAT_MODELS = {"etcd-log": "etcd", "kv-lines": "kv"}
+
+
+@dataclass(frozen=True)
+class CheckPlan:
+    """Which checkers to run, and with which model."""
+
+    checkers: tuple[str, ...]
+    model: str | None
+
+
+def _pairs(history: History) -> bool:
+    """True when every client op's value is a ``[key, value]`` pair (Jepsen's independent)."""
+    seen = False
+    for call in history.calls():
+        v = call.invoke.value
+        if not (isinstance(v, list) and len(v) == 2):
+            return False
+        seen = True
+    return seen
+
+
+def plan_checks(
+    history: History,
+    *,
+    fmt: str | None = None,
+    model: str | None = None,
+    checkers: Sequence[str] | None = None,
+) -> CheckPlan:
+    """Pick checkers and a model from the history's operations, unless given."""
+    for name in checkers or ():
+        if name not in CHECKERS:
+            raise HarnessError(f"unknown checker {name!r}; known: {', '.join(CHECKERS)}")
+    fs = {c.f for c in history.calls()}
+    if model is None and (checkers is None or "linearizable" in checkers):
+        model = _FORMAT_MODELS.get(fmt or "")
+        if model is None and fs:
+            if fs <= {"read", "write", "cas"}:
+                model = "cas-register-per-key" if _pairs(history) else "cas-register"
+            elif fs <= {"txn"}:
+                model = "multi-register"
+            elif fs <= {"acquire", "release"}:
+                model = "mutex"
+            elif fs <= {"get", "put", "append"}:
+                model = "kv"
+    if checkers:
+        chosen = tuple(checkers)
+    elif not fs:
+        chosen = ("stats",)
+    elif fs & _QUEUE_FS and model is None:
+        chosen = ("queue", "fencing") if fs & {"claim", "complete"} else ("queue",)
+    elif model is not None:
+        chosen = ("linearizable",)
+    else:
+        raise HarnessError(
+            f"cannot tell which checker applies to operations {sorted(fs)}; "
+            "pass --model or --checker"
+        )
+    if "linearizable" in chosen and model is None:
+        raise HarnessError("the linearizable checker needs a model: pass --model")
+    return CheckPlan(chosen, model)
+
+
+def build_checker(plan: CheckPlan, *, time_limit_s: float | None = 60.0,
+                  allow_duplicates: bool = False) -> Checker:
+    """The composed checker for a plan."""
+    table: dict[str, Checker] = {}
+    for name in plan.checkers:
+        if name == "linearizable":
+            from harness.checker.linearizable import linearizable
+            from harness.checker.models import get_model
+
+            m = get_model(plan.model or "")
+            table[name] = functools.partial(linearizable, model=m, time_limit_s=time_limit_s)
+        elif name == "queue":
+            table[name] = functools.partial(queue, allow_duplicates=allow_duplicates)
+        elif name == "fencing":
+            table[name] = fencing
+        elif name == "stats":
+            table[name] = stats
+    return compose(table)
+
+
+def check_history(
+    history: History,
+    *,
+    fmt: str | None = None,
+    model: str | None = None,
+    checkers: Sequence[str] | None = None,
+    time_limit_s: float | None = 60.0,
+    allow_duplicates: bool = False,
+) -> tuple[CheckPlan, Result]:
+    """Plan and run the checks for one history."""
+    plan = plan_checks(history, fmt=fmt, model=model, checkers=checkers)
+    checker = build_checker(plan, time_limit_s=time_limit_s, allow_duplicates=allow_duplicates)
+    return plan, checker(history)
+
+
+def summarize(result: Result) -> str:
+    """One line saying why a result is what it is, for tables."""
+    d: dict[str, Any] = dict(result.details)
+    if result.error:
+        return result.error
+    if result.checker == "queue":
+        parts = [f"{d.get('acknowledged_count', 0)} acked"]
+        for k in ("lost", "duplicated", "unexpected", "failed_then_seen", "unresolved",
+                  "recovered"):
+            n = d.get(f"{k}_count", 0)
+            if n:
+                parts.append(f"{n} {k.replace('_', '-')}")
+        return ", ".join(parts)
+    if result.checker == "fencing":
+        an = d.get("anomalies") or []
+        return ", ".join(an) if an else f"{d.get('completed_items', 0)} items completed once"
+    if result.checker == "linearizable":
+        if result.valid is False:
+            ce = d.get("counterexample") or {}
+            key = ce.get("key", ce.get("partition"))
+            return f"not linearizable (partition {key!r})" if key is not None else \
+                "not linearizable"
+        if result.valid == "unknown":
+            return str(d.get("reason") or d.get("cause") or "search incomplete")
+        return f"{d.get('op_count', d.get('ops', '?'))} ops, {d.get('partitions', 1)} partition(s)"
+    if result.checker == "stats":
+        return f"{d.get('count', 0)} calls"
+    return ""

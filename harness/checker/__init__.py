@@ -1,0 +1,24 @@
+"""Checkers: pure functions from a history to a :class:`Result`.
+
+``valid`` is True, False or ``"unknown"``; an exception inside a checker run
+through :func:`compose` becomes ``"unknown"`` with the error, never a crash.
+"""
+
+from harness.checker.compose import Checker, compose, run_checker
+from harness.checker.fencing import fencing
+from harness.checker.queue import queue
+from harness.checker.result import UNKNOWN, Result, Validity, merge_validity
+from harness.checker.stats import stats
+
+__all__ = [
+    "UNKNOWN",
+    "Checker",
+    "Result",
+    "Validity",
+    "compose",
+    "fencing",
+    "merge_validity",
+    "queue",
+    "run_checker",
+    "stats",
+]

@@ -1,0 +1,235 @@
+"""Is a history linearizable against a model? Wing & Gong / Lowe search, per partition.
+
+``linearizable(history, model=...)`` answers ``True`` (a linearization
+exists), ``False`` (none exists; ``details["counterexample"]`` says where the
+search got stuck) or ``"unknown"`` (out of time or memoized states, or the
+checker failed; ``details["reason"]`` / ``error`` say which). An invalid
+verdict is exact: it is only given once every linearization was excluded.
+
+What the search sees (Jepsen's meanings):
+
+* ``ok`` ops took effect between invocation and completion, with their
+  observed output (the completion's value);
+* ``info`` ops and ops that never completed may have taken effect at any
+  point after their invocation, or never; their output is unknown;
+* ``fail`` ops did not happen and are dropped, unless the model says the
+  failure is itself an observation (``observes_failure``: etcd's "compare
+  failed").
+
+Real-time order is the order of events in the history. A model with a
+``partition`` is checked key by key (P-compositionality); the partitions run
+round-robin with growing step budgets and the whole check stops at the first
+illegal one, so a huge partition cannot starve a small bad one.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Hashable
+from typing import Any
+
+from harness.checker.models import EVERY, Operation
+from harness.checker.result import UNKNOWN, Result
+from harness.checker.wgl import ILLEGAL, OK, RUNNING, Entry, Search
+from harness.errors import HarnessError
+from harness.history import History, OpType
+
+__all__ = ["DEFAULT_MAX_STATES", "linearizable", "prepare"]
+
+CHECKER = "linearizable"
+
+DEFAULT_MAX_STATES = 20_000_000
+"""Memoized configurations allowed before the answer is "unknown" (about 2-3 GB)."""
+
+_FIRST_BUDGET = 256
+_MAX_BUDGET = 1 << 15
+
+
+def _no(_op: Any) -> bool:
+    return False
+
+
+def prepare(
+    history: History, model: Any
+) -> tuple[dict[Hashable, list[Entry]], list[Entry], dict[str, int]]:
+    """Turn calls into search entries, split by partition key.
+
+    Returns ``(partitions, every, dropped)``: entries per key (in invocation
+    order), the entries that belong to every partition (:data:`EVERY`), and
+    counts of ops left out, by reason. An unpartitioned model gives a single
+    partition with key ``None``.
+    """
+    pos = {op.index: i for i, op in enumerate(history.ops)}
+    part_fn = getattr(model, "partition", None)
+    inner = getattr(model, "inner", model) if part_fn is not None else model
+    observes = getattr(model, "observes_failure", _no)
+    ro_fn = getattr(inner, "read_only", _no)
+    parts: dict[Hashable, list[Entry]] = {}
+    every: list[Entry] = []
+    dropped = {"failed": 0, "indeterminate_read_only": 0}
+    OKT, FAILT, INFOT = OpType.OK, OpType.FAIL, OpType.INFO
+    for call in history.calls():
+        inv = call.invoke
+        comp = call.complete
+        if comp is None or comp.type is INFOT:
+            v = inv.value
+            if v is None and comp is not None:
+                v = comp.value
+            op = Operation(inv.f, v, INFOT, None if comp is None else comp.error)
+            ret = None
+        elif comp.type is OKT:
+            v = comp.value
+            op = Operation(inv.f, inv.value if v is None else v, OKT, comp.error)
+            ret = pos[comp.index]
+        else:
+            op = Operation(inv.f, inv.value, FAILT, comp.error)
+            if not observes(op):
+                dropped["failed"] += 1
+                continue
+            ret = pos[comp.index]
+        if part_fn is not None:
+            key, op = part_fn(op)
+        else:
+            key = None
+        if ret is None and ro_fn(op):
+            dropped["indeterminate_read_only"] += 1
+            continue
+        entry = Entry(inv.index, pos[inv.index], ret, op)
+        if key is EVERY:
+            every.append(entry)
+        else:
+            lst = parts.get(key)
+            if lst is None:
+                parts[key] = [entry]
+            else:
+                lst.append(entry)
+    if every:
+        for key, lst in parts.items():
+            parts[key] = sorted(lst + every, key=lambda e: e.call)
+    return parts, every, dropped
+
+
+def linearizable(
+    history: History,
+    *,
+    model: Any,
+    time_limit_s: float | None = None,
+    max_states: int | None = None,
+) -> Result:
+    """Check ``history`` against ``model``; see the module docstring for the meanings."""
+    t0 = time.perf_counter()
+    deadline = None if time_limit_s is None else t0 + time_limit_s
+    cap = DEFAULT_MAX_STATES if max_states is None else max_states
+    details: dict[str, Any] = {"model": getattr(model, "name", type(model).__name__)}
+    try:
+        return _check(history, model, deadline, cap, details, t0)
+    except HarnessError as e:
+        return Result(UNKNOWN, CHECKER, details, error=f"{type(e).__name__}: {e}")
+    except Exception as e:  # noqa: BLE001 - a crash must read as "unknown", not as a verdict
+        tb = traceback.format_exception_only(type(e), e)[-1].strip()
+        return Result(UNKNOWN, CHECKER, details, error=f"checker raised {tb}")
+
+
+def _check(
+    history: History,
+    model: Any,
+    deadline: float | None,
+    cap: int,
+    details: dict[str, Any],
+    t0: float,
+) -> Result:
+    parts, every, dropped = prepare(history, model)
+    partitioned = getattr(model, "partition", None) is not None
+    inner = getattr(model, "inner", model) if partitioned else model
+    details["op_count"] = sum(len(v) for v in parts.values()) - len(every) * max(
+        0, len(parts) - 1
+    )
+    details["partitions"] = len(parts)
+    details["dropped"] = dropped
+    searches = [(key, Search(inner, entries)) for key, entries in parts.items()]
+    verdict = _schedule(searches, deadline, cap, details)
+    details["partition_stats"] = [
+        {
+            "key": key,
+            "ops": s.n,
+            "states": s.states_explored,
+            "steps": s.steps,
+            "result": _STATUS[s.status],
+        }
+        for key, s in searches
+    ]
+    if verdict is True and every and len(parts) > 1:
+        # Ops that observe every key make per-key checks a necessary condition
+        # only: confirm the pass on the whole history.
+        whole = _whole(history, model)
+        details["whole_history_check"] = True
+        search = Search(model, whole)
+        verdict = _schedule([(None, search)], deadline, cap, details)
+    details["check_s"] = round(time.perf_counter() - t0, 6)
+    if verdict is True:
+        return Result(True, CHECKER, details)
+    if verdict is False:
+        return Result(False, CHECKER, details)
+    return Result(UNKNOWN, CHECKER, details)
+
+
+_STATUS = {RUNNING: "unfinished", OK: "linearizable", ILLEGAL: "not linearizable"}
+
+
+def _whole(history: History, model: Any) -> list[Entry]:
+    """Every kept op of the history as one partition, for the whole-model check."""
+
+    class _Unpartitioned:
+        def __init__(self, m: Any) -> None:
+            self.m = m
+            self.observes_failure = getattr(m, "observes_failure", _no)
+            self.read_only = getattr(m, "read_only", _no)
+
+    parts, _, _ = prepare(history, _Unpartitioned(model))
+    return parts.get(None, [])
+
+
+def _schedule(
+    searches: list[tuple[Hashable, Search]],
+    deadline: float | None,
+    cap: int,
+    details: dict[str, Any],
+) -> bool | str:
+    """Run searches round-robin with doubling budgets until all pass or one fails."""
+    active = [(k, s) for k, s in searches if s.status != OK]
+    for key, s in active:
+        if s.status == ILLEGAL:
+            details["counterexample"] = {"key": key, **s.counterexample()}
+            return False
+    budget = _FIRST_BUDGET
+    used = sum(s.states_explored for _, s in searches)
+    while active:
+        still: list[tuple[Hashable, Search]] = []
+        for key, s in active:
+            before = s.states_explored
+            s.max_states = cap - (used - before)
+            st = s.run(budget)
+            used += s.states_explored - before
+            if st == ILLEGAL:
+                details["counterexample"] = {"key": key, **s.counterexample()}
+                return False
+            if st == RUNNING:
+                if s.out_of_states:
+                    details["reason"] = (
+                        f"memory bound reached: {used} memoized states (max_states={cap}) "
+                        f"while searching partition {key!r}"
+                    )
+                    return UNKNOWN
+                still.append((key, s))
+            if deadline is not None and time.perf_counter() > deadline:
+                if st == RUNNING or still or any(x.status == RUNNING for _, x in active):
+                    details["reason"] = (
+                        f"time limit reached after {used} memoized states; "
+                        f"{len(still) + sum(1 for _, x in active if x.status == RUNNING)} "
+                        "partition(s) unfinished"
+                    )
+                    return UNKNOWN
+        active = still
+        budget = min(budget * 2, _MAX_BUDGET)
+    return True

@@ -1,0 +1,32 @@
+"""Counts of outcomes per operation: the first thing to look at after a run.
+
+Not a correctness check: a run where nothing succeeded is still "valid" for
+the other checkers, so this one says ``unknown`` when some ``f`` never once
+succeeded, as Jepsen's stats checker does, to keep a dead cluster from
+passing silently.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from harness.checker.result import UNKNOWN, Result
+from harness.history import History
+
+__all__ = ["stats"]
+
+
+def stats(history: History) -> Result:
+    by_f: dict[str, Counter[str]] = {}
+    for call in history.calls():
+        by_f.setdefault(call.f, Counter())[call.type.value] += 1
+    details: dict[str, Any] = {
+        "by_f": {f: {"ok": c["ok"], "fail": c["fail"], "info": c["info"]} for f, c in by_f.items()},
+        "count": sum(sum(c.values()) for c in by_f.values()),
+    }
+    never_ok = sorted(f for f, c in by_f.items() if c["ok"] == 0)
+    if never_ok:
+        details["never_ok"] = never_ok
+        return Result(UNKNOWN, checker="stats", details=details)
+    return Result(True, checker="stats", details=details)

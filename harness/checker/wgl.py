@@ -1,0 +1,356 @@
+"""The search engine of the linearizability checker: Wing & Gong with Lowe's improvements.
+
+One :class:`Search` checks one partition. It is *resumable*: ``run(budget)``
+takes at most ``budget`` steps and returns, so the caller can run many
+partitions round-robin and stop all of them as soon as one is illegal, the
+way Porcupine cancels its other goroutines.
+
+The algorithm (Lowe, "Testing for linearizability", 2017; Porcupine): the
+history is a doubly linked list of call and return entries in real-time
+order. An op whose call comes before the first remaining return may be
+linearized next; doing so "lifts" its entries out of the list. Reaching a
+return whose call is still in the list means the current prefix is a dead
+end: backtrack. ``(linearized set, state)`` pairs already explored are
+memoized (the linearized set is an int bitset), so no configuration is
+searched twice.
+
+Three reductions on top, each exact (see ``docs`` in the test suite, which
+checks them against brute force):
+
+* **eager read-only steps.** An op that is legal now and, by the model's
+  ``read_only``, can never change the state, is linearized at once with no
+  backtracking point. Any linearization from here that places it later can
+  move it to the front: it is a candidate, so nothing pending must precede
+  it; it is legal now; and removing it from its old slot changes no state.
+* **indeterminate read-only ops are dropped** (done by the caller): "never
+  took effect" is always allowed and such an op could not change anything.
+* **interchangeable indeterminate ops.** Indeterminate ops with the same
+  ``f`` and value never return, so once both are invoked they are
+  interchangeable; only the earliest-invoked unlinearized one of such a
+  group is tried, which keeps the search from exploring each permutation.
+
+Indeterminate ops have no return entry: they may take effect at any point
+after their call, or never. The search succeeds when every ``ok`` op is
+linearized.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.checker.models import INCONSISTENT
+
+__all__ = ["ILLEGAL", "OK", "RUNNING", "Entry", "Search"]
+
+RUNNING = 0
+OK = 1
+ILLEGAL = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One op of a partition as the search sees it.
+
+    ``ret`` is ``None`` for an indeterminate op. ``call``/``ret`` are
+    positions in the history (its real-time order). ``op_id`` names the op
+    in reports (the invocation's index).
+    """
+
+    op_id: int
+    call: int
+    ret: int | None
+    op: Any
+
+
+class Search:
+    """A resumable search for a linearization of ``entries`` against ``model``."""
+
+    def __init__(self, model: Any, entries: Sequence[Entry], *, max_states: int | None = None):
+        self.model = model
+        self.entries = list(entries)
+        n = len(self.entries)
+        self.n = n
+        self.max_states = max_states
+        self._successors = getattr(model, "successors", None)
+        ro_fn = getattr(model, "read_only", None)
+        self.ro = [bool(ro_fn(e.op)) if ro_fn is not None else False for e in self.entries]
+        self.bit = [1 << k for k in range(n)]
+        # Interchangeable indeterminate ops: op k may be tried only after the
+        # previous member of its group is linearized.
+        self.prereq = [0] * n
+        last_in_group: dict[Hashable, int] = {}
+        for k, e in enumerate(self.entries):
+            if e.ret is None:
+                gk = _group_key(e.op)
+                if gk is not None:
+                    prev = last_in_group.get(gk)
+                    if prev is not None:
+                        self.prereq[k] = 1 << prev
+                    last_in_group[gk] = k
+        # Events: 2k = call of op k, 2k+1 = return of op k; HEAD = 2n.
+        events: list[tuple[int, int]] = []
+        for k, e in enumerate(self.entries):
+            events.append((e.call, 2 * k))
+            if e.ret is not None:
+                events.append((e.ret, 2 * k + 1))
+        events.sort()
+        head = 2 * n
+        self.head = head
+        self.nxt = [-1] * (2 * n + 1)
+        self.prv = [-1] * (2 * n + 1)
+        prev_ev = head
+        for _, ev in events:
+            self.nxt[prev_ev] = ev
+            self.prv[ev] = prev_ev
+            prev_ev = ev
+        self.has_ret = [e.ret is not None for e in self.entries]
+        # State interning: states are hashable values; the search uses ints.
+        self.states: list[Any] = []
+        self.state_ids: dict[Any, int] = {}
+        self.shifted: list[int] = []
+        self.tables: list[dict[int, tuple[int, ...]]] = [{} for _ in range(n)]
+        self.s = self._intern(model.init())
+        self.L = 0
+        self.remaining = sum(self.has_ret)
+        self.stack: list[tuple[int, int, int]] = []  # (op k, previous state, alt or -1 if eager)
+        self.seen: set[int] = set()
+        self.alt = 0
+        self.steps = 0
+        self.status = RUNNING
+        self.best_len = -1
+        self.best: tuple[list[int], list[int], int] | None = None
+        self.out_of_states = False
+        self._eager()
+        self.e = self.nxt[head]
+        if self.remaining == 0:
+            self.status = OK
+
+    # ------------------------------------------------------------------ helpers
+
+    def _intern(self, state: Any) -> int:
+        sid = self.state_ids.get(state)
+        if sid is None:
+            sid = len(self.states)
+            self.states.append(state)
+            self.state_ids[state] = sid
+            self.shifted.append(sid << self.n)
+        return sid
+
+    def _compute(self, k: int, s: int) -> tuple[int, ...]:
+        state = self.states[s]
+        op = self.entries[k].op
+        if self._successors is not None:
+            nexts = tuple(self._successors(state, op))
+        else:
+            r = self.model.step(state, op)
+            nexts = () if r is INCONSISTENT else (r,)
+        out = tuple(self._intern(x) for x in nexts)
+        self.tables[k][s] = out
+        return out
+
+    def _lift(self, k: int) -> None:
+        nxt, prv = self.nxt, self.prv
+        c = 2 * k
+        p, q = prv[c], nxt[c]
+        nxt[p] = q
+        if q >= 0:
+            prv[q] = p
+        if self.has_ret[k]:
+            r = c + 1
+            p, q = prv[r], nxt[r]
+            nxt[p] = q
+            if q >= 0:
+                prv[q] = p
+
+    def _unlift(self, k: int) -> None:
+        nxt, prv = self.nxt, self.prv
+        c = 2 * k
+        if self.has_ret[k]:
+            r = c + 1
+            p, q = prv[r], nxt[r]
+            nxt[p] = r
+            if q >= 0:
+                prv[q] = r
+        p, q = prv[c], nxt[c]
+        nxt[p] = c
+        if q >= 0:
+            prv[q] = c
+
+    def _eager(self) -> int:
+        """Linearize every legal read-only candidate now; returns how many."""
+        nxt, prv, ro, tables, s = self.nxt, self.prv, self.ro, self.tables, self.s
+        count = 0
+        e = nxt[self.head]
+        while e >= 0 and not e & 1:
+            k = e >> 1
+            if ro[k]:
+                succ = tables[k].get(s)
+                if succ is None:
+                    succ = self._compute(k, s)
+                if succ:
+                    self._lift(k)
+                    self.L |= self.bit[k]
+                    self.remaining -= self.has_ret[k]
+                    self.stack.append((k, s, -1))
+                    count += 1
+                    e = nxt[prv[e]]  # the lifted entry keeps its links: resume after its predecessor
+                    continue
+            e = nxt[e]
+        return count
+
+    def _candidates(self) -> list[int]:
+        out = []
+        e = self.nxt[self.head]
+        while e >= 0:
+            out.append(e)
+            if e & 1:
+                break
+            e = self.nxt[e]
+        return out
+
+    def _record_best(self) -> None:
+        depth = len(self.stack)
+        if depth > self.best_len:
+            self.best_len = depth
+            prefix = [k for k, _, _ in self.stack]
+            blocked = [ev >> 1 for ev in self._candidates()]
+            self.best = (prefix, blocked, self.s)
+
+    # ------------------------------------------------------------------ the search
+
+    def run(self, budget: int) -> int:
+        """Search for at most ``budget`` steps; returns RUNNING, OK or ILLEGAL."""
+        if self.status != RUNNING:
+            return self.status
+        nxt, bit, prereq, tables = self.nxt, self.bit, self.prereq, self.tables
+        shifted, seen, stack, has_ret = self.shifted, self.seen, self.stack, self.has_ret
+        head = self.head
+        max_states = self.max_states
+        e, alt, s, L = self.e, self.alt, self.s, self.L
+        steps = 0
+        status = RUNNING
+        while steps < budget:
+            steps += 1
+            if not e & 1:
+                k = e >> 1
+                pre = prereq[k]
+                if pre and not L & pre:
+                    e = nxt[e]
+                    alt = 0
+                    continue
+                succ = tables[k].get(s)
+                if succ is None:
+                    succ = self._compute(k, s)
+                    shifted = self.shifted
+                nL = L | bit[k]
+                moved = False
+                while alt < len(succ):
+                    ns = succ[alt]
+                    key = nL | shifted[ns]
+                    if key in seen:
+                        alt += 1
+                        continue
+                    seen.add(key)
+                    stack.append((k, s, alt))
+                    self._lift(k)
+                    L = nL
+                    s = ns
+                    self.remaining -= has_ret[k]
+                    # Close under eager read-only steps, then memoize the closed config too.
+                    self.s, self.L = s, L
+                    if self._eager():
+                        L = self.L
+                        key2 = L | shifted[s]
+                        if key2 in seen:
+                            self._undo_to_choice()
+                            k, s, alt = stack.pop()
+                            self._unlift(k)
+                            L = self.L = self.L ^ bit[k]
+                            self.remaining += has_ret[k]
+                            alt += 1
+                            continue
+                        seen.add(key2)
+                    moved = True
+                    break
+                if moved:
+                    if self.remaining == 0:
+                        status = OK
+                        break
+                    if max_states is not None and len(seen) > max_states:
+                        self.out_of_states = True
+                        break
+                    e = nxt[head]
+                    alt = 0
+                else:
+                    e = nxt[e]
+                    alt = 0
+            else:
+                # A return whose op is not linearized: the prefix is a dead end.
+                self.s, self.L = s, L
+                self._record_best()
+                self._undo_to_choice()
+                if not stack:
+                    status = ILLEGAL
+                    break
+                k, s, alt = stack.pop()
+                self._unlift(k)
+                L = self.L = self.L ^ bit[k]
+                self.remaining += has_ret[k]
+                e = 2 * k
+                alt += 1
+        self.e, self.alt, self.s, self.L = e, alt, s, L
+        self.steps += steps
+        self.status = status
+        return status
+
+    def _undo_to_choice(self) -> None:
+        """Pop the eager steps on top of the stack (they were not choices)."""
+        stack, bit, has_ret = self.stack, self.bit, self.has_ret
+        L = self.L
+        while stack and stack[-1][2] < 0:
+            k, _, _ = stack.pop()
+            self._unlift(k)
+            L ^= bit[k]
+            self.remaining += has_ret[k]
+        self.L = L
+
+    # ------------------------------------------------------------------ results
+
+    @property
+    def states_explored(self) -> int:
+        return len(self.seen)
+
+    def linearization(self) -> list[int]:
+        """The op ids in linearization order (after OK; eager and chosen alike)."""
+        return [self.entries[k].op_id for k, _, _ in self.stack]
+
+    def counterexample(self) -> dict[str, Any]:
+        """The longest linearizable prefix found and what could not come next."""
+        if self.best is None:
+            self._record_best()
+        assert self.best is not None
+        prefix, blocked, s = self.best
+        return {
+            "linearized_prefix": [self.entries[k].op_id for k in prefix],
+            "could_not_place": sorted({self.entries[k].op_id for k in blocked}),
+            "state": self.model.describe(self.states[s]),
+        }
+
+
+def _group_key(op: Any) -> Hashable | None:
+    try:
+        key = (op.f, _hashable(op.value))
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _hashable(v: Any) -> Any:
+    if isinstance(v, list | tuple):
+        return tuple(_hashable(x) for x in v)
+    if isinstance(v, dict):
+        return tuple(sorted(((repr(k), _hashable(x)) for k, x in v.items())))
+    return v

@@ -1,0 +1,115 @@
+"""The ``harness`` command.
+
+Exit codes are the contract scripts rely on: 0 valid, 1 invalid, 2 unknown or
+an error. A user's mistake (a bad file, a bad option) is one line on stderr
+naming the cause and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+
+__all__ = ["main"]
+
+EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit 2 (argparse's own code too)."""
+
+    def error(self, message: str) -> Any:
+        sys.stderr.write(f"harness: {message} (see --help)\n")
+        raise SystemExit(EXIT_UNKNOWN)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="harness", description="Find consistency bugs in distributed systems.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    c = sub.add_parser("check", help="check stored or foreign histories")
+    c.add_argument("paths", nargs="+", help="history files, or run folders")
+    c.add_argument("--format", dest="fmt", help="jsonl, edn, etcd-log or kv-lines (default: sniff)")
+    c.add_argument("--model", help="linearizability model (default: from the history)")
+    c.add_argument(
+        "--checker",
+        action="append",
+        dest="checkers",
+        choices=["linearizable", "queue", "fencing", "stats"],
+        help="linearizable, queue, fencing, stats (repeatable; default: from the history)",
+    )
+    c.add_argument("--time-limit", type=float, default=60.0, dest="time_limit_s",
+                   help="per-history seconds before the linearizability search says unknown")
+    c.add_argument("--allow-duplicates", action="store_true",
+                   help="a redelivered queue item is reported but not an anomaly")
+    c.add_argument("--json", action="store_true", help="print results as JSON lines")
+
+    d = sub.add_parser("demo", help="check example histories (generated, and the shared corpus)")
+    d.add_argument("--corpus", help="corpus folder (default: ../shared/corpus beside the project)")
+    d.add_argument("--seed", type=int, default=1)
+    d.add_argument("--out", default="reports/examples", help="where generated histories go")
+
+    b = sub.add_parser("bench", help="benchmarks that print figures")
+    b.add_argument("what", choices=["checker", "queue", "history", "proxy"])
+    b.add_argument("--corpus", help="corpus folder (checker benchmark)")
+    b.add_argument("--repeats", type=int, default=5)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            from harness.commands.check import check_command
+
+            return check_command(args)
+        if args.command == "demo":
+            from harness.commands.demo import demo_command
+
+            return demo_command(args)
+        if args.command == "bench":
+            from harness.commands.bench import bench_command
+
+            return bench_command(args)
+    except HarnessError as e:
+        sys.stderr.write(f"harness: {e}\n")
+        return EXIT_UNKNOWN
+    except KeyboardInterrupt:
+        sys.stderr.write("harness: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return EXIT_UNKNOWN
+    raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
+
+
+def exit_code(valid: object) -> int:
+    """The process exit code for a verdict."""
+    if valid is True:
+        return EXIT_VALID
+    if valid is False:
+        return EXIT_INVALID
+    return EXIT_UNKNOWN
+
+
+def dump_json(obj: Any) -> str:
+    return json.dumps(obj, default=_json_default, sort_keys=True)
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, set | frozenset | tuple):
+        return list(v)
+    if isinstance(v, Path):
+        return str(v)
+    if hasattr(v, "to_dict"):
+        return v.to_dict()
+    return repr(v)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

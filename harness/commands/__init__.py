@@ -1,0 +1,1 @@
+"""One module per ``harness`` subcommand; imported only when that command runs."""

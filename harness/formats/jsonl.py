@@ -1,0 +1,93 @@
+"""Our own history format: one JSON object per line, flushed as it is written.
+
+Line-per-op means a run killed half-way leaves a history that is still
+readable up to its last complete line, so it can be checked. A torn last line
+(no trailing newline and not valid JSON) is therefore ignored with a warning
+in the reader's result rather than rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from typing import IO, Any
+
+from harness.errors import FormatError
+from harness.formats.records import op_from_record
+from harness.history import History, Op
+
+__all__ = ["HistoryWriter", "dumps_op", "read_jsonl", "write_jsonl"]
+
+
+def dumps_op(op: Op) -> str:
+    """One op as a compact JSON line (no newline)."""
+    return json.dumps(op.to_dict(), separators=(",", ":"), default=_default)
+
+
+def _default(v: Any) -> Any:
+    if isinstance(v, set | frozenset | tuple):
+        return list(v)
+    raise TypeError(f"not JSON-serializable: {type(v).__name__}")
+
+
+def read_jsonl(text: str, *, path: str | None = None) -> History:
+    ops: list[Op] = []
+    lines = text.split("\n")
+    torn_tail = not text.endswith("\n")
+    for lineno, raw in enumerate(lines, start=1):
+        s = raw.strip()
+        if not s:
+            continue
+        try:
+            rec = json.loads(s)
+        except json.JSONDecodeError as e:
+            if torn_tail and lineno == len(lines):
+                break  # the writer was killed mid-line: everything before it stands
+            raise FormatError(
+                f"invalid JSON: {e.msg} (column {e.colno})", path=path, line=lineno
+            ) from None
+        ops.append(op_from_record(rec, position=len(ops), path=path, line=lineno))
+    return History(ops)
+
+
+def write_jsonl(ops: Iterable[Op], path: str | os.PathLike[str]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for op in ops:
+            fh.write(dumps_op(op))
+            fh.write("\n")
+
+
+class HistoryWriter:
+    """Streams ops to a JSONL file, flushing each line so a killed run keeps its history.
+
+    ``fsync_every`` trades durability for speed: the OS page cache survives the
+    harness being killed, so a flush per op is enough unless the machine dies.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, fsync_every: int = 0) -> None:
+        self._fh: IO[str] = open(path, "w", encoding="utf-8", buffering=1 << 16)  # noqa: SIM115
+        self._fsync_every = fsync_every
+        self._count = 0
+
+    def write(self, op: Op) -> None:
+        self._fh.write(dumps_op(op) + "\n")
+        self._fh.flush()
+        self._count += 1
+        if self._fsync_every and self._count % self._fsync_every == 0:
+            os.fsync(self._fh.fileno())
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.flush()
+            self._fh.close()
+
+    def __enter__(self) -> HistoryWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,81 @@
+"""The ``harness`` command: exit codes, one-line errors, verdict tables."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.examples import simulate_queue, simulate_work_items
+from harness.formats import write_jsonl
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_check_valid_and_invalid_exit_codes(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.jsonl", tmp_path / "bad.jsonl"
+    write_jsonl(simulate_queue(3), good)
+    write_jsonl(simulate_queue(3, bug="lost"), bad)
+    assert main(["check", str(good)]) == 0
+    assert main(["check", str(bad)]) == 1
+    assert main(["check", str(good), str(bad)]) == 1
+
+
+def test_check_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "w.jsonl"
+    write_jsonl(simulate_work_items(1, bug="stale-token"), p)
+    assert main(["check", "--json", str(p)]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["valid"] is False
+    assert set(out["results"]) == {"queue", "fencing"}
+    assert "stale-accepted" in out["results"]["fencing"]["anomalies"]
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    p = tmp_path / "bad.jsonl"
+    p.write_text('{"type":"invoke","process":0,"f":"read"}\n{"type": 7}\n')
+    r = run("check", str(p))
+    assert r.returncode == 2
+    want = f"harness: {p}:2: 'type' must be one of invoke, ok, fail, info; got 7"
+    assert r.stderr.strip() == want
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["check", "/nonexistent/h.jsonl"], "no such file"),
+        (["check", "--format", "yaml", "README.md"], "unknown format"),
+        (["check", "--checker", "nope", "README.md"], "invalid choice"),
+        (["frobnicate"], "invalid choice"),
+        ([], "required"),
+    ],
+)
+def test_usage_errors(args: list[str], message: str) -> None:
+    r = run(*args)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_operation_for_the_model_is_an_error(tmp_path: Path) -> None:
+    p = tmp_path / "h.jsonl"
+    p.write_text('{"type":"invoke","process":0,"f":"frob","value":1}\n'
+                 '{"type":"ok","process":0,"f":"frob","value":1}\n')
+    r = run("check", str(p))
+    assert r.returncode == 2 and "frob" in r.stderr
+    r = run("check", "--model", "cas-register", str(p))
+    assert r.returncode == 2 and "frob" in (r.stdout + r.stderr)
+
+
+def test_empty_history_is_valid(tmp_path: Path) -> None:
+    p = tmp_path / "empty.jsonl"
+    p.write_text("")
+    assert main(["check", str(p)]) == 0
