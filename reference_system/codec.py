@@ -91,25 +91,44 @@ def snapshot_from_json(x: Any) -> Snapshot:
 def encode_message(m: Message) -> dict[str, Any]:
     """A message as a JSON-able dict with a type tag ``t``."""
     if isinstance(m, Accept):
-        return {"t": "accept", "src": m.src, "b": list(m.ballot),
-                "e": [[s, list(v)] for s, v in m.entries], "c": m.commit}
+        return {
+            "t": "accept",
+            "src": m.src,
+            "b": list(m.ballot),
+            "e": [[s, list(v)] for s, v in m.entries],
+            "c": m.commit,
+        }
     if isinstance(m, Accepted):
-        return {"t": "accepted", "src": m.src, "b": list(m.ballot), "s": list(m.slots),
-                "a": m.applied}
+        return {
+            "t": "accepted",
+            "src": m.src,
+            "b": list(m.ballot),
+            "s": list(m.slots),
+            "a": m.applied,
+        }
     if isinstance(m, Prepare):
         return {"t": "prepare", "src": m.src, "b": list(m.ballot), "f": m.from_slot}
     if isinstance(m, Promise):
-        return {"t": "promise", "src": m.src, "b": list(m.ballot),
-                "acc": [[s, list(b), list(v)] for s, b, v in m.accepted],
-                "ct": m.compacted_through, "a": m.applied}
+        return {
+            "t": "promise",
+            "src": m.src,
+            "b": list(m.ballot),
+            "acc": [[s, list(b), list(v)] for s, b, v in m.accepted],
+            "ct": m.compacted_through,
+            "a": m.applied,
+        }
     if isinstance(m, Nack):
         return {"t": "nack", "src": m.src, "b": list(m.ballot), "p": list(m.promised)}
     if isinstance(m, CatchupRequest):
         return {"t": "catchup", "src": m.src, "f": m.from_slot}
     if isinstance(m, CatchupReply):
-        return {"t": "catchup_reply", "src": m.src,
-                "snap": snapshot_to_json(m.snapshot) if m.snapshot else None,
-                "e": [[s, list(v)] for s, v in m.entries], "a": m.applied}
+        return {
+            "t": "catchup_reply",
+            "src": m.src,
+            "snap": snapshot_to_json(m.snapshot) if m.snapshot else None,
+            "e": [[s, list(v)] for s, v in m.entries],
+            "a": m.applied,
+        }
     raise TypeError(f"not a message: {m!r}")
 
 

@@ -208,6 +208,4 @@ class Effects:
 
     def empty(self) -> bool:
         """True when the driver has nothing to do."""
-        return not (
-            self.records or self.messages or self.applied or self.dropped or self.snapshot
-        )
+        return not (self.records or self.messages or self.applied or self.dropped or self.snapshot)

@@ -351,17 +351,13 @@ class Replica:
         self.ballot = ballot
         self.leader_id = None
         from_slot = self.applied + 1
-        self._campaign = _Campaign(
-            ballot, from_slot, now_ms + self._election_timeout_ms(), now_ms
-        )
+        self._campaign = _Campaign(ballot, from_slot, now_ms + self._election_timeout_ms(), now_ms)
         self._campaign.promises[self.id] = self._make_promise(ballot, from_slot)
         self._broadcast(Prepare(self.id, ballot, from_slot))
         self._check_campaign(now_ms)
 
     def _make_promise(self, ballot: Ballot, from_slot: int) -> Promise:
-        entries = tuple(
-            (s, b, v) for s, (b, v) in sorted(self.accepted.items()) if s >= from_slot
-        )
+        entries = tuple((s, b, v) for s, (b, v) in sorted(self.accepted.items()) if s >= from_slot)
         return Promise(self.id, ballot, entries, self.snapshot_slot, self.applied)
 
     def _candidate_tick(self, now_ms: float) -> None:
@@ -477,7 +473,9 @@ class Replica:
             if live < self.quorum:
                 self._step_down(now_ms)  # cut off: let clients learn it now
                 return
-        due = [s for s, p in sorted(self.proposals.items()) if now_ms - p.sent_ms >= cfg.retransmit_ms]
+        due = [
+            s for s, p in sorted(self.proposals.items()) if now_ms - p.sent_ms >= cfg.retransmit_ms
+        ]
         heartbeat = now_ms - self._last_heartbeat_ms >= cfg.heartbeat_ms
         for peer in self.peers:
             entries = tuple(

@@ -284,7 +284,10 @@ class Simulation:
     def step(self) -> None:
         """Advance the clock by one step and run everything due."""
         self.now_ms += self.step_ms
-        while self._fault_index < len(self.faults) and self.faults[self._fault_index].at_ms <= self.now_ms:
+        while (
+            self._fault_index < len(self.faults)
+            and self.faults[self._fault_index].at_ms <= self.now_ms
+        ):
             self._apply_fault(self.faults[self._fault_index])
             self._fault_index += 1
         while self._queue and self._queue[0][0] <= self.now_ms:
@@ -296,9 +299,9 @@ class Simulation:
             if n.core is not None:
                 self._absorb(i, n.core.tick(self.now_ms))
         for i, n in self.nodes.items():
-            if n.core is not None and (n.pending or n.pending_snapshot or n.held):
-                if self.rng.random() < self.fsync_probability:
-                    self._sync(i)
+            busy = n.core is not None and (n.pending or n.pending_snapshot or n.held)
+            if busy and self.rng.random() < self.fsync_probability:
+                self._sync(i)
 
     def _apply_fault(self, f: FaultEvent) -> None:
         if f.kind == "crash":

@@ -286,6 +286,20 @@ class Independent:
     def observes_failure(self, op: Any) -> bool:
         return bool(getattr(self.inner, "observes_failure", _no)(self.partition(op)[1]))
 
+    def resets(self, op: Any) -> bool:
+        inner_op = self.partition(op)[1]
+        fn = getattr(self.inner, "resets", None)
+        if fn is None:
+            return not getattr(self.inner, "read_only", _no)(inner_op)
+        return bool(fn(inner_op))
+
+    def may_reach(self, state: Any, op: Any) -> bool:
+        fn = getattr(self.inner, "may_reach", None)
+        if fn is None:
+            return False
+        key, inner_op = self.partition(op)
+        return bool(fn(dict(state).get(key, self.inner.init()), inner_op))
+
     def describe(self, state: Any) -> str:
         items = sorted(state, key=lambda kv: repr(kv[0]))
         return "{" + ", ".join(f"{k!r}: {self.inner.describe(s)}" for k, s in items) + "}"
@@ -324,6 +338,14 @@ class KvKey:
 
     def read_only(self, op: Any) -> bool:
         return op.f == "get" or (op.f == "append" and op.value == "")
+
+    def resets(self, op: Any) -> bool:
+        """Only a put can take the value anywhere but longer: appends only extend it."""
+        return op.f == "put"
+
+    def may_reach(self, state: Any, op: Any) -> bool:
+        """Could appends alone make ``op`` (a get) legal? Only if ``state`` is a prefix."""
+        return op.f != "get" or not isinstance(op.value, str) or op.value.startswith(state)
 
     def describe(self, state: Any) -> str:
         return repr(state)

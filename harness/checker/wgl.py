@@ -37,8 +37,7 @@ linearized.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from harness.checker.models import INCONSISTENT
 
@@ -49,8 +48,7 @@ OK = 1
 ILLEGAL = 2
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One op of a partition as the search sees it.
 
     ``ret`` is ``None`` for an indeterminate op. ``call``/``ret`` are
@@ -73,9 +71,17 @@ class Search:
         n = len(self.entries)
         self.n = n
         self.max_states = max_states
+        self._step = model.step
         self._successors = getattr(model, "successors", None)
         ro_fn = getattr(model, "read_only", None)
         self.ro = [bool(ro_fn(e.op)) if ro_fn is not None else False for e in self.entries]
+        resets_fn = getattr(model, "resets", None)
+        self.resets = [
+            bool(resets_fn(e.op)) if resets_fn is not None else not ro
+            for e, ro in zip(self.entries, self.ro, strict=True)
+        ]
+        self._may_reach = getattr(model, "may_reach", None)
+        self.reach: list[dict[int, bool]] = [{} for _ in range(n)]
         self.bit = [1 << k for k in range(n)]
         # Interchangeable indeterminate ops: op k may be tried only after the
         # previous member of its group is linearized.
@@ -90,11 +96,15 @@ class Search:
                         self.prereq[k] = 1 << prev
                     last_in_group[gk] = k
         # Events: 2k = call of op k, 2k+1 = return of op k; HEAD = 2n.
+        big = 1 << 62
+        self.evpos = [big] * (2 * n + 1)
         events: list[tuple[int, int]] = []
         for k, e in enumerate(self.entries):
             events.append((e.call, 2 * k))
+            self.evpos[2 * k] = e.call
             if e.ret is not None:
                 events.append((e.ret, 2 * k + 1))
+                self.evpos[2 * k + 1] = e.ret
         events.sort()
         head = 2 * n
         self.head = head
@@ -122,9 +132,12 @@ class Search:
         self.best_len = -1
         self.best: tuple[list[int], list[int], int] | None = None
         self.out_of_states = False
-        self._eager()
+        _, dead = self._close()
         self.e = self.nxt[head]
-        if self.remaining == 0:
+        if dead:
+            self._record_best()
+            self.status = ILLEGAL
+        elif self.remaining == 0:
             self.status = OK
 
     # ------------------------------------------------------------------ helpers
@@ -141,12 +154,12 @@ class Search:
     def _compute(self, k: int, s: int) -> tuple[int, ...]:
         state = self.states[s]
         op = self.entries[k].op
+        out: tuple[int, ...]
         if self._successors is not None:
-            nexts = tuple(self._successors(state, op))
+            out = tuple(self._intern(x) for x in self._successors(state, op))
         else:
-            r = self.model.step(state, op)
-            nexts = () if r is INCONSISTENT else (r,)
-        out = tuple(self._intern(x) for x in nexts)
+            r = self._step(state, op)
+            out = () if r is INCONSISTENT else (self._intern(r),)
         self.tables[k][s] = out
         return out
 
@@ -178,10 +191,20 @@ class Search:
         if q >= 0:
             prv[q] = c
 
-    def _eager(self) -> int:
-        """Linearize every legal read-only candidate now; returns how many."""
+    def _close(self) -> tuple[int, bool]:
+        """Linearize every legal read-only candidate now, and look for a dead end.
+
+        Returns (how many were linearized, dead). *Dead*: some read-only
+        candidate is illegal now, cannot become legal (by the model's
+        ``may_reach``) through the ops that do not ``reset`` the state, and no
+        resetting op is left that was invoked before it returned. It must be
+        linearized before any reset, so no extension of this prefix works.
+        """
         nxt, prv, ro, tables, s = self.nxt, self.prv, self.ro, self.tables, self.s
+        resets, has_ret = self.resets, self.has_ret
         count = 0
+        must_ret = -1  # earliest return among stuck read-only candidates
+        reset_seen = False
         e = nxt[self.head]
         while e >= 0 and not e & 1:
             k = e >> 1
@@ -192,13 +215,32 @@ class Search:
                 if succ:
                     self._lift(k)
                     self.L |= self.bit[k]
-                    self.remaining -= self.has_ret[k]
+                    self.remaining -= has_ret[k]
                     self.stack.append((k, s, -1))
                     count += 1
                     e = nxt[prv[e]]  # the lifted entry keeps its links: resume after its predecessor
                     continue
+                if has_ret[k] and not reset_seen:
+                    r = self.reach[k].get(s)
+                    if r is None:
+                        mr = self._may_reach
+                        r = bool(mr(self.states[s], self.entries[k].op)) if mr else False
+                        self.reach[k][s] = r
+                    if not r:
+                        pos = self.evpos[e + 1]
+                        if must_ret < 0 or pos < must_ret:
+                            must_ret = pos
+            elif resets[k]:
+                reset_seen = True
             e = nxt[e]
-        return count
+        if must_ret < 0 or reset_seen:
+            return count, False
+        evpos = self.evpos
+        while e >= 0 and evpos[e] < must_ret:
+            if not e & 1 and resets[e >> 1]:
+                return count, False
+            e = nxt[e]
+        return count, True
 
     def _candidates(self) -> list[int]:
         out = []
@@ -225,10 +267,11 @@ class Search:
         if self.status != RUNNING:
             return self.status
         nxt, bit, prereq, tables = self.nxt, self.bit, self.prereq, self.tables
-        shifted, seen, stack, has_ret = self.shifted, self.seen, self.stack, self.has_ret
+        seen, stack, has_ret = self.seen, self.stack, self.has_ret
         head = self.head
         max_states = self.max_states
         e, alt, s, L = self.e, self.alt, self.s, self.L
+        shifted = self.shifted
         steps = 0
         status = RUNNING
         while steps < budget:
@@ -255,23 +298,26 @@ class Search:
                     seen.add(key)
                     stack.append((k, s, alt))
                     self._lift(k)
-                    L = nL
-                    s = ns
                     self.remaining -= has_ret[k]
-                    # Close under eager read-only steps, then memoize the closed config too.
-                    self.s, self.L = s, L
-                    if self._eager():
-                        L = self.L
-                        key2 = L | shifted[s]
+                    self.s, self.L = ns, nL
+                    count, dead = self._close()
+                    shifted = self.shifted
+                    if count and not dead:
+                        key2 = self.L | shifted[ns]
                         if key2 in seen:
-                            self._undo_to_choice()
-                            k, s, alt = stack.pop()
-                            self._unlift(k)
-                            L = self.L = self.L ^ bit[k]
-                            self.remaining += has_ret[k]
-                            alt += 1
-                            continue
-                        seen.add(key2)
+                            dead = True
+                        else:
+                            seen.add(key2)
+                    if dead:
+                        self._undo_to_choice()
+                        k, s, alt = stack.pop()
+                        self._unlift(k)
+                        L = self.L = self.L ^ bit[k]
+                        self.s = s
+                        self.remaining += has_ret[k]
+                        alt += 1
+                        continue
+                    s, L = ns, self.L
                     moved = True
                     break
                 if moved:
@@ -297,6 +343,7 @@ class Search:
                 k, s, alt = stack.pop()
                 self._unlift(k)
                 L = self.L = self.L ^ bit[k]
+                self.s = s
                 self.remaining += has_ret[k]
                 e = 2 * k
                 alt += 1

@@ -13,35 +13,65 @@ Public names:
   subprocess for the duration of a ``with`` block.
 - :func:`find_toxiproxy_server`: the real binary on ``PATH``, if any.
 - :class:`ToxiproxyServer`: our server, in-process (tests embed it).
+
+The client side needs ``requests``; the server must not (it runs in images
+without PyPI access, as ``python -m harness.toxiproxy``), so the client names
+are imported lazily, on first use.
 """
 
 from __future__ import annotations
 
-from harness.toxiproxy.client import (
-    ProxyInfo,
-    ToxicInfo,
-    ToxiproxyClient,
-    ToxiproxyConflict,
-    ToxiproxyError,
-    ToxiproxyNotFound,
-    ToxiproxyRequestError,
-    ToxiproxyUnavailable,
-)
-from harness.toxiproxy.process import ServerProcess, find_toxiproxy_server, toxiproxy_server
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from harness.toxiproxy.server import VERSION, ToxiproxyServer
+
+if TYPE_CHECKING:
+    from harness.toxiproxy.client import (
+        ProxyInfo,
+        ToxicInfo,
+        ToxiproxyBadRequest,
+        ToxiproxyClient,
+        ToxiproxyConflict,
+        ToxiproxyError,
+        ToxiproxyNotFound,
+        ToxiproxyUnavailable,
+    )
+    from harness.toxiproxy.process import ServerProcess, find_toxiproxy_server, toxiproxy_server
 
 __all__ = [
     "VERSION",
     "ProxyInfo",
     "ServerProcess",
     "ToxicInfo",
+    "ToxiproxyBadRequest",
     "ToxiproxyClient",
     "ToxiproxyConflict",
     "ToxiproxyError",
     "ToxiproxyNotFound",
-    "ToxiproxyRequestError",
     "ToxiproxyServer",
     "ToxiproxyUnavailable",
     "find_toxiproxy_server",
     "toxiproxy_server",
 ]
+
+_LAZY = {
+    "ProxyInfo": "client",
+    "ToxicInfo": "client",
+    "ToxiproxyBadRequest": "client",
+    "ToxiproxyClient": "client",
+    "ToxiproxyConflict": "client",
+    "ToxiproxyError": "client",
+    "ToxiproxyNotFound": "client",
+    "ToxiproxyUnavailable": "client",
+    "ServerProcess": "process",
+    "find_toxiproxy_server": "process",
+    "toxiproxy_server": "process",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -63,7 +63,9 @@ def expect_object(value: Any, go_type: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise DecodeError(f"json: cannot unmarshal {json_kind(value)} into Go value of type {go_type}")
+        raise DecodeError(
+            f"json: cannot unmarshal {json_kind(value)} into Go value of type {go_type}"
+        )
     return value
 
 
@@ -113,7 +115,8 @@ def get_int(obj: dict[str, Any], name: str, default: int, *, where: str) -> int:
         raise _mismatch(value, f"{where}.{name}", "int64")
     if isinstance(value, float) or not INT64_MIN <= value <= INT64_MAX:
         raise DecodeError(
-            f"json: cannot unmarshal number {value} into Go struct field {where}.{name} of type int64"
+            f"json: cannot unmarshal number {value} into Go struct field "
+            f"{where}.{name} of type int64"
         )
     return value
 

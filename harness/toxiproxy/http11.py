@@ -76,7 +76,9 @@ class Response:
         return head if head_only or self.status in (204, 304) else head + self.body
 
 
-async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Request | None:
+async def read_request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> Request | None:
     """The next request on a connection, or ``None`` when the client closed it cleanly."""
     try:
         head = await reader.readuntil(b"\r\n\r\n")

@@ -25,6 +25,7 @@ import contextlib
 import random
 import socket
 import struct
+import threading
 from collections.abc import Callable, Iterable
 
 from harness.toxiproxy.stage import Stage
@@ -33,10 +34,27 @@ from harness.toxiproxy.toxics import Toxic
 
 __all__ = ["BUDGET_BYTES", "READ_SIZE", "Endpoint", "Link"]
 
-READ_SIZE = 256 * 1024
+READ_SIZE = 1024 * 1024
 BUDGET_BYTES = 8 * 1024 * 1024
 WRITE_HIGH_WATER = 1024 * 1024
 _LINGER_ZERO = struct.pack("ii", 1, 0)
+
+
+_thread_state = threading.local()
+
+
+def _read_buffer() -> memoryview:
+    """The read buffer shared by every endpoint on this thread's event loop.
+
+    Sharing is safe because a read is consumed before the next one starts (the
+    fast path hands it to the destination transport, which copies what it
+    cannot send at once; the pipeline copies it into a chunk), and it lets
+    reads be large without costing memory per connection.
+    """
+    buffer = getattr(_thread_state, "buffer", None)
+    if buffer is None:
+        buffer = _thread_state.buffer = memoryview(bytearray(READ_SIZE))
+    return buffer
 
 
 class Endpoint(asyncio.BufferedProtocol):
@@ -57,7 +75,7 @@ class Endpoint(asyncio.BufferedProtocol):
         self.inbound: Link | None = None
         self.lost = False
         self._on_lost = on_lost
-        self._buffer = memoryview(bytearray(READ_SIZE))
+        self._buffer = _read_buffer()
         self._paused_reasons: set[str] = set()
 
     # --- asyncio protocol -------------------------------------------------

@@ -214,9 +214,7 @@ class Proxy:
 
     def _bind(self, host: str, port: int) -> socket.socket:
         try:
-            infos = socket.getaddrinfo(
-                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-            )
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         except socket.gaierror as exc:
             raise ApiError(500, f"listen tcp {self.listen}: {exc.strerror}") from None
         # Go listens on the first address; prefer IPv4 as Go does for "localhost".
@@ -257,4 +255,3 @@ class Proxy:
     def connection_count(self) -> int:
         """Open connections (for tests and diagnostics)."""
         return len(self._connections)
-

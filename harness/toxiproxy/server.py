@@ -63,7 +63,9 @@ class ToxiproxyServer:
     a run can be replayed.
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 8474, seed: int | None = None) -> None:
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 8474, seed: int | None = None
+    ) -> None:
         self.host = host
         self.port = port
         self.rng = random.Random(seed)
@@ -138,7 +140,9 @@ class ToxiproxyServer:
 
     # --- HTTP ----------------------------------------------------------------
 
-    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self._clients.add(writer)
         try:
             while True:
@@ -214,7 +218,9 @@ class ToxiproxyServer:
             raise api_errors.bad_request_body(str(exc)) from None
 
     def _new_proxy(self, name: str, listen: str, upstream: str) -> Proxy:
-        return Proxy(name=name, listen=listen, upstream=upstream, default_host=self.host, rng=self.rng)
+        return Proxy(
+            name=name, listen=listen, upstream=upstream, default_host=self.host, rng=self.rng
+        )
 
     # --- endpoints -------------------------------------------------------------
 
@@ -369,7 +375,12 @@ class ToxiproxyServer:
         except DecodeError as exc:
             raise api_errors.bad_request_body(str(exc)) from None
         toxic = Toxic(
-            name=name, type=type_name, stream=stream, direction=direction, toxicity=toxicity, kind=kind
+            name=name,
+            type=type_name,
+            stream=stream,
+            direction=direction,
+            toxicity=toxicity,
+            kind=kind,
         )
         await proxy.toxics.add(toxic)
         return _json(200, toxic.to_json())

@@ -75,7 +75,10 @@ class ToxicKind:
         :class:`DecodeError` (400).
         """
         obj = expect_object(raw, f"toxics.{type(self).__name__}")
-        decoded = {name: get_int(obj, name, value, where=self.go_name) for name, value in self.values.items()}
+        decoded = {
+            name: get_int(obj, name, value, where=self.go_name)
+            for name, value in self.values.items()
+        }
         self.values.update(decoded)
 
     def new_state(self) -> Any:
@@ -374,4 +377,3 @@ class Toxic:
 def make_kind(type_name: str) -> ToxicKind:
     """A fresh attribute object for ``type_name``; ``KeyError`` if the type is unknown."""
     return TOXIC_KINDS[type_name]()
-

@@ -29,7 +29,13 @@ CFG = Config(heartbeat_ms=50, election_timeout_ms=300, retransmit_ms=100, window
 
 def replica(node_id: int = 1, *, now_ms: float = 0, **kw: object) -> Replica:
     return Replica(
-        node_id, [1, 2, 3], ChainMachine(), now_ms=now_ms, rng=random.Random(0), config=CFG, **kw  # type: ignore[arg-type]
+        node_id,
+        [1, 2, 3],
+        ChainMachine(),
+        now_ms=now_ms,
+        rng=random.Random(0),
+        config=CFG,
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -191,8 +197,15 @@ def test_serving_catchup_sends_a_snapshot_when_the_asker_is_behind_it() -> None:
 
 
 def test_recovery_from_snapshot_and_records() -> None:
-    recs = [PromiseRecord(Ballot(4, 2)), AcceptRecord(5, Ballot(4, 2), ("x",)), AcceptRecord(7, Ballot(4, 2), ("y",))]
+    recs = [
+        PromiseRecord(Ballot(4, 2)),
+        AcceptRecord(5, Ballot(4, 2), ("x",)),
+        AcceptRecord(7, Ballot(4, 2), ("y",)),
+    ]
     r = replica(1, snapshot=Snapshot(5, [3, 99]), records=recs)
     assert r.applied == 5 and r.promised == Ballot(4, 2)
     assert r.accepted == {7: (Ballot(4, 2), ("y",))}
-    assert r.durable_records() == [PromiseRecord(Ballot(4, 2)), AcceptRecord(7, Ballot(4, 2), ("y",))]
+    assert r.durable_records() == [
+        PromiseRecord(Ballot(4, 2)),
+        AcceptRecord(7, Ballot(4, 2), ("y",)),
+    ]

@@ -171,9 +171,16 @@ def test_messages_round_trip_through_json(msg: object) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [{}, {"t": "accept"}, {"t": "accept", "src": 1, "b": [1], "e": [], "c": 0},
-     {"t": "nope", "src": 1}, {"t": "accepted", "src": 1, "b": [1, 1], "s": "x", "a": 0},
-     [1, 2], None, {"t": "prepare", "src": True, "b": [1, 1], "f": 1}],
+    [
+        {},
+        {"t": "accept"},
+        {"t": "accept", "src": 1, "b": [1], "e": [], "c": 0},
+        {"t": "nope", "src": 1},
+        {"t": "accepted", "src": 1, "b": [1, 1], "s": "x", "a": 0},
+        [1, 2],
+        None,
+        {"t": "prepare", "src": True, "b": [1, 1], "f": 1},
+    ],
 )
 def test_malformed_messages_raise_codec_error(bad: object) -> None:
     from reference_system.codec import CodecError

@@ -1,0 +1,1 @@
+"""Cluster backends (Docker, local processes) and registry-free images."""

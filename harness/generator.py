@@ -1,0 +1,226 @@
+"""Pure generators of client and nemesis operations.
+
+A run's operations are decided here, as data, before anything touches a
+cluster: which client does what and when (a mix of operations, a rate, a
+concurrency, phases), and which fault starts when, on which nodes, for how
+long. Everything comes from one seeded ``random.Random`` and times are
+offsets in seconds from the run's start, so a schedule is printable, storable
+in results, shrinkable by Hypothesis, and replayable exactly.
+
+The runner owns the clock and the clients; it asks the plan what to do next.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = [
+    "FAULT_KINDS",
+    "ClientOp",
+    "Fault",
+    "FaultSchedule",
+    "Mix",
+    "Phase",
+    "client_ops",
+    "random_schedule",
+]
+
+FAULT_KINDS = ("partition", "kill", "pause", "latency", "stall")
+PARTITION_PLANS = ("random-halves", "isolate-one", "isolate-leader", "majorities-ring", "bridge")
+
+
+@dataclass(frozen=True)
+class ClientOp:
+    """One planned client operation: at ``at_s`` seconds, worker ``worker`` invokes ``f``."""
+
+    at_s: float
+    worker: int
+    f: str
+    value: Any = None
+
+
+ValueMaker = Callable[[random.Random, int], Any]
+
+
+@dataclass(frozen=True)
+class Mix:
+    """A weighted mix of operations, each with a maker of its invocation value.
+
+    A value maker gets the random source and a per-run counter (for unique
+    values: Jepsen's queue and register tests rely on never writing the same
+    value twice).
+    """
+
+    weights: Mapping[str, float]
+    values: Mapping[str, ValueMaker] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.weights or any(w < 0 for w in self.weights.values()):
+            raise ValueError("a mix needs at least one operation and no negative weight")
+        if sum(self.weights.values()) <= 0:
+            raise ValueError("a mix needs a positive total weight")
+
+    def pick(self, rng: random.Random, counter: int) -> tuple[str, Any]:
+        fs = list(self.weights)
+        f = rng.choices(fs, weights=[self.weights[x] for x in fs])[0]
+        maker = self.values.get(f)
+        return f, (maker(rng, counter) if maker else None)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of the run with its own mix and rate (e.g. load, then drain)."""
+
+    duration_s: float
+    mix: Mix
+    rate_hz: float  # total across workers; 0 means as fast as the workers go
+    name: str = "main"
+
+
+def client_ops(
+    phases: Sequence[Phase],
+    *,
+    concurrency: int,
+    rng: random.Random,
+    stagger: bool = True,
+) -> Iterator[ClientOp]:
+    """The planned client operations of all phases, in time order.
+
+    With a rate, arrivals are Poisson (``stagger``) or evenly spaced, assigned
+    round-robin to workers; the runner starts each when its worker is free and
+    the time has come, so a slow system lowers the real rate rather than
+    piling up work. Without a rate, one op per worker is planned at each
+    phase's start and the runner keeps workers busy with ``pick`` itself.
+    """
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    t0 = 0.0
+    counter = 0
+    for phase in phases:
+        if phase.duration_s < 0:
+            raise ValueError("a phase cannot last a negative time")
+        end = t0 + phase.duration_s
+        if phase.rate_hz <= 0:
+            for w in range(concurrency):
+                f, v = phase.mix.pick(rng, counter)
+                counter += 1
+                yield ClientOp(t0, w, f, v)
+        else:
+            t = t0
+            w = 0
+            while True:
+                gap = rng.expovariate(phase.rate_hz) if stagger else 1.0 / phase.rate_hz
+                t += gap
+                if t >= end:
+                    break
+                f, v = phase.mix.pick(rng, counter)
+                counter += 1
+                yield ClientOp(round(t, 6), w, f, v)
+                w = (w + 1) % concurrency
+        t0 = end
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault: what, when (seconds from the start), for how long, and its parameters.
+
+    ``params`` holds what the kind needs and nothing random is left for later:
+    a partition's plan name and seed, the node to kill or pause (or a rule
+    such as ``"leader"`` resolved when applied and recorded then), latency in
+    ms and jitter.
+    """
+
+    kind: str
+    start_s: float
+    duration_s: float
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; known: {', '.join(FAULT_KINDS)}")
+        if self.start_s < 0 or self.duration_s < 0:
+            raise ValueError("a fault cannot start or last a negative time")
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.duration_s
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["params"] = dict(self.params)
+        return d
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> Fault:
+        return Fault(str(d["kind"]), float(d["start_s"]), float(d["duration_s"]),
+                     dict(d.get("params") or {}))
+
+
+@dataclass(frozen=True)
+class FaultSchedule:
+    """The faults of a run. Faults of one kind never overlap; a heal follows the last."""
+
+    faults: tuple[Fault, ...] = ()
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "faults": [f.to_dict() for f in self.faults]}
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> FaultSchedule:
+        return FaultSchedule(tuple(Fault.from_dict(f) for f in d.get("faults", ())),
+                             int(d.get("seed", 0)))
+
+    @property
+    def end_s(self) -> float:
+        return max((f.end_s for f in self.faults), default=0.0)
+
+    def active_at(self, t_s: float) -> list[Fault]:
+        return [f for f in self.faults if f.start_s <= t_s < f.end_s]
+
+
+def _params(kind: str, rng: random.Random, nodes: Sequence[str]) -> dict[str, Any]:
+    if kind == "partition":
+        return {"plan": rng.choice(PARTITION_PLANS), "seed": rng.randrange(2**31)}
+    if kind in ("kill", "pause"):
+        return {"node": rng.choice([*nodes, "leader"])}
+    if kind == "latency":
+        return {"latency_ms": rng.choice((50, 100, 200)), "jitter_ms": rng.choice((0, 20, 50)),
+                "node": rng.choice([*nodes, "all"])}
+    return {"node": rng.choice(nodes)}  # stall
+
+
+def random_schedule(
+    rng: random.Random,
+    *,
+    kinds: Sequence[str],
+    nodes: Sequence[str],
+    time_limit_s: float,
+    mean_interval_s: float = 10.0,
+    min_duration_s: float = 2.0,
+    max_duration_s: float = 10.0,
+    seed: int = 0,
+) -> FaultSchedule:
+    """Faults drawn one after another: a quiet gap, a fault, a gap, ... until the limit.
+
+    One fault at a time keeps each anomaly attributable to one cause; mixed
+    kinds (``kinds`` with several entries) alternate at random.
+    """
+    for k in kinds:
+        if k not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {k!r}; known: {', '.join(FAULT_KINDS)}")
+    faults: list[Fault] = []
+    if not kinds:
+        return FaultSchedule((), seed)
+    t = rng.uniform(0.5, min(mean_interval_s, max(0.5, time_limit_s / 4)))
+    while True:
+        dur = rng.uniform(min_duration_s, max_duration_s)
+        if t + dur > time_limit_s:
+            break
+        kind = rng.choice(list(kinds))
+        faults.append(Fault(kind, round(t, 3), round(dur, 3), _params(kind, rng, nodes)))
+        t += dur + rng.uniform(1.0, mean_interval_s)
+    return FaultSchedule(tuple(faults), seed)

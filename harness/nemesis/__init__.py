@@ -1,0 +1,1 @@
+"""Faults planned as data (grudges, schedules) and applied to a cluster."""

@@ -1,0 +1,66 @@
+"""Seeded bugs: known mistakes the harness must catch, off by default.
+
+Select with the environment variable ``REFSYS_BUG`` (one name, or several
+separated by commas). Each bug is a few lines behind a flag where it lives;
+this table says what each one breaks and which anomaly a correct checker
+should report.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["BUGS", "ENV_VAR", "UnknownBug", "bugs_from_env"]
+
+ENV_VAR = "REFSYS_BUG"
+
+BUGS: dict[str, str] = {
+    "ack_before_quorum": (
+        "node.py: the leader answers a key-value write or an enqueue as soon as it "
+        "proposed it, before a quorum accepted it. Anomaly: an acknowledged write is "
+        "lost when the leader crashes or is partitioned (lost enqueue; a later read "
+        "does not see an acknowledged write: not linearizable)."
+    ),
+    "local_reads": (
+        "node.py: GET /kv/{key} and GET /items/{id} answer from the receiving node's "
+        "local state, without the log or a lease. Anomaly: stale reads from a "
+        "lagging follower or a deposed leader (not linearizable)."
+    ),
+    "stale_token": (
+        "state_machine.py: complete() skips the fencing-token check. Anomaly: a "
+        "holder whose lease was taken over still completes the item: two accepted "
+        "completions of one item (fencing violation)."
+    ),
+    "expire_early": (
+        "leases.py: a new leader expires every inherited lease at once instead of "
+        "waiting a full lease time in office. Anomaly: an item is claimed by a second "
+        "worker while its first holder's lease is still valid (double execution; "
+        "the first holder's completion is refused as stale)."
+    ),
+    "small_quorum": (
+        "replica.py: the quorum is one node too small (1 of 3, 2 of 5). Anomaly: "
+        "under a partition two leaders commit different values in the same slot: "
+        "split brain, divergent replicas, lost and phantom writes."
+    ),
+    "forget_promise": (
+        "replica.py: the acceptor's promise is not persisted. Anomaly: after a "
+        "restart the acceptor accepts an older leader's value it promised to "
+        "refuse; two values can be chosen for one slot (lost or divergent writes) "
+        "under crash-restart faults."
+    ),
+}
+
+
+class UnknownBug(ValueError):
+    """``REFSYS_BUG`` names a bug that does not exist (a typo must not silently
+    run a correct system)."""
+
+
+def bugs_from_env(environ: dict[str, str] | None = None) -> frozenset[str]:
+    """The bugs selected by ``REFSYS_BUG``; empty when unset."""
+    raw = (environ if environ is not None else dict(os.environ)).get(ENV_VAR, "")
+    names = frozenset(n.strip() for n in raw.split(",") if n.strip())
+    unknown = names - BUGS.keys()
+    if unknown:
+        raise UnknownBug(f"unknown {ENV_VAR} value(s) {sorted(unknown)}; known: {sorted(BUGS)}")
+    return names

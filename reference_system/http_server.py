@@ -1,0 +1,174 @@
+"""A small HTTP/1.1 server on asyncio streams (the node may not use PyPI).
+
+Enough of HTTP for a JSON API behind HAProxy: keep-alive, ``Content-Length``
+bodies, limits on header and body size, an idle timeout. Anything a client
+sends that is not understood gets a 4xx and, when the stream can no longer be
+trusted, the connection is closed; the server keeps serving other clients. A
+handler exception is a 500 for that request only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = ["Request", "Response", "json_response", "start_http_server"]
+
+log = logging.getLogger(__name__)
+
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    411: "Length Required",
+    413: "Payload Too Large",
+    421: "Misdirected Request",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    """One parsed request; ``path`` is percent-decoded per segment by the router."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Response:
+    """A response; ``body`` is already encoded."""
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_response(status: int, obj: Any) -> Response:
+    """A JSON response."""
+    return Response(
+        status,
+        json.dumps(obj, separators=(",", ":")).encode(),
+        {"Content-Type": "application/json"},
+    )
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return json_response(status, {"error": code, "definite": True, "message": message})
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+async def start_http_server(
+    handler: Handler,
+    host: str,
+    port: int,
+    *,
+    max_body_bytes: int = 1 << 20,
+    max_header_bytes: int = 32 * 1024,
+    idle_timeout_s: float = 75.0,
+) -> asyncio.Server:
+    """Start serving; the caller owns (and closes) the returned server."""
+
+    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await _serve_connection(reader, writer, handler, max_body_bytes, idle_timeout_s)
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass
+        except Exception:  # a bug here must not take the server down
+            log.exception("http connection failed")
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    return await asyncio.start_server(on_connection, host, port, limit=max_header_bytes)
+
+
+async def _write(writer: asyncio.StreamWriter, resp: Response, keep_alive: bool) -> None:
+    head = [f"HTTP/1.1 {resp.status} {REASONS.get(resp.status, 'Unknown')}"]
+    headers = {"Content-Length": str(len(resp.body)), **resp.headers}
+    headers["Connection"] = "keep-alive" if keep_alive else "close"
+    head.extend(f"{k}: {v}" for k, v in headers.items())
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + resp.body)
+    await writer.drain()
+
+
+async def _serve_connection(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    handler: Handler,
+    max_body_bytes: int,
+    idle_timeout_s: float,
+) -> None:
+    while True:
+        try:
+            raw = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), idle_timeout_s)
+        except asyncio.IncompleteReadError:
+            return  # the client closed the connection
+        except asyncio.LimitOverrunError:
+            await _write(writer, _error(431, "bad_request", "headers too large"), False)
+            return
+        try:
+            text = raw.decode("latin-1")
+            request_line, *header_lines = text[:-4].split("\r\n")
+            method, target, version = request_line.split(" ")
+            if not version.startswith("HTTP/1."):
+                raise ValueError(version)
+            headers: dict[str, str] = {}
+            for line in header_lines:
+                name, sep, value = line.partition(":")
+                if not sep:
+                    raise ValueError(line)
+                headers[name.strip().lower()] = value.strip()
+            parts = urlsplit(target)
+            path = parts.path
+            query = parse_qs(parts.query)
+        except ValueError:
+            await _write(writer, _error(400, "bad_request", "malformed request head"), False)
+            return
+        if "transfer-encoding" in headers:
+            await _write(writer, _error(411, "bad_request", "send a Content-Length body"), False)
+            return
+        try:
+            length = int(headers.get("content-length", "0"))
+            if length < 0:
+                raise ValueError(length)
+        except ValueError:
+            await _write(writer, _error(400, "bad_request", "bad Content-Length"), False)
+            return
+        if length > max_body_bytes:
+            await _write(
+                writer, _error(413, "too_large", f"body over {max_body_bytes} bytes"), False
+            )
+            return
+        body = await asyncio.wait_for(reader.readexactly(length), idle_timeout_s)
+        conn = headers.get("connection", "").lower()
+        keep_alive = conn != "close" if version == "HTTP/1.1" else conn == "keep-alive"
+        req = Request(method.upper(), path, query, headers, body)
+        try:
+            resp = await handler(req)
+        except Exception:
+            log.exception("handler failed for %s %s", method, path)
+            resp = json_response(
+                500, {"error": "internal", "definite": False, "message": "internal error"}
+            )
+        await _write(writer, resp, keep_alive)
+        if not keep_alive:
+            return

@@ -1,0 +1,181 @@
+"""Peer RPC over TCP: length-prefixed JSON frames, one connection per direction.
+
+A node *sends* only on connections it opened to each peer and *receives* only
+on connections peers opened to it. One connection per directed pair is what
+lets the harness put one Toxiproxy proxy on each link and cut exactly one
+direction.
+
+Frames are ``length (4 bytes, big-endian) | JSON``. The first frame on a
+connection is ``{"hello": <node id>}``. Delivery is best effort: the protocol
+above retransmits, so a full queue or a broken connection drops messages
+rather than blocking the node. Connecting retries with randomized exponential
+backoff. A malformed frame closes that connection only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import struct
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["PeerTransport", "decode_frame_body", "encode_frame"]
+
+log = logging.getLogger(__name__)
+
+_LEN = struct.Struct(">I")
+MAX_FRAME_BYTES = 256 * 1024 * 1024
+
+
+def encode_frame(obj: Any) -> bytes:
+    """One frame: length prefix and compact JSON."""
+    body = json.dumps(obj, separators=(",", ":")).encode()
+    return _LEN.pack(len(body)) + body
+
+
+def decode_frame_body(body: bytes) -> Any:
+    """The JSON value of a frame body (ValueError if it is not JSON)."""
+    return json.loads(body)
+
+
+async def _read_frame(reader: asyncio.StreamReader, max_bytes: int) -> Any:
+    (n,) = _LEN.unpack(await reader.readexactly(_LEN.size))
+    if n > max_bytes:
+        raise ValueError(f"frame of {n} bytes is over the limit")
+    return decode_frame_body(await reader.readexactly(n))
+
+
+class PeerTransport:
+    """Connections to and from the other nodes of a fixed membership."""
+
+    def __init__(
+        self,
+        node_id: int,
+        listen: tuple[str, int],
+        peers: dict[int, tuple[str, int]],
+        on_message: Callable[[int, Any], None],
+        *,
+        queue_max: int = 10_000,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
+        rng: random.Random | None = None,
+    ):
+        self.node_id = node_id
+        self.listen = listen
+        self.peers = dict(peers)
+        self.on_message = on_message
+        self.max_frame_bytes = max_frame_bytes
+        self.rng = rng or random.Random()
+        self._queues: dict[int, asyncio.Queue[bytes]] = {p: asyncio.Queue(queue_max) for p in peers}
+        self._connected: dict[int, bool] = dict.fromkeys(peers, False)
+        self._server: asyncio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._inbound: set[asyncio.StreamWriter] = set()
+        self.dropped = 0
+
+    async def start(self) -> None:
+        """Listen for peers and start connecting to them."""
+        host, port = self.listen
+        self._server = await asyncio.start_server(self._accept, host, port)
+        for p in self.peers:
+            self._tasks.append(asyncio.create_task(self._sender(p), name=f"peer-send-{p}"))
+
+    async def stop(self) -> None:
+        """Close every connection."""
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        if self._server is not None:
+            self._server.close()
+        for w in list(self._inbound):
+            w.close()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+
+    def send(self, dst: int, frame: bytes) -> None:
+        """Queue an encoded frame for ``dst``; dropped if the peer is unreachable."""
+        q = self._queues.get(dst)
+        if q is None:
+            return
+        if not self._connected[dst] and q.qsize() > 1000:
+            self.dropped += 1
+            return
+        try:
+            q.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    def connected(self, dst: int) -> bool:
+        """Whether the outgoing connection to ``dst`` is up."""
+        return self._connected.get(dst, False)
+
+    async def _sender(self, peer: int) -> None:
+        host, port = self.peers[peer]
+        q = self._queues[peer]
+        backoff_s = 0.02
+        while True:
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+            except (OSError, TimeoutError):
+                while not q.empty():  # stale by the time we reconnect; retransmitted
+                    q.get_nowait()
+                    self.dropped += 1
+                await asyncio.sleep(backoff_s * (0.5 + self.rng.random()))
+                backoff_s = min(backoff_s * 2, 1.0)
+                continue
+            backoff_s = 0.02
+            self._connected[peer] = True
+            watcher = asyncio.create_task(reader.read(1))  # EOF from a dead peer
+            getter: asyncio.Task[bytes] | None = None
+            try:
+                writer.write(encode_frame({"hello": self.node_id}))
+                while True:
+                    getter = asyncio.create_task(q.get())
+                    done, _ = await asyncio.wait(
+                        {getter, watcher}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if getter not in done:
+                        getter.cancel()
+                        break  # the peer closed the connection
+                    frames = [getter.result()]
+                    while not q.empty() and len(frames) < 256:
+                        frames.append(q.get_nowait())
+                    writer.write(b"".join(frames))
+                    await writer.drain()
+            except (OSError, ConnectionError):
+                pass
+            finally:
+                self._connected[peer] = False
+                watcher.cancel()
+                if getter is not None and not getter.done():
+                    getter.cancel()
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await writer.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._inbound.add(writer)
+        try:
+            hello = await asyncio.wait_for(_read_frame(reader, 1024), 5.0)
+            src = hello.get("hello") if isinstance(hello, dict) else None
+            if src not in self.peers:
+                return
+            while True:
+                obj = await _read_frame(reader, self.max_frame_bytes)
+                try:
+                    self.on_message(src, obj)
+                except Exception:
+                    log.exception("dropping a message from %s that could not be handled", src)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError, TimeoutError):
+            pass
+        except ValueError as e:
+            log.warning("closing connection from a peer that sent a bad frame: %s", e)
+        finally:
+            self._inbound.discard(writer)
+            writer.close()

@@ -1,0 +1,96 @@
+"""Generators and strategies: pure, seeded, replayable."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.generator import Fault, FaultSchedule, Mix, Phase, client_ops, random_schedule
+from harness.strategies import fault_schedules
+
+MIX = Mix({"read": 2, "write": 1}, {"write": lambda rng, n: n})
+
+
+def test_client_ops_respect_rate_phases_and_concurrency() -> None:
+    phases = [Phase(10.0, MIX, rate_hz=50), Phase(5.0, Mix({"drain": 1}), rate_hz=10)]
+    ops = list(client_ops(phases, concurrency=4, rng=random.Random(1)))
+    main = [o for o in ops if o.at_s < 10]
+    tail = [o for o in ops if o.at_s >= 10]
+    assert 350 < len(main) < 650  # ~500 by Poisson arrivals
+    assert all(o.f == "drain" for o in tail) and 20 < len(tail) < 90
+    assert [o.at_s for o in ops] == sorted(o.at_s for o in ops)
+    assert {o.worker for o in ops} == {0, 1, 2, 3}
+    writes = [o.value for o in ops if o.f == "write"]
+    assert len(writes) == len(set(writes))  # unique values
+
+
+def test_client_ops_are_reproducible() -> None:
+    phases = [Phase(3.0, MIX, rate_hz=100)]
+    a = list(client_ops(phases, concurrency=2, rng=random.Random(5)))
+    b = list(client_ops(phases, concurrency=2, rng=random.Random(5)))
+    assert a == b
+
+
+def test_unlimited_rate_plans_one_op_per_worker() -> None:
+    ops = list(client_ops([Phase(3.0, MIX, rate_hz=0)], concurrency=3, rng=random.Random(0)))
+    assert [o.worker for o in ops] == [0, 1, 2] and all(o.at_s == 0 for o in ops)
+
+
+@pytest.mark.parametrize("bad", [{}, {"read": -1}, {"read": 0}])
+def test_mix_rejects_bad_weights(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        Mix(bad)
+
+
+def test_random_schedule_faults_do_not_overlap_and_fit() -> None:
+    rng = random.Random(3)
+    s = random_schedule(rng, kinds=["partition", "kill", "pause", "latency"],
+                        nodes=["n1", "n2", "n3"], time_limit_s=120)
+    assert s.faults
+    for a, b in zip(s.faults, s.faults[1:], strict=False):
+        assert a.end_s <= b.start_s
+    assert s.end_s <= 120
+    assert FaultSchedule.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+
+
+def test_unknown_fault_kind_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown fault kind"):
+        Fault("meteor", 0, 1)
+    with pytest.raises(ValueError, match="unknown fault kind"):
+        random_schedule(random.Random(0), kinds=["meteor"], nodes=["n1"], time_limit_s=10)
+
+
+@settings(max_examples=100, deadline=None)
+@given(fault_schedules(time_limit_s=20, nodes=("a", "b", "c")))
+def test_strategy_schedules_are_well_formed(s: FaultSchedule) -> None:
+    for a, b in zip(s.faults, s.faults[1:], strict=False):
+        assert a.end_s <= b.start_s
+    for f in s.faults:
+        assert f.start_s >= 0 and f.duration_s >= 1.0
+        if f.kind in ("kill", "pause"):
+            assert f.params["node"] in ("leader", "a", "b", "c")
+    assert FaultSchedule.from_dict(s.to_dict()) == s
+
+
+def test_strategy_shrinks_to_a_minimal_failing_schedule() -> None:
+    """Hypothesis finds the smallest schedule that 'breaks' a toy system (any kill)."""
+    from hypothesis import find
+
+    smallest = find(fault_schedules(time_limit_s=20),
+                    lambda s: any(f.kind == "kill" for f in s.faults),
+                    settings=settings(max_examples=500, database=None))
+    assert len(smallest.faults) == 1 and smallest.faults[0].kind == "kill"
+    assert smallest.faults[0].start_s == 0 and smallest.faults[0].duration_s == 1.0
+
+
+@given(st.integers(0, 1000))
+def test_random_schedule_reproducible(seed: int) -> None:
+    def make() -> FaultSchedule:
+        return random_schedule(random.Random(seed), kinds=["partition", "pause"],
+                               nodes=["n1", "n2", "n3"], time_limit_s=60.0)
+
+    assert make() == make()
