@@ -21,6 +21,8 @@ from reference_system.messages import (
     Message,
     Nack,
     Prepare,
+    PreVote,
+    PreVoteReply,
     Promise,
     PromiseRecord,
     Record,
@@ -117,6 +119,10 @@ def encode_message(m: Message) -> dict[str, Any]:
             "ct": m.compacted_through,
             "a": m.applied,
         }
+    if isinstance(m, PreVote):
+        return {"t": "prevote", "src": m.src, "b": list(m.ballot)}
+    if isinstance(m, PreVoteReply):
+        return {"t": "prevote_reply", "src": m.src, "b": list(m.ballot), "g": bool(m.granted)}
     if isinstance(m, Nack):
         return {"t": "nack", "src": m.src, "b": list(m.ballot), "p": list(m.promised)}
     if isinstance(m, CatchupRequest):
@@ -156,6 +162,13 @@ def decode_message(d: Any) -> Message:
                     raise CodecError(f"bad accepted entry {e!r}")
                 entries.append((_int(e[0]), _ballot(e[1]), _value(e[2])))
             return Promise(src, _ballot(d["b"]), tuple(entries), _int(d["ct"]), _int(d["a"]))
+        if t == "prevote":
+            return PreVote(src, _ballot(d["b"]))
+        if t == "prevote_reply":
+            granted = d["g"]
+            if not isinstance(granted, bool):
+                raise CodecError("granted must be a boolean")
+            return PreVoteReply(src, _ballot(d["b"]), granted)
         if t == "nack":
             return Nack(src, _ballot(d["b"]), _ballot(d["p"]))
         if t == "catchup":

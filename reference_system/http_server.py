@@ -110,6 +110,21 @@ async def _write(writer: asyncio.StreamWriter, resp: Response, keep_alive: bool)
     await writer.drain()
 
 
+async def _linger(reader: asyncio.StreamReader, limit_bytes: int) -> None:
+    """Read and discard what the client is still sending (up to a limit and a
+    second), so it sees our error response instead of a reset connection."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 1.0
+    while limit_bytes > 0 and loop.time() < deadline:
+        try:
+            chunk = await asyncio.wait_for(reader.read(min(limit_bytes, 1 << 16)), 0.2)
+        except TimeoutError:
+            return
+        if not chunk:
+            return
+        limit_bytes -= len(chunk)
+
+
 async def _serve_connection(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
@@ -157,6 +172,7 @@ async def _serve_connection(
             await _write(
                 writer, _error(413, "too_large", f"body over {max_body_bytes} bytes"), False
             )
+            await _linger(reader, min(length, 64 << 20))
             return
         body = await asyncio.wait_for(reader.readexactly(length), idle_timeout_s)
         conn = headers.get("connection", "").lower()

@@ -27,6 +27,8 @@ __all__ = [
     "Envelope",
     "Message",
     "Nack",
+    "PreVote",
+    "PreVoteReply",
     "Prepare",
     "Promise",
     "PromiseRecord",
@@ -63,6 +65,28 @@ class Snapshot:
 
 
 # ---------------------------------------------------------------- messages
+
+
+@dataclass(frozen=True, slots=True)
+class PreVote:
+    """Would you join an election for ``ballot``? Changes nothing on disk.
+
+    Asked before a real election so that a node coming back from a pause or a
+    partition does not raise ballots (and so depose a working leader) while
+    the others still hear from that leader (Raft's pre-vote, for Paxos).
+    """
+
+    src: int
+    ballot: Ballot
+
+
+@dataclass(frozen=True, slots=True)
+class PreVoteReply:
+    """``granted``: the sender hears from no live leader."""
+
+    src: int
+    ballot: Ballot
+    granted: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +166,17 @@ class CatchupReply:
     applied: int
 
 
-Message = Prepare | Promise | Nack | Accept | Accepted | CatchupRequest | CatchupReply
+Message = (
+    PreVote
+    | PreVoteReply
+    | Prepare
+    | Promise
+    | Nack
+    | Accept
+    | Accepted
+    | CatchupRequest
+    | CatchupReply
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,18 +228,29 @@ class Effects:
 
     The durability rule: the driver makes ``records`` durable (and writes
     ``snapshot`` atomically) *before* it sends any of ``messages``, and before
-    it sends messages of any later step. ``applied`` and ``dropped`` may be
-    reported to clients after the same flush. ``dropped`` lists commands the
-    leader had queued but never proposed when it lost leadership: they
-    certainly did not take effect.
+    it sends messages of any later step; then it calls
+    :meth:`~reference_system.replica.Replica.durable`. ``early`` messages
+    depend on nothing unsynced and may be sent at once (the leader's phase 2a).
+    ``applied`` may be reported to clients at once: a slot is chosen only when
+    a quorum holds it durably. ``dropped`` lists commands the leader had
+    queued but never proposed when it lost leadership: they certainly did not
+    take effect.
     """
 
     records: list[Record] = field(default_factory=list)
     messages: list[Envelope] = field(default_factory=list)
+    early: list[Envelope] = field(default_factory=list)
     applied: list[AppliedSlot] = field(default_factory=list)
     dropped: list[Any] = field(default_factory=list)
     snapshot: Snapshot | None = None
 
     def empty(self) -> bool:
         """True when the driver has nothing to do."""
-        return not (self.records or self.messages or self.applied or self.dropped or self.snapshot)
+        return not (
+            self.records
+            or self.messages
+            or self.early
+            or self.applied
+            or self.dropped
+            or self.snapshot
+        )

@@ -40,6 +40,7 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,8 +123,7 @@ class Node:
         self._unsynced: list[Record] = []
         self._snapshot: Snapshot | None = None
         self._held: list[Envelope] = []
-        self._results: list[tuple[Any, Any]] = []
-        self._dropped: list[Any] = []
+        self._to_propose: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
         self._waiters: dict[str, asyncio.Future[Any]] = {}
         self._forwards: dict[int, asyncio.Future[tuple[int, Any]]] = {}
@@ -208,10 +208,29 @@ class Node:
         if fx.snapshot is not None:
             self._snapshot = fx.snapshot
         self._held.extend(fx.messages)
-        for a in fx.applied:
-            self._results.extend(zip(a.value, a.results, strict=True))
-        self._dropped.extend(fx.dropped)
-        self._wake.set()
+        if fx.early:
+            self._send(fx.early)
+        for a in fx.applied:  # chosen means durable on a quorum: answer now
+            self._resolve(zip(a.value, a.results, strict=True))
+        self._resolve((c, _DROPPED) for c in fx.dropped)
+        if fx.records or fx.messages or fx.snapshot is not None:
+            self._wake.set()
+
+    def _send(self, envelopes: list[Envelope]) -> None:
+        assert self.transport is not None
+        frames: dict[int, bytes] = {}
+        for env in envelopes:
+            key = id(env.msg)
+            if key not in frames:
+                frames[key] = encode_frame(encode_message(env.msg))
+            self.transport.send(env.dst, frames[key])
+
+    def _resolve(self, outcomes: Iterable[tuple[Any, Any]]) -> None:
+        for cmd, res in outcomes:
+            cid = cmd.get("cid") if isinstance(cmd, dict) else None
+            fut = self._waiters.get(cid) if isinstance(cid, str) else None
+            if fut is not None and not fut.done():
+                fut.set_result(res)
 
     async def _ticker(self) -> None:
         while True:
@@ -230,15 +249,21 @@ class Node:
         loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
+            core = self.core
+            assert core is not None
+            if self._to_propose:
+                cmds, self._to_propose = self._to_propose, []
+                try:
+                    self._absorb(core.propose(cmds, self.now_ms()))
+                except NotLeader:
+                    self._resolve((c, _DROPPED) for c in cmds)
             self._wake.clear()
-            assert self.core is not None and self.transport is not None
             records, self._unsynced = self._unsynced, []
             snap, self._snapshot = self._snapshot, None
             held, self._held = self._held, []
-            results, self._results = self._results, []
-            dropped, self._dropped = self._dropped, []
+            marker = core.sync_marker()
             if records or snap is not None:
-                state = self.core.durable_records() if snap is not None else []
+                state = core.durable_records() if snap is not None else []
                 try:
                     await loop.run_in_executor(self._io, self._persist, records, snap, state)
                 except (StorageFailed, OSError) as e:
@@ -246,17 +271,8 @@ class Node:
                     self.fatal = e
                     self.stopped.set()
                     return
-            frames: dict[int, bytes] = {}
-            for env in held:
-                key = id(env.msg)
-                if key not in frames:
-                    frames[key] = encode_frame(encode_message(env.msg))
-                self.transport.send(env.dst, frames[key])
-            for cmd, res in [*results, *((c, _DROPPED) for c in dropped)]:
-                cid = cmd.get("cid") if isinstance(cmd, dict) else None
-                fut = self._waiters.get(cid) if isinstance(cid, str) else None
-                if fut is not None and not fut.done():
-                    fut.set_result(res)
+            self._send(held)
+            self._absorb(core.durable(marker, self.now_ms()))
 
     def _on_peer(self, src: int, obj: Any) -> None:
         assert self.core is not None
@@ -299,25 +315,25 @@ class Node:
         return await self._forward(leader, command)
 
     async def _propose(self, command: dict[str, Any]) -> tuple[int, Any]:
+        """Queue a command for the flusher, which proposes everything queued
+        during one fsync as one batch (one slot), then wait for its result."""
         core = self.core
         assert core is not None
+        if core.role is not Role.LEADER:
+            return 503, _definite(
+                "not_leader", "not the leader; nothing was proposed", leader=core.leader_id
+            )
         cid = f"{self.id}:{self._incarnation}:{next(self._cids)}"
         cmd = {**command, "cid": cid, "ts": int(time.time() * 1000)}
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiters[cid] = fut
-        try:
-            self._absorb(core.propose([cmd], self.now_ms()))
-        except NotLeader as e:
-            self._waiters.pop(cid, None)
-            return 503, _definite(
-                "not_leader", "not the leader; nothing was proposed", leader=e.leader_id
-            )
+        self._to_propose.append(cmd)
+        self._wake.set()
         if "ack_before_quorum" in self.cfg.bugs and cmd.get("op") in ("write", "enqueue"):
             # Bug "ack_before_quorum": answer before any quorum accepted the command.
             self._waiters.pop(cid, None)
-            return 200, {"ok": True, "id": cmd.get("id")} if cmd["op"] == "enqueue" else {
-                "ok": True
-            }
+            early = {"ok": True, "id": cmd.get("id")} if cmd["op"] == "enqueue" else {"ok": True}
+            return 200, early
         try:
             res = await asyncio.wait_for(fut, self.cfg.request_timeout_s)
         except TimeoutError:
@@ -329,7 +345,7 @@ class Node:
         finally:
             self._waiters.pop(cid, None)
         if res is _DROPPED:
-            return 503, _definite("not_leader", "leadership lost before proposing")
+            return 503, _definite("not_leader", "leadership lost before proposing; not proposed")
         return status_for(res), res
 
     async def _forward(self, leader: int, command: dict[str, Any]) -> tuple[int, Any]:

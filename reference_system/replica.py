@@ -48,6 +48,8 @@ from reference_system.messages import (
     Message,
     Nack,
     Prepare,
+    PreVote,
+    PreVoteReply,
     Promise,
     PromiseRecord,
     Record,
@@ -109,6 +111,14 @@ class _Proposal:
     value: Value
     acks: set[int]
     sent_ms: float
+
+
+@dataclass(slots=True)
+class _PreVote:
+    ballot: Ballot
+    deadline_ms: float
+    sent_ms: float
+    grants: set[int] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -179,6 +189,7 @@ class Replica:
         self._backoff_attempts = 0
         self._election_deadline_ms = now_ms + self._election_timeout_ms()
         self._campaign: _Campaign | None = None
+        self._prevote: _PreVote | None = None
         self._catchup_next_ms = -math.inf
         # leader
         self.next_slot = self.applied + 1
@@ -186,6 +197,8 @@ class Replica:
         self.pending: deque[Any] = deque()
         self._peer_ack_ms: dict[int, float] = {}
         self._last_heartbeat_ms = -math.inf
+        self._own_seq = 0
+        self._own_unsynced: deque[tuple[int, int, Ballot]] = deque()
         self._fx = Effects()
 
     # ------------------------------------------------------------ public API
@@ -207,6 +220,11 @@ class Replica:
             self._on_promise(msg, now_ms)
         elif isinstance(msg, Nack):
             self._on_nack(msg, now_ms)
+        elif isinstance(msg, PreVote):
+            granted = not self._leader_alive(now_ms)
+            self._send(msg.src, PreVoteReply(self.id, msg.ballot, granted))
+        elif isinstance(msg, PreVoteReply):
+            self._on_prevote_reply(msg, now_ms)
         elif isinstance(msg, CatchupRequest):
             self._on_catchup_request(msg)
         elif isinstance(msg, CatchupReply):
@@ -219,9 +237,11 @@ class Replica:
             self._leader_tick(now_ms)
         elif self.role is Role.CANDIDATE:
             self._candidate_tick(now_ms)
+        elif self._prevote is not None:
+            self._prevote_tick(now_ms)
         else:
             if now_ms >= self._election_deadline_ms:
-                self._start_election(now_ms)
+                self._start_prevote(now_ms)
             elif self.leader_commit > self.applied and self.leader_id is not None:
                 self._request_catchup(self.leader_id, now_ms)
         return self._take()
@@ -247,12 +267,35 @@ class Replica:
         """The latest time by which :meth:`tick` must be called again."""
         if self.role is Role.LEADER:
             return self._last_heartbeat_ms + self.config.heartbeat_ms
+        if self._prevote is not None:
+            return min(self._prevote.deadline_ms, self._prevote.sent_ms + self.config.retransmit_ms)
         if self.role is Role.CANDIDATE and self._campaign is not None:
             return min(
                 self._campaign.deadline_ms,
                 self._campaign.sent_ms + self.config.retransmit_ms,
             )
         return self._election_deadline_ms
+
+    def sync_marker(self) -> int:
+        """Call when the driver takes the records to persist; pass the result
+        to :meth:`durable` once they are on disk."""
+        return self._own_seq
+
+    def durable(self, marker: int, now_ms: float) -> Effects:
+        """The records taken at ``marker`` are durable: the leader's own accepts
+        up to there now count as votes (Paxos Made Live: the leader writes
+        its log in parallel with sending to followers)."""
+        slots = []
+        while self._own_unsynced and self._own_unsynced[0][0] <= marker:
+            _, slot, ballot = self._own_unsynced.popleft()
+            p = self.proposals.get(slot)
+            if self.role is Role.LEADER and ballot == self.ballot and p is not None:
+                p.acks.add(self.id)
+                slots.append(slot)
+        if slots:
+            self._check_chosen(slots)
+            self._fill_window(now_ms)
+        return self._take()
 
     def durable_records(self) -> list[Record]:
         """The acceptor state as records: what a compacted log must hold."""
@@ -344,6 +387,36 @@ class Replica:
 
     # ------------------------------------------------------------ elections
 
+    def _start_prevote(self, now_ms: float) -> None:
+        ballot = Ballot(max(self.max_seen.round, self.promised.round) + 1, self.id)
+        pv = _PreVote(ballot, now_ms + self._election_timeout_ms(), now_ms, {self.id})
+        self._prevote = pv
+        self._broadcast(PreVote(self.id, ballot))
+        if len(pv.grants) >= self.quorum:
+            self._prevote = None
+            self._start_election(now_ms)
+
+    def _prevote_tick(self, now_ms: float) -> None:
+        pv = self._prevote
+        assert pv is not None
+        if now_ms >= pv.deadline_ms:
+            self._prevote = None
+            self._election_deadline_ms = now_ms + self._backoff_ms()
+        elif now_ms - pv.sent_ms >= self.config.retransmit_ms:
+            pv.sent_ms = now_ms
+            for p in self.peers:
+                if p not in pv.grants:
+                    self._send(p, PreVote(self.id, pv.ballot))
+
+    def _on_prevote_reply(self, m: PreVoteReply, now_ms: float) -> None:
+        pv = self._prevote
+        if pv is None or m.ballot != pv.ballot or not m.granted or self.role is not Role.FOLLOWER:
+            return
+        pv.grants.add(m.src)
+        if len(pv.grants) >= self.quorum:
+            self._prevote = None
+            self._start_election(now_ms)
+
     def _start_election(self, now_ms: float) -> None:
         ballot = Ballot(max(self.max_seen.round, self.promised.round) + 1, self.id)
         self._set_promised(ballot)
@@ -425,12 +498,10 @@ class Replica:
             if s in self.chosen:
                 continue
             value = best[s][1] if s in best else ()
-            self._accept_locally(s, self.ballot, value)
-            self.proposals[s] = _Proposal(value, {self.id}, now_ms)
+            self._propose_slot(s, value, now_ms)
             entries.append((s, value))
-        self._broadcast(Accept(self.id, self.ballot, tuple(entries), self.applied))
+        self._broadcast_accept(tuple(entries))
         self._last_heartbeat_ms = now_ms
-        self._check_chosen([s for s, _ in entries])
         self._fill_window(now_ms)
 
     def _on_nack(self, m: Nack, now_ms: float) -> None:
@@ -448,13 +519,25 @@ class Replica:
             batch = tuple(self.pending.popleft() for _ in range(n))
             slot = self.next_slot
             self.next_slot += 1
-            self._accept_locally(slot, self.ballot, batch)
-            self.proposals[slot] = _Proposal(batch, {self.id}, now_ms)
+            self._propose_slot(slot, batch, now_ms)
             entries.append((slot, batch))
         if entries:
-            self._broadcast(Accept(self.id, self.ballot, tuple(entries), self.applied))
+            self._broadcast_accept(tuple(entries))
             self._last_heartbeat_ms = now_ms
-            self._check_chosen([s for s, _ in entries])
+
+    def _propose_slot(self, slot: int, value: Value, now_ms: float) -> None:
+        """Accept our own proposal; it counts as our vote only once durable."""
+        self._accept_locally(slot, self.ballot, value)
+        self.proposals[slot] = _Proposal(value, set(), now_ms)
+        self._own_seq += 1
+        self._own_unsynced.append((self._own_seq, slot, self.ballot))
+
+    def _broadcast_accept(self, entries: tuple[tuple[int, Value], ...]) -> None:
+        # Phase 2a does not depend on anything this node has not yet synced (its
+        # promise for this ballot was durable before phase 1 went out), so it
+        # goes out at once, in parallel with the leader's own fsync.
+        msg = Accept(self.id, self.ballot, entries, self.applied)
+        self._fx.early.extend(Envelope(p, msg) for p in self.peers)
 
     def _check_chosen(self, slots: Iterable[int]) -> None:
         for s in slots:
@@ -482,7 +565,9 @@ class Replica:
                 (s, self.proposals[s].value) for s in due if peer not in self.proposals[s].acks
             )
             if entries or heartbeat:
-                self._send(peer, Accept(self.id, self.ballot, entries, self.applied))
+                self._fx.early.append(
+                    Envelope(peer, Accept(self.id, self.ballot, entries, self.applied))
+                )
         for s in due:
             self.proposals[s].sent_ms = now_ms
         if heartbeat:
@@ -498,6 +583,7 @@ class Replica:
             self._step_down(now_ms, m.src)
         self.leader_id = m.src
         self.leader_contact_ms = now_ms
+        self._prevote = None
         self._backoff_attempts = 0
         self._election_deadline_ms = now_ms + self._election_timeout_ms()
         for s, v in m.entries:

@@ -205,12 +205,15 @@ class Simulation:
         if fx.applied or fx.snapshot is not None:
             assert n.core is not None
             self._check_state(i, n.core.applied)
+        for env in fx.early:
+            self._transmit(i, env)
         if fx.messages and not n.pending and n.pending_snapshot is None:
             self._release(i)
 
     def _sync(self, i: int, *, release: bool = True) -> None:
         n = self.nodes[i]
         assert n.core is not None
+        marker = n.core.sync_marker()
         n.disk.records.extend(n.pending)
         n.pending = []
         if n.pending_snapshot is not None:
@@ -219,6 +222,7 @@ class Simulation:
             n.pending_snapshot = None
         if release:
             self._release(i)
+            self._absorb(i, n.core.durable(marker, self.now_ms))
 
     def _release(self, i: int) -> None:
         n = self.nodes[i]

@@ -115,4 +115,4 @@ def main(corpus: str | Path | None = None, repeats: int = 5) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(*sys.argv[1:2]))
+    raise SystemExit(main(sys.argv[1] if len(sys.argv) > 1 else None))

@@ -37,7 +37,8 @@ def _kept_ops(history: History, model: Any) -> list[tuple[int, float, Any]]:
                         Operation(inv.f, v, OpType.INFO, None if comp is None else comp.error)))
         elif comp.type is OpType.OK:
             v = inv.value if comp.value is None else comp.value
-            out.append((pos[inv.index], pos[comp.index], Operation(inv.f, v, OpType.OK, comp.error)))
+            op = Operation(inv.f, v, OpType.OK, comp.error)
+            out.append((pos[inv.index], pos[comp.index], op))
         else:
             op = Operation(inv.f, inv.value, OpType.FAIL, comp.error)
             if observes(op):

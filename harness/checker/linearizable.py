@@ -60,42 +60,52 @@ def prepare(
     counts of ops left out, by reason. An unpartitioned model gives a single
     partition with key ``None``.
     """
-    pos = {op.index: i for i, op in enumerate(history.ops)}
+    ops = history.ops
+    pos = {op.index: i for i, op in enumerate(ops)}
     part_fn = getattr(model, "partition", None)
     inner = getattr(model, "inner", model) if part_fn is not None else model
-    observes = getattr(model, "observes_failure", _no)
+    observes = getattr(model, "observes_failure", None)
     ro_fn = getattr(inner, "read_only", _no)
     parts: dict[Hashable, list[Entry]] = {}
     every: list[Entry] = []
-    dropped = {"failed": 0, "indeterminate_read_only": 0}
-    OKT, FAILT, INFOT = OpType.OK, OpType.FAIL, OpType.INFO
+    n_failed = n_ro = 0
+    OKT, INFOT = OpType.OK, OpType.INFO
+    # tuple.__new__ directly: the NamedTuple constructors are Python frames, and this
+    # loop runs once per call of the history.
+    new, OP, ENTRY = tuple.__new__, Operation, Entry
     for call in history.calls():
         inv = call.invoke
         comp = call.complete
-        if comp is None or comp.type is INFOT:
-            v = inv.value
-            if v is None and comp is not None:
-                v = comp.value
-            op = Operation(inv.f, v, INFOT, None if comp is None else comp.error)
+        if comp is None:
+            op = new(OP, (inv.f, inv.value, INFOT, None))
             ret = None
-        elif comp.type is OKT:
-            v = comp.value
-            op = Operation(inv.f, inv.value if v is None else v, OKT, comp.error)
-            ret = pos[comp.index]
         else:
-            op = Operation(inv.f, inv.value, FAILT, comp.error)
-            if not observes(op):
-                dropped["failed"] += 1
-                continue
-            ret = pos[comp.index]
+            ctype = comp.type
+            if ctype is OKT:
+                v = comp.value
+                op = new(OP, (inv.f, inv.value if v is None else v, OKT, comp.error))
+                ret = pos[comp.index]
+            elif ctype is INFOT:
+                v = inv.value
+                op = new(OP, (inv.f, comp.value if v is None else v, INFOT, comp.error))
+                ret = None
+            else:
+                if observes is None:
+                    n_failed += 1
+                    continue
+                op = Operation(inv.f, inv.value, ctype, comp.error)
+                if not observes(op):
+                    n_failed += 1
+                    continue
+                ret = pos[comp.index]
         if part_fn is not None:
             key, op = part_fn(op)
         else:
             key = None
         if ret is None and ro_fn(op):
-            dropped["indeterminate_read_only"] += 1
+            n_ro += 1
             continue
-        entry = Entry(inv.index, pos[inv.index], ret, op)
+        entry = new(ENTRY, (inv.index, pos[inv.index], ret, op))
         if key is EVERY:
             every.append(entry)
         else:
@@ -104,6 +114,7 @@ def prepare(
                 parts[key] = [entry]
             else:
                 lst.append(entry)
+    dropped = {"failed": n_failed, "indeterminate_read_only": n_ro}
     if every:
         for key, lst in parts.items():
             parts[key] = sorted(lst + every, key=lambda e: e.call)
@@ -126,7 +137,7 @@ def linearizable(
         return _check(history, model, deadline, cap, details, t0)
     except HarnessError as e:
         return Result(UNKNOWN, CHECKER, details, error=f"{type(e).__name__}: {e}")
-    except Exception as e:  # noqa: BLE001 - a crash must read as "unknown", not as a verdict
+    except Exception as e:  # a crash must read as "unknown", never as a verdict
         tb = traceback.format_exception_only(type(e), e)[-1].strip()
         return Result(UNKNOWN, CHECKER, details, error=f"checker raised {tb}")
 
@@ -196,12 +207,18 @@ def _schedule(
     cap: int,
     details: dict[str, Any],
 ) -> bool | str:
-    """Run searches round-robin with doubling budgets until all pass or one fails."""
-    active = [(k, s) for k, s in searches if s.status != OK]
-    for key, s in active:
+    """Run searches round-robin with growing budgets until all pass or one fails.
+
+    Every unfinished search gets the same step budget per round, so a small
+    illegal partition is found after about (partitions x its own cost) steps
+    however hard the others are; the budget grows by half each round to keep
+    the per-round overhead small once every partition needs a long search.
+    """
+    for key, s in searches:
         if s.status == ILLEGAL:
             details["counterexample"] = {"key": key, **s.counterexample()}
             return False
+    active = [(k, s) for k, s in searches if s.status == RUNNING]
     budget = _FIRST_BUDGET
     used = sum(s.states_explored for _, s in searches)
     while active:
@@ -223,13 +240,13 @@ def _schedule(
                     return UNKNOWN
                 still.append((key, s))
             if deadline is not None and time.perf_counter() > deadline:
-                if st == RUNNING or still or any(x.status == RUNNING for _, x in active):
+                unfinished = sum(1 for _, x in searches if x.status == RUNNING)
+                if unfinished:
                     details["reason"] = (
                         f"time limit reached after {used} memoized states; "
-                        f"{len(still) + sum(1 for _, x in active if x.status == RUNNING)} "
-                        "partition(s) unfinished"
+                        f"{unfinished} partition(s) unfinished"
                     )
                     return UNKNOWN
         active = still
-        budget = min(budget * 2, _MAX_BUDGET)
+        budget = min(budget + budget // 2, _MAX_BUDGET)
     return True

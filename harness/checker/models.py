@@ -114,6 +114,9 @@ class Model(Protocol):
 
 def freeze(value: Any) -> Hashable:
     """A hashable equal-by-content copy of ``value`` (lists become tuples), so states hash."""
+    t = type(value)
+    if t is int or t is str or value is None:
+        return value
     if isinstance(value, list | tuple):
         return tuple(freeze(v) for v in value)
     if isinstance(value, dict):
@@ -134,8 +137,11 @@ def _pair(model: str, op: Any) -> tuple[Any, Any]:
     return v[0], v[1]
 
 
+_INFO = OpType.INFO
+
+
 def _indeterminate(op: Any) -> bool:
-    return op.type is OpType.INFO or op.type == "info"
+    return op.type is _INFO
 
 
 # --------------------------------------------------------------------------- registers
@@ -166,7 +172,7 @@ class CasRegister:
         f = op.f
         if f == "read":
             v = op.value
-            if _indeterminate(op) or (v is None and self.nil_reads_any):
+            if (v is None and self.nil_reads_any) or _indeterminate(op):
                 return state
             return state if freeze(v) == state else INCONSISTENT
         if f == "write":
@@ -192,24 +198,12 @@ class CasRegister:
     def observes_failure(self, op: Any) -> bool:
         return self.mismatch_observed and op.f == "cas" and op.error == "mismatch"
 
+    def blind(self, op: Any) -> bool:
+        """A write ignores the state: always legal, same result from any state."""
+        return op.f == "write"
+
     def describe(self, state: Any) -> str:
         return repr(state)
-
-    def observed_values(self, op: Any) -> list[Hashable] | None:
-        """Values this op distinguishes (used to merge unobserved written values)."""
-        f = op.f
-        if f == "read":
-            if _indeterminate(op):
-                return []
-            if op.value is None and self.nil_reads_any:
-                return []
-            return [freeze(op.value)]
-        if f == "write":
-            return []
-        if f == "cas" and self.cas:
-            frm, to = _pair(self.name, op)
-            return [freeze(frm)]
-        raise _unknown_f(self.name, op)
 
 
 def register(initial: Any = None) -> CasRegister:
@@ -296,7 +290,7 @@ class Independent:
     def may_reach(self, state: Any, op: Any) -> bool:
         fn = getattr(self.inner, "may_reach", None)
         if fn is None:
-            return False
+            return self.step(state, op) is not INCONSISTENT
         key, inner_op = self.partition(op)
         return bool(fn(dict(state).get(key, self.inner.init()), inner_op))
 
@@ -341,6 +335,10 @@ class KvKey:
 
     def resets(self, op: Any) -> bool:
         """Only a put can take the value anywhere but longer: appends only extend it."""
+        return op.f == "put"
+
+    def blind(self, op: Any) -> bool:
+        """A put ignores the state: always legal, same result from any state."""
         return op.f == "put"
 
     def may_reach(self, state: Any, op: Any) -> bool:

@@ -68,54 +68,80 @@ class Search:
     def __init__(self, model: Any, entries: Sequence[Entry], *, max_states: int | None = None):
         self.model = model
         self.entries = list(entries)
+        if any(a.call > b.call for a, b in zip(self.entries, self.entries[1:], strict=False)):
+            self.entries.sort(key=lambda e: e.call)  # the event list is built in call order
         n = len(self.entries)
         self.n = n
         self.max_states = max_states
         self._step = model.step
         self._successors = getattr(model, "successors", None)
         ro_fn = getattr(model, "read_only", None)
-        self.ro = [bool(ro_fn(e.op)) if ro_fn is not None else False for e in self.entries]
         resets_fn = getattr(model, "resets", None)
-        self.resets = [
-            bool(resets_fn(e.op)) if resets_fn is not None else not ro
-            for e, ro in zip(self.entries, self.ro, strict=True)
-        ]
+        blind_fn = getattr(model, "blind", None)
         self._may_reach = getattr(model, "may_reach", None)
-        self.reach: list[dict[int, bool]] = [{} for _ in range(n)]
+        big = 1 << 62
+        m = 2 * n + 1
+        head = 2 * n
+        self.head = head
+        ro = [False] * n
+        resets = [False] * n
+        blind = [False] * n
+        has_ret = [False] * n
+        prereq = [0] * n
+        evpos = [big] * m
         self.bit = [1 << k for k in range(n)]
-        # Interchangeable indeterminate ops: op k may be tried only after the
-        # previous member of its group is linearized.
-        self.prereq = [0] * n
+        rets: list[tuple[int, int]] = []
         last_in_group: dict[Hashable, int] = {}
         for k, e in enumerate(self.entries):
-            if e.ret is None:
-                gk = _group_key(e.op)
+            op = e.op
+            r = bool(ro_fn(op)) if ro_fn is not None else False
+            ro[k] = r
+            resets[k] = bool(resets_fn(op)) if resets_fn is not None else not r
+            blind[k] = bool(blind_fn(op)) if blind_fn is not None else False
+            evpos[2 * k] = e.call
+            if e.ret is not None:
+                has_ret[k] = True
+                evpos[2 * k + 1] = e.ret
+                rets.append((e.ret, 2 * k + 1))
+            else:
+                # Interchangeable indeterminate ops: op k may be tried only after
+                # the previous member of its group is linearized.
+                gk = _group_key(op)
                 if gk is not None:
                     prev = last_in_group.get(gk)
                     if prev is not None:
-                        self.prereq[k] = 1 << prev
+                        prereq[k] = 1 << prev
                     last_in_group[gk] = k
-        # Events: 2k = call of op k, 2k+1 = return of op k; HEAD = 2n.
-        big = 1 << 62
-        self.evpos = [big] * (2 * n + 1)
-        events: list[tuple[int, int]] = []
-        for k, e in enumerate(self.entries):
-            events.append((e.call, 2 * k))
-            self.evpos[2 * k] = e.call
-            if e.ret is not None:
-                events.append((e.ret, 2 * k + 1))
-                self.evpos[2 * k + 1] = e.ret
-        events.sort()
-        head = 2 * n
-        self.head = head
-        self.nxt = [-1] * (2 * n + 1)
-        self.prv = [-1] * (2 * n + 1)
+        self.ro, self.resets, self.has_ret, self.prereq, self.evpos = (
+            ro, resets, has_ret, prereq, evpos)
+        self.blind = blind
+        self.reach: list[dict[int, bool]] = [{} for _ in range(n)]
+        # The event list: entries arrive in call order, so merge calls with sorted returns.
+        rets.sort()
+        nxt = [-1] * m
+        prv = [-1] * m
         prev_ev = head
-        for _, ev in events:
-            self.nxt[prev_ev] = ev
-            self.prv[ev] = prev_ev
+        ri = 0
+        nr = len(rets)
+        for k in range(n):
+            c = evpos[2 * k]
+            while ri < nr and rets[ri][0] < c:
+                ev = rets[ri][1]
+                nxt[prev_ev] = ev
+                prv[ev] = prev_ev
+                prev_ev = ev
+                ri += 1
+            ev = 2 * k
+            nxt[prev_ev] = ev
+            prv[ev] = prev_ev
             prev_ev = ev
-        self.has_ret = [e.ret is not None for e in self.entries]
+        while ri < nr:
+            ev = rets[ri][1]
+            nxt[prev_ev] = ev
+            prv[ev] = prev_ev
+            prev_ev = ev
+            ri += 1
+        self.nxt, self.prv = nxt, prv
         # State interning: states are hashable values; the search uses ints.
         self.states: list[Any] = []
         self.state_ids: dict[Any, int] = {}
@@ -194,17 +220,16 @@ class Search:
     def _close(self) -> tuple[int, bool]:
         """Linearize every legal read-only candidate now, and look for a dead end.
 
-        Returns (how many were linearized, dead). *Dead*: some read-only
-        candidate is illegal now, cannot become legal (by the model's
-        ``may_reach``) through the ops that do not ``reset`` the state, and no
-        resetting op is left that was invoked before it returned. It must be
-        linearized before any reset, so no extension of this prefix works.
+        Returns (how many were linearized, dead). *Dead*: some remaining
+        read-only op cannot become legal from here through ops that do not
+        ``reset`` the state (by the model's ``may_reach``; without one, it is
+        illegal now and only resets change the state), and it returned before
+        any remaining resetting op was invoked, so it must be linearized
+        before every reset. Then no extension of this prefix works.
         """
         nxt, prv, ro, tables, s = self.nxt, self.prv, self.ro, self.tables, self.s
-        resets, has_ret = self.resets, self.has_ret
+        resets, has_ret, reach = self.resets, self.has_ret, self.reach
         count = 0
-        must_ret = -1  # earliest return among stuck read-only candidates
-        reset_seen = False
         e = nxt[self.head]
         while e >= 0 and not e & 1:
             k = e >> 1
@@ -218,29 +243,41 @@ class Search:
                     self.remaining -= has_ret[k]
                     self.stack.append((k, s, -1))
                     count += 1
-                    e = nxt[prv[e]]  # the lifted entry keeps its links: resume after its predecessor
+                    e = nxt[prv[e]]  # a lifted entry keeps its links: resume after its predecessor
                     continue
-                if has_ret[k] and not reset_seen:
-                    r = self.reach[k].get(s)
-                    if r is None:
-                        mr = self._may_reach
-                        r = bool(mr(self.states[s], self.entries[k].op)) if mr else False
-                        self.reach[k][s] = r
-                    if not r:
-                        pos = self.evpos[e + 1]
-                        if must_ret < 0 or pos < must_ret:
-                            must_ret = pos
-            elif resets[k]:
-                reset_seen = True
             e = nxt[e]
-        if must_ret < 0 or reset_seen:
-            return count, False
+        # Read-only ops up to the first remaining reset's invocation must all stay reachable.
         evpos = self.evpos
-        while e >= 0 and evpos[e] < must_ret:
-            if not e & 1 and resets[e >> 1]:
-                return count, False
+        must_ret = -1
+        e = nxt[self.head]
+        while e >= 0:
+            if not e & 1:
+                k = e >> 1
+                if ro[k]:
+                    if has_ret[k]:
+                        r = reach[k].get(s)
+                        if r is None:
+                            r = self._reach(k, s)
+                        if not r:
+                            pos = evpos[e + 1]
+                            if must_ret < 0 or pos < must_ret:
+                                must_ret = pos
+                elif resets[k]:
+                    break
+            elif must_ret >= 0 and evpos[e] >= must_ret:
+                return count, True
             e = nxt[e]
-        return count, True
+        return count, False
+
+    def _reach(self, k: int, s: int) -> bool:
+        mr = self._may_reach
+        if mr is not None:
+            r = bool(mr(self.states[s], self.entries[k].op))
+        else:
+            succ = self.tables[k].get(s)
+            r = bool(succ if succ is not None else self._compute(k, s))
+        self.reach[k][s] = r
+        return r
 
     def _candidates(self) -> list[int]:
         out = []
@@ -272,6 +309,12 @@ class Search:
         max_states = self.max_states
         e, alt, s, L = self.e, self.alt, self.s, self.L
         shifted = self.shifted
+        blind = self.blind
+        # Just after an indeterminate op that no read-only op observed, a blind op
+        # (one that ignores the state) would erase its effect unseen: skipping the
+        # indeterminate op ("never") reaches the same state, and that branch is
+        # explored from the configuration before it. So blind ops are not tried here.
+        after_pending = self._after_pending()
         steps = 0
         status = RUNNING
         while steps < budget:
@@ -279,7 +322,7 @@ class Search:
             if not e & 1:
                 k = e >> 1
                 pre = prereq[k]
-                if pre and not L & pre:
+                if (pre and not L & pre) or (after_pending and blind[k]):
                     e = nxt[e]
                     alt = 0
                     continue
@@ -318,6 +361,7 @@ class Search:
                         alt += 1
                         continue
                     s, L = ns, self.L
+                    after_pending = not count and not has_ret[k]
                     moved = True
                     break
                 if moved:
@@ -345,12 +389,18 @@ class Search:
                 L = self.L = self.L ^ bit[k]
                 self.s = s
                 self.remaining += has_ret[k]
+                after_pending = self._after_pending()
                 e = 2 * k
                 alt += 1
         self.e, self.alt, self.s, self.L = e, alt, s, L
         self.steps += steps
         self.status = status
         return status
+
+    def _after_pending(self) -> bool:
+        """Was the last step an indeterminate op chosen, with no eager step after it?"""
+        stack = self.stack
+        return bool(stack) and stack[-1][2] >= 0 and not self.has_ret[stack[-1][0]]
 
     def _undo_to_choice(self) -> None:
         """Pop the eager steps on top of the stack (they were not choices)."""

@@ -130,6 +130,8 @@ class Connection:
                 )
         except (OSError, ValueError, TimeoutError):
             self.client.close()  # like Toxiproxy: the client just sees the connection close
+            if self.client.lost:
+                self._finish()  # the client left while we dialled: nothing else will
             return
         self.upstream = upstream
         if self._aborted or self.client.lost:
@@ -160,11 +162,16 @@ class Connection:
             if self.upstream is None and self._dial_task is not None and not self._dial_task.done():
                 self._aborted = True  # the dial finishes, sees this and drops the upstream
                 return
-            self._finished = True
-            for link in self._links:
-                self._proxy.toxics.unregister(link)
-                link.stop()
-            self._proxy.connection_closed(self)
+            self._finish()
+
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        for link in self._links:
+            self._proxy.toxics.unregister(link)
+            link.stop()
+        self._proxy.connection_closed(self)
 
 
 class Proxy:
@@ -196,13 +203,15 @@ class Proxy:
     async def start(self) -> None:
         """Listen; the real address replaces ``:0``. 500 with Go's message if that fails.
 
-        An empty host (``":8080"``) binds to the API's own host rather than to
-        every interface: listening beyond loopback must be asked for explicitly.
+        An empty host (``":8080"``, or no ``listen`` at all) binds to the API's
+        own host rather than to every interface, as Toxiproxy would: listening
+        beyond loopback must be asked for explicitly.
         """
         if self.enabled:
             return
         try:
-            host, port = split_address(self.listen)
+            # Go listens on an empty address as ":0": any free port.
+            host, port = split_address(self.listen) if self.listen else ("", 0)
         except ValueError as exc:
             raise ApiError(500, f"listen tcp: {exc}") from None
         sock = self._bind(host or self._default_host, port)

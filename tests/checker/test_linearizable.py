@@ -134,16 +134,20 @@ def test_model_crash_is_unknown_not_a_crash() -> None:
     assert r.error is not None and "ZeroDivisionError" in r.error
 
 
-def hard_kv(key: str, appends: int, *, bad_get: bool = True, process0: int = 0) -> list[Any]:
-    """Many concurrent appends, then a get of a value no order of them produces."""
+def hard_kv(key: str, n: int, *, process0: int = 0) -> list[Any]:
+    """``n`` concurrent puts and appends, then a get of a value no order produces.
+
+    Puts reset the value, so no shortcut refutes the get: the search must try
+    the orders (memoized by set and value), which is exponential in ``n``.
+    """
     ops: list[Any] = []
-    for p in range(appends):
-        ops.append(invoke(process0 + p, "append", [key, f"<{p}>"]))
-    for p in range(appends):
-        ops.append(ok(process0 + p, "append", [key, f"<{p}>"]))
-    if bad_get:
-        g = process0 + appends
-        ops += [invoke(g, "get", [key, None]), ok(g, "get", [key, "nope"])]
+    fs = ["put" if p % 2 else "append" for p in range(n)]
+    for p in range(n):
+        ops.append(invoke(process0 + p, fs[p], [key, f"<{p}>"]))
+    for p in range(n):
+        ops.append(ok(process0 + p, fs[p], [key, f"<{p}>"]))
+    g = process0 + n
+    ops += [invoke(g, "get", [key, None]), ok(g, "get", [key, "nope"])]
     return ops
 
 

@@ -40,7 +40,8 @@ def replica(node_id: int = 1, *, now_ms: float = 0, **kw: object) -> Replica:
 
 
 def sent(fx: Effects, kind: type) -> list:
-    return [(e.dst, e.msg) for e in fx.messages if isinstance(e.msg, kind)]
+    """Messages of a kind, whether they wait for the records or not."""
+    return [(e.dst, e.msg) for e in [*fx.early, *fx.messages] if isinstance(e.msg, kind)]
 
 
 def elect(r: Replica, now_ms: float = 1000) -> Effects:
@@ -126,10 +127,13 @@ def test_leader_batches_commands_in_a_window_of_slots() -> None:
     fx = r.propose(["a", "b", "c"], 1001)
     [(_, acc), _] = sent(fx, Accept)
     assert acc.entries == ((1, ("a", "b", "c")),)
+    assert fx.records == [AcceptRecord(1, r.ballot, ("a", "b", "c"))]
     fx = r.propose(["d"], 1002)
     fx2 = r.propose(["e"], 1003)  # window of 2 slots is full: queued
     assert not sent(fx2, Accept) and list(r.pending) == ["e"]
     fx = r.handle(Accepted(2, r.ballot, (1,), 0), 1004)
+    assert fx.applied == []  # the leader's own accept is not yet durable
+    fx = r.durable(r.sync_marker(), 1004)
     assert [a.slot for a in fx.applied] == [1]
     [(_, acc), _] = sent(fx, Accept)
     assert acc.entries == ((3, ("e",)),) and acc.commit == 1
@@ -146,14 +150,30 @@ def test_follower_learns_commit_only_for_slots_accepted_at_the_leaders_ballot() 
     assert [(a.slot, a.value) for a in fx.applied] == [(1, ("a",)), (2, ("b",))]
 
 
+def test_leader_sends_phase_2a_before_its_own_fsync_and_votes_after_it() -> None:
+    r = replica()
+    elect(r)
+    fx = r.propose(["a"], 1001)
+    assert {e.dst for e in fx.early if isinstance(e.msg, Accept)} == {2, 3}
+    assert not fx.messages
+    marker = r.sync_marker()
+    fx = r.propose(["b"], 1002)  # taken after the marker: not covered by it
+    r.handle(Accepted(2, r.ballot, (1, 2), 0), 1003)
+    fx = r.durable(marker, 1004)
+    assert [a.slot for a in fx.applied] == [1]
+    fx = r.durable(r.sync_marker(), 1005)
+    assert [a.slot for a in fx.applied] == [2]
+
+
 def test_leader_retransmits_unacknowledged_slots_and_sends_heartbeats() -> None:
     r = replica()
     elect(r)
     r.propose(["a"], 1001)
     fx = r.tick(1001 + CFG.retransmit_ms)
     assert {dst for dst, m in sent(fx, Accept) if m.entries == ((1, ("a",)),)} == {2, 3}
+    r.durable(r.sync_marker(), 1101)
     r.handle(Accepted(2, r.ballot, (1,), 0), 1200)
-    fx = r.tick(1300)
+    fx = r.tick(1300)  # slot 1 is chosen: only heartbeats now
     assert all(m.entries == () for _, m in sent(fx, Accept))
 
 
@@ -188,6 +208,7 @@ def test_serving_catchup_sends_a_snapshot_when_the_asker_is_behind_it() -> None:
     r.handle(Promise(2, r.ballot, (), 0, 0), 1000)
     for c in "abc":
         r.propose([c], 1001)
+    r.durable(r.sync_marker(), 1001)
     fx = r.handle(Accepted(2, r.ballot, (1, 2), 0), 1002)
     assert fx.snapshot is not None and fx.snapshot.slot == 2
     r.handle(Accepted(2, r.ballot, (3,), 0), 1002)

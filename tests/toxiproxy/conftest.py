@@ -31,6 +31,10 @@ from harness.toxiproxy import ServerProcess, ToxiproxyClient, toxiproxy_server
 def server() -> Iterator[ServerProcess]:
     with toxiproxy_server(implementation="python", seed=1234) as process:
         yield process
+        log = process.log_text()
+    # Anything the server logged (an exception in a callback, a task that
+    # failed) is a bug even if every test passed.
+    assert "Traceback" not in log and "exception" not in log.lower(), log
 
 
 @pytest.fixture(scope="session")

@@ -7,15 +7,19 @@ real server uses.
 
 from __future__ import annotations
 
+import re
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import toxiproxy
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
-from toxiproxy_helpers import EchoServer, HttpResult, free_port
+from toxiproxy_helpers import EchoServer, HttpResult, free_port, recv_until_closed
 
-from harness.toxiproxy import ToxiproxyClient
+from harness.toxiproxy import ServerProcess, ToxiproxyClient
 
 Http = Callable[..., HttpResult]
 
@@ -399,3 +403,32 @@ def test_reset_enables_proxies_and_removes_toxics(
     http("POST", "/proxies/a", {"enabled": False})
     assert tp.reset() is True
     assert http("GET", "/proxies/a").json()["enabled"] is True
+
+
+# --- HTTP details -----------------------------------------------------------------
+
+
+def test_keep_alive_and_chunked_bodies(server: ServerProcess, client: ToxiproxyClient) -> None:
+    body = b'{"name": "k", "upstream": "127.0.0.1:1", "listen": "127.0.0.1:0"}'
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    requests_bytes = (
+        b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"POST /proxies HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + chunked
+        + b"GET /proxies/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(requests_bytes)
+        answer = recv_until_closed(sock)
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)
+    assert statuses == [b"200", b"201", b"200"]
+
+
+def test_server_module_needs_only_the_standard_library() -> None:
+    code = (
+        "import sys, harness.toxiproxy.__main__, harness.toxiproxy.server;"
+        "sys.exit('requests' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, timeout=30, check=False)
+    assert result.returncode == 0

@@ -1,0 +1,106 @@
+"""HAProxy in front of a system's nodes: its configuration and its runtime view.
+
+The product brief's answer to a dead or unresponsive instance is a load
+balancer that health-checks every node and routes only to healthy ones. The
+configuration below is that answer written out: active HTTP checks with a
+short interval, ``fall``/``rise`` hysteresis, sessions to a node shut down the
+moment it is marked down, and a retry on another server when a connection
+cannot be made. Retries are limited to connection failures by default: a
+request that reached a node may have taken effect, and only a system whose
+writes are idempotent (the reference system's request ids) should let the
+LB resend it.
+
+The runtime API (``show stat``) is how the harness sees what the LB saw: the
+observer polls it and records when each server went DOWN and UP.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from harness.system import Address, HealthCheck
+
+__all__ = ["ServerState", "haproxy_config", "read_server_states"]
+
+
+def haproxy_config(
+    *,
+    bind: Address,
+    servers: Mapping[str, Address],
+    check: HealthCheck,
+    stats: Address,
+    retry_on: str = "conn-failure",
+    timeout_server_s: float = 30.0,
+) -> str:
+    """A complete ``haproxy.cfg`` for one frontend balancing over ``servers``."""
+    lines = [
+        "global",
+        "    maxconn 4096",
+        f"    stats socket ipv4@{stats.host}:{stats.port} level admin",
+        "    log stdout format raw local0 info",
+        "",
+        "defaults",
+        "    mode http",
+        "    log global",
+        "    option httplog",
+        "    option dontlognull",
+        "    timeout connect 1s",
+        "    timeout client 60s",
+        f"    timeout server {int(timeout_server_s * 1000)}ms",
+        f"    timeout check {check.timeout_ms}ms",
+        "    retries 3",
+        f"    retry-on {retry_on}",
+        "    option redispatch 1",
+        # L7 retries (anything beyond conn-failure) resend a request that already
+        # reached a server: HAProxy can only do so for a request it has buffered.
+        "    option http-buffer-request",
+        "",
+        "frontend clients",
+        f"    bind {bind.host}:{bind.port}",
+        "    default_backend nodes",
+        "",
+        "backend nodes",
+        "    balance roundrobin",
+        f"    option httpchk GET {check.path}",
+        "    http-check expect status 200",
+        f"    default-server inter {check.interval_ms}ms fastinter {check.interval_ms}ms "
+        f"downinter {check.interval_ms}ms fall {check.fall} rise {check.rise} "
+        "on-marked-down shutdown-sessions",
+    ]
+    for name, addr in servers.items():
+        lines.append(f"    server {name} {addr.host}:{addr.port} check")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class ServerState:
+    """One server as HAProxy sees it: UP, DOWN, MAINT, or in transition."""
+
+    name: str
+    status: str
+    check_status: str
+    last_change_s: int
+
+
+def read_server_states(stats: Address, *, timeout_s: float = 1.0) -> list[ServerState]:
+    """Ask the runtime API for every backend server's state (``show stat``)."""
+    with socket.create_connection((stats.host, stats.port), timeout=timeout_s) as sock:
+        sock.sendall(b"show stat\n")
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    text = b"".join(chunks).decode(errors="replace").lstrip("# ")
+    out = []
+    for row in csv.DictReader(io.StringIO(text)):
+        if row.get("svname") in ("FRONTEND", "BACKEND", None):
+            continue
+        out.append(ServerState(row["svname"], row.get("status", ""), row.get("check_status", ""),
+                               int(row.get("lastchg") or 0)))
+    return out

@@ -1,0 +1,366 @@
+"""The local process backend: a system's nodes as processes on loopback ports.
+
+Same wiring as in Docker (a Toxiproxy proxy on every directed link, HAProxy
+reaching each node through its own proxy), with processes instead of
+containers: kill is SIGKILL, pause is SIGSTOP (an unresponsive instance),
+resume is SIGCONT. It is fast to start, so most tests use it, and it serves
+users without Docker.
+
+Every process runs in its own session and is tracked; teardown stops them
+all, also when the run fails or is interrupted, and an ``atexit`` hook is the
+last line of defence.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from harness.cluster.backend import LB, Link, link_name, plan_links
+from harness.cluster.haproxy import haproxy_config
+from harness.errors import HarnessError
+from harness.system import Address, LoadBalanced, NodeContext, NodeLaunch, System, project_root
+
+__all__ = ["ClusterError", "LocalCluster", "free_port"]
+
+HOST = "127.0.0.1"
+
+
+class ClusterError(HarnessError):
+    """A cluster could not be started or driven; the message says which part and why."""
+
+
+def free_port(host: str = HOST) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class _PortPool:
+    """Free ports held open until the processes that will bind them start.
+
+    Releasing a probed port at once (as ``free_port`` does) lets the proxies,
+    asked for port 0, be given that very port a moment later: the node then
+    fails to bind. Holding the sockets until launch closes that window.
+    """
+
+    def __init__(self) -> None:
+        self._held: list[socket.socket] = []
+
+    def take(self, host: str = HOST) -> int:
+        s = socket.socket()
+        s.bind((host, 0))
+        self._held.append(s)
+        return int(s.getsockname()[1])
+
+    def release(self) -> None:
+        for s in self._held:
+            s.close()
+        self._held.clear()
+
+
+class _Proc:
+    """One tracked process with its log file."""
+
+    def __init__(self, name: str, launch: NodeLaunch, log_path: Path, cwd: Path) -> None:
+        self.name = name
+        self.launch = launch
+        self.log_path = log_path
+        self.cwd = cwd
+        self.popen: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self.paused = False
+
+    def start(self) -> None:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        env = {**os.environ, **self.launch.env}
+        self.popen = subprocess.Popen(
+            list(self.launch.argv), stdout=self._log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, cwd=self.cwd, env=env, start_new_session=True,
+        )
+        self.paused = False
+
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
+
+    def stop(self, *, grace_s: float = 3.0) -> None:
+        if self.popen is not None:
+            self.signal(signal.SIGCONT)
+            self.signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.popen.wait(timeout=5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class LocalCluster:
+    """A system's cluster as local processes; use as a context manager."""
+
+    def __init__(
+        self,
+        system: System,
+        *,
+        nodes: int = 3,
+        run_dir: Path,
+        run_id: str,
+        toxiproxy_url: str | None = None,
+        load_balancer: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        if nodes < 1:
+            raise ClusterError("a cluster needs at least one node")
+        self.system = system
+        self.run_id = run_id
+        self.nodes = tuple(f"n{i}" for i in range(1, nodes + 1))
+        self.run_dir = Path(run_dir)
+        self.log_dir = self.run_dir / "logs"
+        self.env = dict(env or {})
+        self.use_lb = load_balancer and isinstance(system, LoadBalanced)
+        self.links: list[Link] = plan_links(self.nodes, system.peer_roles, system.client_role,
+                                            load_balancer=self.use_lb)
+        self._given_toxiproxy = toxiproxy_url
+        self._toxiproxy: Any = None  # ServerProcess when we started it
+        self._toxiproxy_url: str | None = toxiproxy_url
+        self._procs: dict[str, _Proc] = {}
+        self._listen: dict[str, dict[str, Address]] = {}
+        self._proxy_addr: dict[str, Address] = {}
+        self._lb: _Proc | None = None
+        self._lb_addr: Address | None = None
+        self._lb_stats: Address | None = None
+        self._data_root: Path | None = None
+        self._torn_down = False
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def __enter__(self) -> LocalCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.teardown()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.teardown()
+
+    def start(self) -> None:
+        from harness.toxiproxy import ToxiproxyClient, toxiproxy_server
+
+        atexit.register(self.teardown)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._data_root = Path(tempfile.mkdtemp(prefix=f"harness-{self.run_id}-"))
+        if self._toxiproxy_url is None:
+            self._toxiproxy = toxiproxy_server(host=HOST)
+            self._toxiproxy_url = self._toxiproxy.url
+        pool = _PortPool()
+        try:
+            for n in self.nodes:
+                self._listen[n] = {role: Address(HOST, pool.take()) for role in self.system.ports}
+            if self.use_lb:
+                self._lb_addr = Address(HOST, pool.take())
+                self._lb_stats = Address(HOST, pool.take())
+            with ToxiproxyClient(self.toxiproxy_url()) as tp:
+                for link in self.links:
+                    upstream = self._listen[link.dst][link.role]
+                    info = tp.create_proxy(link.name, listen=f"{HOST}:0", upstream=str(upstream))
+                    self._proxy_addr[link.name] = Address(HOST, info.port)
+        finally:
+            pool.release()
+        for i, n in enumerate(self.nodes):
+            proc = _Proc(n, self.system.launch(self._context(n, i)), self.log_dir / f"{n}.log",
+                         project_root())
+            self._procs[n] = proc
+            proc.start()
+        if self.use_lb:
+            self._start_lb()
+
+    def _context(self, node: str, index: int) -> NodeContext:
+        assert self._data_root is not None
+        peers = {
+            other: {r: self._proxy_addr[link_name(node, other, r)] for r in self.system.peer_roles}
+            for other in self.nodes if other != node
+        }
+        data = self._data_root / node
+        data.mkdir(parents=True, exist_ok=True)
+        return NodeContext(node, index, self.nodes, self._listen[node], peers, str(data),
+                           self.env)
+
+    def _start_lb(self) -> None:
+        haproxy = shutil.which("haproxy")
+        if haproxy is None:
+            raise ClusterError("haproxy is not installed (apt-get install haproxy)")
+        assert isinstance(self.system, LoadBalanced)
+        assert self._lb_addr is not None and self._lb_stats is not None
+        servers = {n: self._proxy_addr[link_name(LB, n, self.system.client_role)]
+                   for n in self.nodes}
+        cfg = haproxy_config(bind=self._lb_addr, servers=servers,
+                             check=self.system.health_check, stats=self._lb_stats,
+                             retry_on=getattr(self.system, "lb_retry_on", "conn-failure"))
+        cfg_path = self.run_dir / "haproxy.cfg"
+        cfg_path.write_text(cfg)
+        self._lb = _Proc(LB, NodeLaunch((haproxy, "-db", "-f", str(cfg_path))),
+                         self.log_dir / "haproxy.log", self.run_dir)
+        self._lb.start()
+        deadline = time.monotonic() + 10
+        while not _port_open(self._lb_stats):
+            if not self._lb.running():
+                raise ClusterError(f"haproxy exited; see {self._lb.log_path}")
+            if time.monotonic() > deadline:
+                raise ClusterError("haproxy did not open its stats socket within 10 s")
+            time.sleep(0.05)
+
+    def teardown(self) -> None:
+        if self._torn_down:
+            return
+        self._torn_down = True
+        for proc in [*self._procs.values(), *([self._lb] if self._lb else [])]:
+            proc.stop()
+        if self._toxiproxy is not None:
+            self._toxiproxy.stop()
+        elif self._given_toxiproxy is not None and self._proxy_addr:
+            # a shared server: remove only our proxies
+            with contextlib.suppress(Exception):
+                from harness.toxiproxy import ToxiproxyClient
+
+                with ToxiproxyClient(self._given_toxiproxy) as tp:
+                    for name in self._proxy_addr:
+                        tp.delete_proxy(name)
+        if self._data_root is not None:
+            shutil.rmtree(self._data_root, ignore_errors=True)
+        with contextlib.suppress(Exception):
+            atexit.unregister(self.teardown)
+
+    # --- addresses -------------------------------------------------------------------
+
+    def client_address(self, node: str) -> Address:
+        return self._listen[self._check(node)][self.system.client_role]
+
+    def lb_address(self) -> Address | None:
+        return self._lb_addr
+
+    def lb_stats_address(self) -> Address | None:
+        return self._lb_stats
+
+    def toxiproxy_url(self) -> str:
+        if self._toxiproxy_url is None:
+            raise ClusterError("the cluster is not started")
+        return self._toxiproxy_url
+
+    # --- faults ----------------------------------------------------------------------
+
+    def _check(self, node: str) -> str:
+        if node not in self.nodes:
+            raise ClusterError(f"no node {node!r} in {list(self.nodes)}")
+        return node
+
+    def kill(self, node: str) -> None:
+        proc = self._procs[self._check(node)]
+        proc.signal(signal.SIGKILL)
+        if proc.popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(timeout=5)
+
+    def restart(self, node: str) -> None:
+        proc = self._procs[self._check(node)]
+        if proc.running():
+            self.kill(node)
+        proc.stop(grace_s=0)
+        proc.start()
+
+    def pause(self, node: str) -> None:
+        proc = self._procs[self._check(node)]
+        proc.signal(signal.SIGSTOP)
+        proc.paused = True
+
+    def resume(self, node: str) -> None:
+        proc = self._procs[self._check(node)]
+        proc.signal(signal.SIGCONT)
+        proc.paused = False
+
+    def is_running(self, node: str) -> bool:
+        return self._procs[self._check(node)].running()
+
+    def collect_logs(self, dest: Path) -> Mapping[str, Path]:
+        dest.mkdir(parents=True, exist_ok=True)
+        out: dict[str, Path] = {}
+        for name, proc in [*self._procs.items(), *([(LB, self._lb)] if self._lb else [])]:
+            target = dest / proc.log_path.name
+            if proc.log_path.resolve() != target.resolve() and proc.log_path.exists():
+                shutil.copyfile(proc.log_path, target)
+            out[name] = target
+        return out
+
+    def wait_ready(self, *, timeout_s: float = 30.0) -> None:
+        """Until every node passes its health check and, with an LB, every server is UP.
+
+        A run must not start before this: HAProxy starts its servers DOWN until
+        they pass ``rise`` checks, and a node is unhealthy until it has a leader.
+        """
+        from harness.cluster.haproxy import read_server_states
+
+        if isinstance(self.system, LoadBalanced):
+            path = self.system.health_check.path
+            self.wait_until(lambda: all(http_status(self.client_address(n), path) == 200
+                                        for n in self.nodes),
+                            timeout_s=timeout_s, what="every node healthy")
+        else:
+            self.wait_until(lambda: all(_port_open(self.client_address(n)) for n in self.nodes),
+                            timeout_s=timeout_s, what="every node listening")
+        stats = self._lb_stats
+        if stats is not None:
+            self.wait_until(lambda: all(s.status == "UP" for s in read_server_states(stats)),
+                            timeout_s=timeout_s, what="every server UP in HAProxy")
+
+    def wait_until(self, predicate: Any, *, timeout_s: float, what: str) -> None:
+        """Poll ``predicate()`` until true; a clear error naming ``what`` otherwise."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with contextlib.suppress(Exception):
+                if predicate():
+                    return
+            if time.monotonic() > deadline:
+                dead = [n for n, p in self._procs.items() if not p.running()]
+                extra = f"; exited: {dead} (logs in {self.log_dir})" if dead else ""
+                raise ClusterError(f"timed out after {timeout_s} s waiting for {what}{extra}")
+            time.sleep(0.05)
+
+
+def _port_open(addr: Address) -> bool:
+    try:
+        with socket.create_connection((addr.host, addr.port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def http_status(addr: Address, path: str, *, timeout_s: float = 1.0) -> int:
+    """The HTTP status of a GET (0 when nothing answered)."""
+    try:
+        with urllib.request.urlopen(f"http://{addr}{path}", timeout=timeout_s) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+    except (OSError, ValueError):
+        return 0

@@ -1,0 +1,138 @@
+"""What a system under test tells the harness: how to run it and how it is wired.
+
+A system is any object with these attributes and methods (a
+``typing.Protocol``: no subclassing needed). The harness puts a proxy on
+every link it draws, so a system says which *roles* of port each node
+listens on (peer traffic, client traffic) and takes, for each node, the
+addresses it must *use* to reach its peers: those are proxy addresses, and a
+toxic on one proxy acts on exactly one directed link.
+
+Optional abilities (leader discovery, a load balancer, log files) are
+separate protocols, checked with ``isinstance`` at run time, so a minimal
+adapter stays minimal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "Address",
+    "HasLeader",
+    "HealthCheck",
+    "LoadBalanced",
+    "NodeContext",
+    "NodeLaunch",
+    "System",
+]
+
+
+@dataclass(frozen=True)
+class Address:
+    """A host and a port, as the *connecting* side must dial them."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    """Everything a system needs to write one node's command line.
+
+    ``listen`` gives, per port role, where the node binds; ``peers`` gives,
+    for every other node, the address of each of its roles *as this node must
+    dial it* (through the proxy of that directed link). ``index`` is the
+    node's 0-based position, for systems that number their nodes.
+    """
+
+    name: str
+    index: int
+    nodes: tuple[str, ...]
+    listen: Mapping[str, Address]
+    peers: Mapping[str, Mapping[str, Address]]
+    data_dir: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    #: "local" (a process on this machine) or "docker" (inside the system's image)
+    backend: str = "local"
+
+
+@dataclass(frozen=True)
+class NodeLaunch:
+    """The command that runs one node, with its environment."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """How a load balancer decides a node may serve: an HTTP GET that must answer 2xx."""
+
+    path: str = "/health"
+    interval_ms: int = 250
+    fall: int = 2
+    rise: int = 2
+    timeout_ms: int = 500
+
+
+@runtime_checkable
+class System(Protocol):
+    """The minimum every system provides (plain attributes satisfy these properties)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def ports(self) -> Mapping[str, int]:
+        """Port roles and the port each listens on inside a container, e.g.
+        ``{"peer": 7000, "client": 8080}``; the local backend assigns its own."""
+        ...
+
+    @property
+    def peer_roles(self) -> Sequence[str]:
+        """Which port roles are node-to-node links (proxied per directed pair)."""
+        ...
+
+    @property
+    def client_role(self) -> str:
+        """The port role clients use."""
+        ...
+
+    @property
+    def workloads(self) -> Sequence[str]: ...
+
+    def launch(self, ctx: NodeContext) -> NodeLaunch:
+        """The command (and environment) that runs the node described by ``ctx``."""
+        ...
+
+    def image(self) -> object:
+        """The container image recipe (:class:`harness.cluster.image.ImageSpec`) or a tag."""
+        ...
+
+
+@runtime_checkable
+class LoadBalanced(Protocol):
+    """A system that is served through a load balancer with health checks."""
+
+    @property
+    def health_check(self) -> HealthCheck: ...
+
+
+@runtime_checkable
+class HasLeader(Protocol):
+    """A system that can say which node leads, so a nemesis can target the leader."""
+
+    def leader(self, client_addresses: Mapping[str, Address], *, timeout_s: float) -> str | None:
+        """The current leader's node name, or None when nobody knows."""
+        ...
+
+
+def project_root() -> Path:
+    """The folder holding ``harness/`` and ``reference_system/`` (for image recipes)."""
+    return Path(__file__).resolve().parent.parent

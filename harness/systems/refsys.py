@@ -1,0 +1,113 @@
+"""The reference system (a Multi-Paxos work queue behind HAProxy) as a plug-in system.
+
+It is an ordinary adapter of the public :class:`harness.system.System`
+protocol: nothing in the harness knows it specially.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.cluster.image import BaseSpec, ImageSpec
+from harness.system import Address, HealthCheck, NodeContext, NodeLaunch, project_root
+
+__all__ = ["ReferenceSystem", "find_leader"]
+
+BASE_PACKAGES = ("python3", "haproxy", "tini", "iproute2", "procps")
+
+
+@dataclass
+class ReferenceSystem:
+    """Adapter for ``reference_system``; ``bug`` selects a seeded bug (``REFSYS_BUG``)."""
+
+    bug: str | None = None
+    worker: bool = False
+    work_ms: float = 100.0
+    lease_ms: float = 2000.0
+    heartbeat_ms: float = 50.0
+    election_timeout_ms: float = 300.0
+    extra_args: tuple[str, ...] = ()
+    name: str = "refsys"
+    ports: Mapping[str, int] = field(default_factory=lambda: {"peer": 7000, "client": 8080})
+    peer_roles: tuple[str, ...] = ("peer",)
+    client_role: str = "client"
+    workloads: tuple[str, ...] = ("register", "queue", "takeover")
+    health_check: HealthCheck = field(default_factory=HealthCheck)
+    #: the nodes' writes carry request ids, so the LB may safely resend them
+    lb_retry_on: str = "conn-failure empty-response response-timeout"
+
+    def launch(self, ctx: NodeContext) -> NodeLaunch:
+        python = sys.executable if ctx.backend == "local" else "python3"
+        ids = {n: i + 1 for i, n in enumerate(ctx.nodes)}
+        peers = ",".join(f"{ids[o]}={addr['peer']}" for o, addr in ctx.peers.items())
+        argv = [
+            python, "-m", "reference_system.node",
+            "--id", str(ids[ctx.name]),
+            "--peer-listen", str(ctx.listen["peer"]),
+            "--peers", peers,
+            "--http", str(ctx.listen["client"]),
+            "--data-dir", ctx.data_dir,
+            "--lease-ms", str(self.lease_ms),
+            "--work-ms", str(self.work_ms),
+            "--heartbeat-ms", str(self.heartbeat_ms),
+            "--election-timeout-ms", str(self.election_timeout_ms),
+        ]
+        if self.worker:
+            argv.append("--worker")
+        argv += list(self.extra_args)
+        env = dict(ctx.env)
+        if self.bug:
+            env["REFSYS_BUG"] = self.bug
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return NodeLaunch(tuple(argv), env)
+
+    def leader(self, client_addresses: Mapping[str, Address], *, timeout_s: float = 1.0
+               ) -> str | None:
+        """Node names are ``n1..nN`` in id order, so node id ``k`` is ``n{k}``."""
+        return find_leader(client_addresses, timeout_s=timeout_s)
+
+    def image(self) -> ImageSpec:
+        return ImageSpec(
+            name="harness-refsys",
+            base=BaseSpec(packages=BASE_PACKAGES),
+            files={"app/reference_system": project_root() / "reference_system"},
+            dockerfile=(
+                "COPY app /opt/app\n"
+                "WORKDIR /opt/app\n"
+                "ENV PYTHONPATH=/opt/app PYTHONUNBUFFERED=1\n"
+                'ENTRYPOINT ["/usr/bin/tini", "--"]\n'
+            ),
+        )
+
+
+def _status(addr: Address, timeout_s: float) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(f"http://{addr}/status", timeout=timeout_s) as r:
+            body = json.loads(r.read())
+            return body if isinstance(body, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def find_leader(client_addresses: Mapping[str, Address], *, timeout_s: float = 1.0
+                ) -> str | None:
+    """The node a majority of the asked nodes name as leader (None if no majority agrees).
+
+    Node ``k`` (the ``--id``) is named ``n{k}``: the harness names nodes
+    ``n1..nN`` and the adapter numbers them in that order.
+    """
+    votes: dict[str, int] = {}
+    for addr in client_addresses.values():
+        st = _status(addr, timeout_s)
+        if st and isinstance(st.get("leader"), int):
+            name = f"n{st['leader']}"
+            votes[name] = votes.get(name, 0) + 1
+    for name, n in votes.items():
+        if n > len(client_addresses) // 2:
+            return name
+    return None

@@ -1,0 +1,97 @@
+"""Local processes behind a real HAProxy: the load balancer keeps serving when
+the leader dies, and takes a paused (unresponsive) node out of rotation within
+about two seconds and back once it answers again. Skipped when haproxy is not
+installed (CI must ``apt-get install haproxy``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reference_system.local import LocalCluster, find_haproxy, free_base_port, http_json
+
+pytestmark = pytest.mark.skipif(find_haproxy() is None, reason="haproxy is not installed")
+
+FAST = ("--lease-ms", "1500", "--request-timeout-s", "2", "--log-level", "WARNING")
+
+
+@pytest.fixture
+def lb_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    with LocalCluster(
+        3, base_port=free_base_port(), data_dir=tmp_path, node_args=FAST, haproxy=True
+    ) as c:
+        yield c
+
+
+def server_states(c: LocalCluster) -> dict[str, str]:
+    """Each backend server's status from HAProxy's runtime API."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(c.haproxy_socket))
+        s.sendall(b"show stat\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    rows = csv.DictReader(io.StringIO(data.decode().lstrip("# ")))
+    return {
+        r["svname"]: r["status"]
+        for r in rows
+        if r["pxname"] == "nodes" and r["svname"].startswith("n")
+    }
+
+
+def wait(pred, timeout_s: float) -> float:  # type: ignore[no-untyped-def]
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        if pred():
+            return time.monotonic() - t0
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_lb_routes_only_to_healthy_nodes_and_survives_leader_death(
+    lb_cluster: LocalCluster,
+) -> None:
+    c = lb_cluster
+    assert c.lb_port is not None
+    wait(lambda: set(server_states(c).values()) == {"UP"}, 5)
+    for k in range(10):
+        assert http_json(c.lb_port, "POST", f"/kv/lb{k}", {"value": k})[0] == 200
+    leader = c.wait_for_leader()
+    c.kill(leader)
+    wait(lambda: server_states(c)[f"n{leader}"].startswith("DOWN"), 3)
+    lb = c.lb_port
+
+    def write_ok() -> bool:
+        try:
+            return http_json(lb, "POST", "/kv/after", {"value": 1}, timeout_s=3)[0] == 200
+        except OSError:
+            return False
+
+    assert wait(write_ok, 10) < 10
+    for k in range(10):
+        assert http_json(lb, "GET", f"/kv/lb{k}")[1]["value"] == k
+
+
+def test_paused_node_leaves_rotation_within_two_seconds_and_returns(
+    lb_cluster: LocalCluster,
+) -> None:
+    c = lb_cluster
+    wait(lambda: set(server_states(c).values()) == {"UP"}, 5)
+    leader = c.wait_for_leader()
+    victim = next(i for i in c.ids if i != leader)
+    c.pause(victim)
+    try:
+        out_s = wait(lambda: server_states(c)[f"n{victim}"].startswith("DOWN"), 5)
+        assert out_s < 2.0, out_s
+        assert c.lb_port is not None
+        for k in range(6):  # the LB does not send clients to the paused node
+            assert http_json(c.lb_port, "POST", f"/kv/p{k}", {"value": k}, timeout_s=3)[0] == 200
+    finally:
+        c.resume(victim)
+    wait(lambda: server_states(c)[f"n{victim}"] == "UP", 5)
