@@ -38,6 +38,30 @@ if TYPE_CHECKING:
 __all__ = ["Api"]
 
 MAX_ID_CHARS = 256
+MAX_DEPTH = 32
+"""Deeper values are refused: every replica deep-copies and re-encodes what it
+stores, and a value nested a thousand levels would hit Python's recursion limit
+there, on every node, long after the client got its answer."""
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value, without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        deepest = max(deepest, d)
+        if d > MAX_DEPTH:
+            break
+        if isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, d + 1) for x in v)
+    return deepest
 
 
 class BadRequest(Exception):
@@ -82,11 +106,13 @@ class Api:
         if not req.body:
             return {}
         try:
-            body = json.loads(req.body)
-        except (ValueError, UnicodeDecodeError) as e:
+            body = json.loads(req.body, parse_constant=_no_constants)
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
             raise BadRequest(f"body is not JSON: {e}") from e
         if not isinstance(body, dict):
             raise BadRequest("body must be a JSON object")
+        if _depth(body) > MAX_DEPTH:
+            raise BadRequest(f"body nests deeper than {MAX_DEPTH} levels")
         return body
 
     async def _run(self, command: dict[str, Any], body: dict[str, Any] | None = None) -> Response:

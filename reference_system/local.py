@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import http.client
+import io
 import json
 import os
 import random
@@ -214,6 +216,8 @@ class LocalCluster:
                 [self.haproxy_bin, "-db", "-f", str(cfg)], stdout=log, stderr=log
             )
         self.wait_for_leader(timeout_s=wait_s)
+        if self.lb is not None:
+            self.wait_for_lb(timeout_s=wait_s)
 
     def start_node(self, i: int) -> None:
         """Start (or restart) node ``i`` on its data directory."""
@@ -276,6 +280,36 @@ class LocalCluster:
         except OSError:
             return None
         return body if code == 200 and isinstance(body, dict) else None
+
+    def lb_states(self) -> dict[int, str]:
+        """Each node's status in HAProxy (``UP``, ``DOWN``, ...), from its runtime API."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(2.0)
+            s.connect(str(self.haproxy_socket))
+            s.sendall(b"show stat\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        rows = csv.DictReader(io.StringIO(data.decode().lstrip("# ")))
+        return {
+            int(r["svname"][1:]): r["status"]
+            for r in rows
+            if r["pxname"] == "nodes" and r["svname"][:1] == "n" and r["svname"][1:].isdigit()
+        }
+
+    def wait_for_lb(self, *, timeout_s: float = 20.0) -> None:
+        """Wait until HAProxy sees every live node UP."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                states = self.lb_states()
+            except OSError:
+                states = {}
+            live = {i for i, p in self.procs.items() if p.poll() is None}
+            if live and all(states.get(i) == "UP" for i in live):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"haproxy did not see the nodes up within {timeout_s}s")
 
     def leader(self) -> int | None:
         """The node that says it leads (if exactly one live node does)."""

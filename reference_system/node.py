@@ -173,6 +173,8 @@ class Node:
             asyncio.create_task(self._flusher(), name="flusher"),
             asyncio.create_task(self._expiry(), name="expiry"),
         ]
+        for t in self._tasks:
+            t.add_done_callback(self._task_ended)
         if self.cfg.worker:
             self.worker = Worker(self, work_ms=self.cfg.work_ms, poll_ms=self.cfg.worker_poll_ms)
             self._tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
@@ -193,6 +195,18 @@ class Node:
             await self.transport.stop()
         self._io.shutdown(wait=True)
         self.storage.close()
+
+    def _fail(self, exc: BaseException) -> None:
+        """Fail-stop: a bug in the core or a storage error leaves state we
+        cannot trust, so the node exits instead of limping on."""
+        if self.fatal is None:
+            log.critical("stopping after a fatal error", exc_info=exc)
+            self.fatal = exc
+        self.stopped.set()
+
+    def _task_ended(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._fail(task.exception())  # type: ignore[arg-type]
 
     def _spawn(self, coro: Any) -> None:
         t = asyncio.create_task(coro)
@@ -267,9 +281,7 @@ class Node:
                 try:
                     await loop.run_in_executor(self._io, self._persist, records, snap, state)
                 except (StorageFailed, OSError) as e:
-                    log.critical("storage failed, stopping: %s", e)
-                    self.fatal = e
-                    self.stopped.set()
+                    self._fail(e)
                     return
             self._send(held)
             self._absorb(core.durable(marker, self.now_ms()))
@@ -293,7 +305,10 @@ class Node:
         if msg.src != src:
             log.warning("message claims src %s on the link from %s", msg.src, src)
             return
-        self._absorb(self.core.handle(msg, self.now_ms()))
+        try:
+            self._absorb(self.core.handle(msg, self.now_ms()))
+        except Exception as e:
+            self._fail(e)
 
     # ------------------------------------------------------------ client commands
 

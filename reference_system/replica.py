@@ -356,7 +356,9 @@ class Replica:
 
     def _request_catchup(self, target: int, now_ms: float) -> None:
         if target != self.id and now_ms >= self._catchup_next_ms:
-            self._catchup_next_ms = now_ms + self.config.retransmit_ms
+            # A reply clears this at once; the wait only spaces out retries, which
+            # must not pile snapshot transfers onto a slow link.
+            self._catchup_next_ms = now_ms + 4 * self.config.retransmit_ms
             self._send(target, CatchupRequest(self.id, self.applied + 1))
 
     def _learn(self, slot: int, value: Value) -> None:

@@ -22,7 +22,7 @@ Results are dicts: ``{"ok": true, ...}`` or ``{"error": code, ...}`` where
 
 from __future__ import annotations
 
-import copy
+import json
 from collections import OrderedDict, deque
 from typing import Any
 
@@ -84,18 +84,22 @@ class WorkQueueMachine:
 
     def snapshot(self) -> Any:
         """A deep, JSON-able copy of the state."""
-        return copy.deepcopy(
-            {
-                "items": self.items,
-                "queue": list(self.queue),
-                "kv": self.kv,
-                "results": list(self.results.items()),
-            }
+        # A JSON round trip is a deep copy several times faster than
+        # copy.deepcopy, and proves the state is JSON-able.
+        return json.loads(
+            json.dumps(
+                {
+                    "items": self.items,
+                    "queue": list(self.queue),
+                    "kv": self.kv,
+                    "results": list(self.results.items()),
+                }
+            )
         )
 
     def restore(self, state: Any) -> None:
         """Replace the state by a copy of a :meth:`snapshot`."""
-        state = copy.deepcopy(state)
+        state = json.loads(json.dumps(state))
         self.items = state["items"]
         self.queue = deque(state["queue"])
         self.kv = state["kv"]

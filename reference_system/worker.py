@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ class Worker:
         if not self.node.machine.queue:
             return False  # a hint from local state: spares the log idle claims
         sent_ms = time.monotonic() * 1000
-        status, body = await self.node.execute({"op": "claim", "worker": self.name})
+        status, body = await self._call({"op": "claim", "worker": self.name})
         if status != 200 or not body.get("item"):
             return False
         item = body["item"]
@@ -71,7 +72,7 @@ class Worker:
         if not done:
             self.abandoned += 1
             return True
-        status, body = await self.node.execute(
+        status, body = await self._call(
             {
                 "op": "complete",
                 "id": item["id"],
@@ -84,6 +85,19 @@ class Worker:
         else:
             log.info("completion of %s refused: %s %s", item["id"], status, body)
         return True
+
+    async def _call(self, command: dict[str, Any], attempts: int = 5) -> tuple[int, Any]:
+        """Execute with a request id, retrying an indeterminate outcome with the
+        same id: a claim that timed out is then answered with the item it got,
+        instead of leaving that item to wait for its lease to expire."""
+        command = {**command, "rid": f"{self.name}-{uuid.uuid4().hex}"}
+        status, body = 504, None
+        for _ in range(attempts):
+            status, body = await self.node.execute(command)
+            if status not in (500, 504):
+                break
+            await asyncio.sleep(self.poll_ms / 1000.0)
+        return status, body
 
     async def _work(self, item: dict[str, Any], lease_start_ms: float) -> bool:
         """Sleep through the work, renewing at a third of the lease; False if

@@ -116,8 +116,11 @@ def prepare(
                 lst.append(entry)
     dropped = {"failed": n_failed, "indeterminate_read_only": n_ro}
     if every:
-        for key, lst in parts.items():
-            parts[key] = sorted(lst + every, key=lambda e: e.call)
+        if not parts:
+            parts[None] = list(every)  # no keys at all: check them against the initial state
+        else:
+            for key, lst in parts.items():
+                parts[key] = sorted(lst + every, key=lambda e: e.call)
     return parts, every, dropped
 
 
@@ -128,7 +131,19 @@ def linearizable(
     time_limit_s: float | None = None,
     max_states: int | None = None,
 ) -> Result:
-    """Check ``history`` against ``model``; see the module docstring for the meanings."""
+    """Check ``history`` against ``model``; see the module docstring for the meanings.
+
+    ``time_limit_s`` bounds the whole check; ``max_states`` bounds the
+    memoized configurations summed over partitions (default
+    :data:`DEFAULT_MAX_STATES`). Either bound reached gives ``"unknown"``.
+
+    ``details``: ``model``, ``op_count`` (ops searched), ``partitions``,
+    ``dropped`` (failed ops, indeterminate read-only ops), ``partition_stats``
+    (per key: ops, memoized states, steps, result), ``check_s``; on
+    ``False`` a ``counterexample`` (``key``, ``linearized_prefix`` and
+    ``could_not_place`` as op indices, ``state`` as the model describes it);
+    on ``"unknown"`` a ``reason`` (or the result's ``error``).
+    """
     t0 = time.perf_counter()
     deadline = None if time_limit_s is None else t0 + time_limit_s
     cap = DEFAULT_MAX_STATES if max_states is None else max_states

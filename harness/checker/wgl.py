@@ -14,20 +14,36 @@ end: backtrack. ``(linearized set, state)`` pairs already explored are
 memoized (the linearized set is an int bitset), so no configuration is
 searched twice.
 
-Three reductions on top, each exact (see ``docs`` in the test suite, which
-checks them against brute force):
+Reductions on top, each exact; ``tests/checker/test_linearizable_properties.py``
+checks them against a brute-force checker on random histories:
 
 * **eager read-only steps.** An op that is legal now and, by the model's
   ``read_only``, can never change the state, is linearized at once with no
   backtracking point. Any linearization from here that places it later can
   move it to the front: it is a candidate, so nothing pending must precede
   it; it is legal now; and removing it from its old slot changes no state.
+  (Only "read-only whenever legal" counts: a write that happens to rewrite
+  the current value must not be moved, and a test shows why.)
 * **indeterminate read-only ops are dropped** (done by the caller): "never
   took effect" is always allowed and such an op could not change anything.
 * **interchangeable indeterminate ops.** Indeterminate ops with the same
   ``f`` and value never return, so once both are invoked they are
   interchangeable; only the earliest-invoked unlinearized one of such a
   group is tried, which keeps the search from exploring each permutation.
+* **no unseen indeterminate effects.** Right after an indeterminate op that
+  no read-only op observed, a *blind* op (model ``blind``: a write, a put;
+  legal anywhere, same result anywhere) is not tried: it would erase the
+  indeterminate op's effect unseen, and leaving that op out ("never")
+  reaches the same configuration from the one before it. This is what makes
+  the Jepsen etcd logs, full of timed-out writes, cheap.
+* **dead prefixes.** A remaining read-only op that cannot become legal from
+  the current state without a *resetting* op (model ``resets`` and
+  ``may_reach``; by default every op that is not read-only resets, and
+  "reachable" means "legal now"), and that returned before any remaining
+  resetting op was invoked, must be linearized before every reset: so the
+  prefix is dead now, not only once that op's return is reached. For a KV
+  store only puts reset and a get stays reachable while the value is a
+  prefix of what it read, which cuts the append orders that no read saw.
 
 Indeterminate ops have no return entry: they may take effect at any point
 after their call, or never. The search succeeds when every ``ok`` op is

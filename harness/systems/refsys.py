@@ -15,6 +15,7 @@ from typing import Any
 
 from harness.cluster.image import BaseSpec, ImageSpec
 from harness.system import Address, HealthCheck, NodeContext, NodeLaunch, project_root
+from harness.systems.refsys_client import RefsysClient
 
 __all__ = ["ReferenceSystem", "find_leader"]
 
@@ -65,6 +66,11 @@ class ReferenceSystem:
             env["REFSYS_BUG"] = self.bug
         env.setdefault("PYTHONUNBUFFERED", "1")
         return NodeLaunch(tuple(argv), env)
+
+    def client(self, workload: str, address: Address, *, worker: str, timeout_s: float = 5.0
+               ) -> RefsysClient:
+        """The same client serves every workload: the operations' names differ."""
+        return RefsysClient(address, worker=worker, timeout_s=timeout_s)
 
     def leader(self, client_addresses: Mapping[str, Address], *, timeout_s: float = 1.0
                ) -> str | None:

@@ -227,3 +227,11 @@ def test_work_item_empty_claim_needs_the_whole_history() -> None:
     assert r_bad.valid is False
     assert r_bad.details["whole_history_check"] is True
     assert all(p["result"] == "linearizable" for p in r_bad.details["partition_stats"])
+
+
+def test_empty_claims_alone_are_still_checked() -> None:
+    m = get_model("work-item")
+    h = history(invoke(0, "claim"), ok(0, "claim", None))
+    r = check(h, m)
+    assert r.valid is True
+    assert r.details["op_count"] == 1

@@ -5,9 +5,6 @@ installed (CI must ``apt-get install haproxy``)."""
 
 from __future__ import annotations
 
-import csv
-import io
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,18 +28,7 @@ def lb_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
 
 def server_states(c: LocalCluster) -> dict[str, str]:
     """Each backend server's status from HAProxy's runtime API."""
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(str(c.haproxy_socket))
-        s.sendall(b"show stat\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    rows = csv.DictReader(io.StringIO(data.decode().lstrip("# ")))
-    return {
-        r["svname"]: r["status"]
-        for r in rows
-        if r["pxname"] == "nodes" and r["svname"].startswith("n")
-    }
+    return {f"n{i}": state for i, state in c.lb_states().items()}
 
 
 def wait(pred, timeout_s: float) -> float:  # type: ignore[no-untyped-def]

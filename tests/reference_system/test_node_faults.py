@@ -226,3 +226,37 @@ def test_five_nodes_survive_two_crashes(tmp_path: Path, n: int) -> None:
         new = c.wait_for_leader(exclude=leader, timeout_s=10)
         assert new not in victims
         assert http_json(c.http_port(new), "POST", "/kv/five", {"value": 5})[0] == 200
+
+
+def test_a_paused_follower_that_resumes_does_not_depose_the_leader(cluster: LocalCluster) -> None:
+    leader = cluster.wait_for_leader()
+    ballot = cluster.status(leader)["ballot"]  # type: ignore[index]
+    victim = next(i for i in cluster.ids if i != leader)
+    cluster.pause(victim)
+    time.sleep(1.5)  # many election timeouts
+    cluster.resume(victim)
+    until(lambda: (s := cluster.status(victim)) and s["leader"] == leader, 5, "rejoin")
+    time.sleep(0.5)
+    assert cluster.leader() == leader
+    assert cluster.status(leader)["ballot"] == ballot  # type: ignore[index]
+
+
+def test_a_worker_renews_its_lease_through_long_work(tmp_path: Path) -> None:
+    with LocalCluster(
+        3,
+        base_port=free_base_port(),
+        data_dir=tmp_path,
+        node_args=(*FAST, "--work-ms", "10"),
+        worker=True,
+        haproxy=False,
+    ) as c:
+        leader = c.wait_for_leader()
+        body = {"id": "long", "payload": {"work_ms": 2500}}  # longer than the 1.5 s lease
+        assert http_json(c.http_port(leader), "POST", "/enqueue", body)[0] == 200
+
+        def done() -> dict | None:  # type: ignore[type-arg]
+            it = http_json(c.http_port(leader), "GET", "/items/long")[1]
+            return it if it["state"] == "completed" else None
+
+        it = until(done, 10, "the long item to complete")
+        assert it["attempts"] == 1 and it["renewals"] >= 2

@@ -17,6 +17,8 @@ from reference_system.messages import (
     Effects,
     Nack,
     Prepare,
+    PreVote,
+    PreVoteReply,
     Promise,
     PromiseRecord,
     Snapshot,
@@ -44,10 +46,18 @@ def sent(fx: Effects, kind: type) -> list:
     return [(e.dst, e.msg) for e in [*fx.early, *fx.messages] if isinstance(e.msg, kind)]
 
 
+def campaign(r: Replica, now_ms: float = 1000) -> Effects:
+    """Drive ``r`` through a granted pre-vote into phase 1."""
+    fx = r.tick(now_ms)
+    [(_, pv), _] = sent(fx, PreVote)
+    fx = r.handle(PreVoteReply(2, pv.ballot, True), now_ms)
+    assert r.role is Role.CANDIDATE
+    return fx
+
+
 def elect(r: Replica, now_ms: float = 1000) -> Effects:
     """Drive ``r`` to leadership with empty promises from node 2."""
-    r.tick(now_ms)
-    assert r.role is Role.CANDIDATE
+    campaign(r, now_ms)
     return r.handle(Promise(2, r.ballot, (), 0, 0), now_ms)
 
 
@@ -56,9 +66,33 @@ def test_follower_campaigns_after_its_randomized_timeout() -> None:
     assert CFG.election_timeout_ms <= r.next_deadline_ms() <= 2 * CFG.election_timeout_ms
     assert r.tick(CFG.election_timeout_ms - 1).empty()
     fx = r.tick(2 * CFG.election_timeout_ms)
+    assert r.role is Role.FOLLOWER and not fx.records  # a pre-vote first
+    assert sent(fx, PreVote) == [(2, PreVote(1, Ballot(1, 1))), (3, PreVote(1, Ballot(1, 1)))]
+    fx = r.handle(PreVoteReply(3, Ballot(1, 1), True), 2 * CFG.election_timeout_ms)
     assert r.role is Role.CANDIDATE
     assert fx.records == [PromiseRecord(Ballot(1, 1))]
     assert sent(fx, Prepare) == [(2, Prepare(1, Ballot(1, 1), 1)), (3, Prepare(1, Ballot(1, 1), 1))]
+
+
+def test_pre_vote_is_refused_while_a_leader_is_live() -> None:
+    r = replica(2)
+    r.handle(Accept(1, Ballot(1, 1), (), 0), 1000)
+    fx = r.handle(PreVote(3, Ballot(2, 3)), 1100)
+    assert sent(fx, PreVoteReply) == [(3, PreVoteReply(2, Ballot(2, 3), False))]
+    fx = r.handle(PreVote(3, Ballot(2, 3)), 1000 + CFG.election_timeout_ms)
+    assert sent(fx, PreVoteReply) == [(3, PreVoteReply(2, Ballot(2, 3), True))]
+
+
+def test_a_node_back_from_a_pause_does_not_depose_the_leader() -> None:
+    r = replica(3)
+    r.handle(Accept(1, Ballot(1, 1), (), 0), 1000)
+    fx = r.tick(5000)  # long pause: its election timer has run out
+    assert sent(fx, PreVote) and not fx.records
+    r.handle(PreVoteReply(2, Ballot(2, 3), False), 5001)
+    fx = r.handle(Accept(1, Ballot(1, 1), (), 0), 5002)  # the leader's heartbeat
+    assert sent(fx, Accepted) and not sent(fx, Nack)
+    assert r.promised == Ballot(1, 1) and r.leader_id == 1
+    assert not sent(r.tick(5003), PreVote)
 
 
 def test_acceptor_persists_its_promise_and_refuses_lower_ballots() -> None:
@@ -91,7 +125,7 @@ def test_forget_promise_bug_accepts_below_the_promise_after_restart() -> None:
 
 def test_new_leader_reproposes_the_highest_ballot_value_and_fills_gaps() -> None:
     r = replica()
-    r.tick(1000)
+    campaign(r)
     b = r.ballot
     p2 = Promise(2, b, ((2, Ballot(1, 2), ("old",)), (4, Ballot(1, 2), ("x",))), 0, 0)
     fx = r.handle(p2, 1000)
@@ -195,7 +229,7 @@ def test_lagging_node_installs_a_snapshot_and_remaining_slots() -> None:
 
 def test_candidate_behind_a_compacted_acceptor_catches_up_instead_of_leading() -> None:
     r = replica()
-    r.tick(1000)
+    campaign(r)
     fx = r.handle(Promise(2, r.ballot, (), 50, 60), 1000)
     assert r.role is Role.FOLLOWER
     assert sent(fx, CatchupRequest) == [(2, CatchupRequest(1, 1))]
@@ -204,8 +238,7 @@ def test_candidate_behind_a_compacted_acceptor_catches_up_instead_of_leading() -
 def test_serving_catchup_sends_a_snapshot_when_the_asker_is_behind_it() -> None:
     cfg = Config(snapshot_every_slots=2, window_slots=8)
     r = Replica(1, [1, 2, 3], ChainMachine(), now_ms=0, rng=random.Random(0), config=cfg)
-    r.tick(1000)
-    r.handle(Promise(2, r.ballot, (), 0, 0), 1000)
+    elect(r)
     for c in "abc":
         r.propose([c], 1001)
     r.durable(r.sync_marker(), 1001)

@@ -20,6 +20,8 @@ from reference_system.messages import (
     CatchupRequest,
     Nack,
     Prepare,
+    PreVote,
+    PreVoteReply,
     Promise,
     PromiseRecord,
     Snapshot,
@@ -154,6 +156,8 @@ def test_fsync_failure_is_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     "msg",
     [
         Prepare(1, Ballot(2, 1), 5),
+        PreVote(2, Ballot(3, 2)),
+        PreVoteReply(3, Ballot(3, 2), True),
         Promise(2, Ballot(2, 1), ((5, Ballot(1, 3), ("x", {"a": 1})),), 4, 3),
         Nack(3, Ballot(1, 1), Ballot(2, 2)),
         Accept(1, Ballot(2, 1), ((6, ()), (7, ("y",))), 5),

@@ -1,0 +1,59 @@
+"""The client protocol: how a workload's operation reaches a system and what came back.
+
+An :class:`Outcome` is the completion a client observed. The rule that keeps
+histories honest (Jepsen's, and Maelstrom's "definite" errors): an operation is
+``fail`` only when the system said it certainly did not happen; a timeout, a
+dropped connection, a proxy's error page, anything else is ``info``. Reads
+change nothing, so a read that did not answer may be recorded as ``fail``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from harness.history import OpType
+
+__all__ = ["Client", "ClientFactory", "Outcome", "fail", "info", "ok"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a client saw: ok with a value, a definite fail, or info (unknown)."""
+
+    type: OpType
+    value: Any = None
+    error: Any = None
+    node: str | None = None
+
+
+def ok(value: Any = None, *, node: str | None = None) -> Outcome:
+    return Outcome(OpType.OK, value, None, node)
+
+
+def fail(error: Any, value: Any = None, *, node: str | None = None) -> Outcome:
+    return Outcome(OpType.FAIL, value, error, node)
+
+
+def info(error: Any, value: Any = None, *, node: str | None = None) -> Outcome:
+    return Outcome(OpType.INFO, value, error, node)
+
+
+@runtime_checkable
+class Client(Protocol):
+    """One worker's connection to the system.
+
+    ``prepare`` may rewrite an operation before it is recorded (a queue client
+    fills in which held item to complete); ``invoke`` performs it and never
+    raises for anything the system does: every failure is an :class:`Outcome`.
+    """
+
+    def prepare(self, f: str, value: Any) -> tuple[str, Any]: ...
+
+    def invoke(self, f: str, value: Any) -> Outcome: ...
+
+    def close(self) -> None: ...
+
+
+ClientFactory = Callable[[int], Client]

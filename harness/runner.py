@@ -1,0 +1,389 @@
+"""One fault campaign run, from cluster setup to verdict.
+
+Phases: set up the cluster and wait until it is ready; run the clients and
+the nemesis for the time limit; stop the nemesis and heal everything; wait
+for recovery; the workload's final reads or drain; collect logs; tear down;
+check the history; write the results. Teardown happens whatever goes wrong
+(and on Ctrl-C), and the history is on disk op by op throughout, so even an
+interrupted run can be checked afterwards.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.analysis import check_history
+from harness.checker.result import UNKNOWN, Result
+from harness.client import Client, Outcome
+from harness.errors import HarnessError
+from harness.formats import HistoryWriter
+from harness.generator import ClientOp, Fault, FaultSchedule, client_ops, random_schedule
+from harness.history import NEMESIS, History, Op, OpType
+from harness.nemesis import grudge as grudges
+from harness.nemesis.faults import Nemesis
+from harness.store import RunStore, new_run_dir
+from harness.system import Address, HasLeader
+from harness.workloads import get_workload
+
+__all__ = ["Recorder", "RunConfig", "RunResult", "run"]
+
+
+@dataclass
+class RunConfig:
+    """Everything that decides a run; stored in its results so it can be repeated."""
+
+    system: str = "refsys"
+    workload: str = "register"
+    nemesis: tuple[str, ...] = ("partition",)
+    time_limit_s: float = 30.0
+    concurrency: int = 5
+    rate_hz: float = 50.0
+    backend: str = "local"
+    nodes: int = 3
+    seed: int | None = None
+    bug: str | None = None
+    test: str | None = None
+    reports_dir: Path = Path("reports")
+    schedule: FaultSchedule | None = None
+    recovery_timeout_s: float = 30.0
+    final_timeout_s: float = 60.0
+    op_timeout_s: float = 5.0
+    through_lb: bool = True
+    system_options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "system": self.system, "workload": self.workload, "nemesis": list(self.nemesis),
+            "time_limit_s": self.time_limit_s, "concurrency": self.concurrency,
+            "rate_hz": self.rate_hz, "backend": self.backend, "nodes": self.nodes,
+            "seed": self.seed, "bug": self.bug, "test": self.test,
+            "through_lb": self.through_lb, "op_timeout_s": self.op_timeout_s,
+        }
+
+
+@dataclass
+class RunResult:
+    """The verdict of a run, where its files are, and what decided it."""
+
+    valid: Any
+    results: dict[str, Result]
+    run_dir: Path
+    seed: int
+    schedule: FaultSchedule
+    op_count: int
+    error: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        return {True: "valid", False: "invalid"}.get(self.valid, "unknown")
+
+
+class Recorder:
+    """Thread-safe history recording: an index, a monotonic clock, a streamed file."""
+
+    def __init__(self, writer: HistoryWriter) -> None:
+        self._writer = writer
+        self._lock = threading.Lock()
+        self._t0 = time.monotonic_ns()
+        self.ops: list[Op] = []
+        self.counts = {"ok": 0, "fail": 0, "info": 0}
+
+    def now_s(self) -> float:
+        return (time.monotonic_ns() - self._t0) / 1e9
+
+    def _record(self, type_: OpType, process: int | str, f: str, value: Any,
+                error: Any = None, node: str | None = None) -> Op:
+        with self._lock:
+            op = Op(len(self.ops), time.monotonic_ns() - self._t0, type_, process, f, value,
+                    error, node)
+            self.ops.append(op)
+            self._writer.write(op)
+            if type_ is not OpType.INVOKE and isinstance(process, int):
+                self.counts[type_.value] += 1
+            return op
+
+    def invoke(self, process: int, f: str, value: Any) -> Op:
+        return self._record(OpType.INVOKE, process, f, value)
+
+    def complete(self, inv: Op, out: Outcome) -> Op:
+        return self._record(out.type, inv.process, inv.f, out.value if out.type is OpType.OK
+                            else inv.value, out.error, out.node)
+
+    def nemesis(self, f: str, value: Any) -> Op:
+        return self._record(OpType.INFO, NEMESIS, f, value)
+
+
+def _call(recorder: Recorder, client: Client, process: int, f: str, value: Any
+          ) -> tuple[Op, Outcome]:
+    inv = recorder.invoke(process, f, value)
+    try:
+        out = client.invoke(f, value)
+    except Exception as e:
+        out = Outcome(OpType.INFO, None, f"client raised {type(e).__name__}: {e}")
+    recorder.complete(inv, out)
+    return inv, out
+
+
+class _Final:
+    """The final phase's view of the run (see :class:`harness.workloads.base.FinalContext`)."""
+
+    def __init__(self, recorder: Recorder, process: int, deadline: float) -> None:
+        self.recorder = recorder
+        self.process = process
+        self.deadline = deadline
+
+    def call(self, client: Client, f: str, value: Any) -> tuple[Op, Outcome]:
+        inv, out = _call(self.recorder, client, self.process, f, value)
+        if out.type is OpType.INFO:
+            self.process += 1_000_000  # Jepsen's rule: a new process after an unknown outcome
+        return inv, out
+
+    def history_so_far(self) -> Sequence[Op]:
+        return list(self.recorder.ops)
+
+    def deadline_passed(self) -> bool:
+        return time.monotonic() > self.deadline
+
+
+def _make_cluster(cfg: RunConfig, system: Any, run_dir: Path, run_id: str) -> Any:
+    if cfg.backend == "local":
+        from harness.cluster.local import LocalCluster
+
+        return LocalCluster(system, nodes=cfg.nodes, run_dir=run_dir, run_id=run_id)
+    if cfg.backend == "docker":
+        try:
+            from harness.cluster.docker import DockerCluster
+        except ImportError as e:
+            raise HarnessError(f"the docker backend is not available: {e}") from None
+        return DockerCluster(system, nodes=cfg.nodes, run_dir=run_dir, run_id=run_id)
+    raise HarnessError(f"unknown backend {cfg.backend!r}; known: local, docker")
+
+
+class _FaultDriver:
+    """Applies a schedule's faults at their times, and records each start and end."""
+
+    def __init__(self, nemesis: Nemesis, cluster: Any, system: Any, recorder: Recorder,
+                 schedule: FaultSchedule, stop: threading.Event) -> None:
+        self.nemesis = nemesis
+        self.cluster = cluster
+        self.system = system
+        self.recorder = recorder
+        self.schedule = schedule
+        self.stop = stop
+        self.active: list[str] = []
+        self.errors: list[str] = []
+
+    def _node(self, want: str) -> str:
+        if want == "leader" and isinstance(self.system, HasLeader):
+            addrs = {n: self.cluster.client_address(n) for n in self.cluster.nodes}
+            leader = self.system.leader(addrs, timeout_s=1.0)
+            if leader in self.cluster.nodes:
+                return str(leader)
+        if want in self.cluster.nodes:
+            return want
+        return str(self.cluster.nodes[0])
+
+    def _start(self, fault: Fault) -> dict[str, Any]:
+        p = dict(fault.params)
+        nodes = list(self.cluster.nodes)
+        if fault.kind == "partition":
+            rng = random.Random(p.get("seed", 0))
+            plan = p.get("plan", "random-halves")
+            if plan == "isolate-leader":
+                g = grudges.isolate(self._node("leader"), nodes)
+            elif plan == "isolate-one":
+                g = grudges.isolate(rng.choice(nodes), nodes)
+            elif plan == "majorities-ring":
+                g = grudges.majorities_ring(nodes, rng)
+            elif plan == "bridge" and len(nodes) >= 3:
+                g = grudges.bridge(nodes, rng)
+            else:
+                g = grudges.random_halves(nodes, rng)
+            return {**self.nemesis.partition(g), "plan": plan}
+        if fault.kind == "kill":
+            return self.nemesis.kill(self._node(p.get("node", "leader")))
+        if fault.kind == "pause":
+            return self.nemesis.pause(self._node(p.get("node", "leader")))
+        node = p.get("node", "all")
+        links = self.nemesis.links_of(None if node == "all" else self._node(node))
+        if fault.kind == "latency":
+            return self.nemesis.latency(links, latency_ms=int(p.get("latency_ms", 100)),
+                                        jitter_ms=int(p.get("jitter_ms", 0)))
+        return self.nemesis.stall(links)
+
+    def _end(self, fault: Fault, started: dict[str, Any]) -> dict[str, Any]:
+        if fault.kind == "kill":
+            return self.nemesis.restart(started["node"])
+        if fault.kind == "pause":
+            return self.nemesis.resume(started["node"])
+        return self.nemesis.heal_network()
+
+    def run(self, t0: float) -> None:
+        for fault in self.schedule.faults:
+            if self.stop.wait(max(0.0, t0 + fault.start_s - time.monotonic())):
+                return
+            try:
+                started = self._start(fault)
+            except Exception as e:
+                self.errors.append(f"{fault.kind}: {e}")
+                self.recorder.nemesis(f"start-{fault.kind}", {"error": str(e)})
+                continue
+            self.recorder.nemesis(f"start-{fault.kind}", started)
+            self.active = [fault.kind]
+            self.stop.wait(max(0.0, t0 + fault.end_s - time.monotonic()))
+            try:
+                ended = self._end(fault, started)
+            except Exception as e:
+                self.errors.append(f"end {fault.kind}: {e}")
+                ended = {"error": str(e)}
+            self.recorder.nemesis(f"stop-{fault.kind}", ended)
+            self.active = []
+            if self.stop.is_set():
+                return
+
+
+def run(cfg: RunConfig, *, progress: Callable[[dict[str, Any]], None] | None = None
+        ) -> RunResult:
+    """Run one campaign and return its verdict; files go to a new run folder."""
+    from harness.systems import get_system
+
+    workload = get_workload(cfg.workload)
+    seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
+    rng = random.Random(seed)
+    options = dict(cfg.system_options)
+    if cfg.bug:
+        options["bug"] = cfg.bug
+    system = get_system(cfg.system, **options)
+    if cfg.workload not in system.workloads:
+        raise HarnessError(f"system {cfg.system!r} does not support workload {cfg.workload!r}; "
+                           f"it supports {', '.join(system.workloads)}")
+    test = cfg.test or f"{cfg.system}-{cfg.workload}-{'+'.join(cfg.nemesis) or 'none'}"
+    run_dir = new_run_dir(cfg.reports_dir, test)
+    store = RunStore(run_dir)
+    run_id = f"{run_dir.parent.name}-{run_dir.name}"[-40:]
+    node_names = [f"n{i}" for i in range(1, cfg.nodes + 1)]
+    schedule = cfg.schedule or random_schedule(
+        random.Random(rng.randrange(2**31)), kinds=list(cfg.nemesis), nodes=node_names,
+        time_limit_s=cfg.time_limit_s, mean_interval_s=max(2.0, cfg.time_limit_s / 6),
+        min_duration_s=min(2.0, cfg.time_limit_s / 4),
+        max_duration_s=max(2.0, min(10.0, cfg.time_limit_s / 3)), seed=seed)
+    store.write_json("schedule.json", schedule.to_dict())
+    started_at = time.time()
+    error: str | None = None
+    interrupted = False
+    with HistoryWriter(store.history_path) as writer:
+        recorder = Recorder(writer)
+        try:
+            with _make_cluster(cfg, system, run_dir, run_id) as cluster:
+                try:
+                    _drive(cfg, cluster, system, workload, recorder, rng, schedule, progress)
+                finally:
+                    cluster.collect_logs(store.dir / "logs")
+        except KeyboardInterrupt:
+            interrupted = True
+            error = "interrupted"
+        except HarnessError as e:
+            error = str(e)
+        except Exception as e:
+            error = "".join(traceback.format_exception_only(type(e), e)).strip()
+    history = History(recorder.ops)
+    results: dict[str, Result] = {}
+    valid: Any = UNKNOWN
+    if error is None or interrupted:
+        _, composed = check_history(history, model=workload.model,
+                                       checkers=workload.checkers, time_limit_s=120)
+        results = dict(composed.details["results"])
+        valid = UNKNOWN if interrupted else composed.valid
+    result = RunResult(valid, results, run_dir, seed, schedule, len(history), error)
+    store.write_json("results.json", {
+        "valid": valid, "verdict": result.verdict, "error": error, "seed": seed,
+        "config": cfg.to_dict(), "schedule": schedule.to_dict(), "test": test,
+        "started": started_at, "duration_s": round(time.time() - started_at, 3),
+        "op_count": len(history), "counts": recorder.counts,
+        "results": {k: r.to_dict() for k, r in results.items()},
+    })
+    if interrupted:
+        raise KeyboardInterrupt
+    return result
+
+
+def _drive(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: Recorder,
+           rng: random.Random, schedule: FaultSchedule,
+           progress: Callable[[dict[str, Any]], None] | None) -> None:
+    cluster.wait_ready(timeout_s=cfg.recovery_timeout_s)
+    lb = cluster.lb_address() if cfg.through_lb else None
+
+    def address(worker: int) -> Address:
+        if lb is not None:
+            return lb
+        return cluster.client_address(cluster.nodes[worker % len(cluster.nodes)])
+
+    def new_client(worker: int) -> Client:
+        return system.client(cfg.workload, address(worker), worker=f"w{worker}",
+                             timeout_s=cfg.op_timeout_s)
+
+    plan: list[list[ClientOp]] = [[] for _ in range(cfg.concurrency)]
+    for op in client_ops(workload.phases(time_limit_s=cfg.time_limit_s, rate_hz=cfg.rate_hz),
+                         concurrency=cfg.concurrency, rng=random.Random(rng.randrange(2**31))):
+        plan[op.worker].append(op)
+    stop = threading.Event()
+    nemesis = Nemesis(cluster)
+    driver = _FaultDriver(nemesis, cluster, system, recorder, schedule, stop)
+    t0 = time.monotonic()
+    end = t0 + cfg.time_limit_s
+
+    def worker(w: int) -> None:
+        client = new_client(w)
+        process = w
+        try:
+            for op in plan[w]:
+                delay = t0 + op.at_s - time.monotonic()
+                if delay > 0 and stop.wait(delay):
+                    return
+                if stop.is_set() or time.monotonic() >= end:
+                    return
+                f, value = client.prepare(op.f, op.value)
+                _, out = _call(recorder, client, process, f, value)
+                if out.type is OpType.INFO:
+                    process += cfg.concurrency  # Jepsen's rule: continue as a new process
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=worker, args=(w,), name=f"worker-{w}", daemon=True)
+               for w in range(cfg.concurrency)]
+    nem_thread = threading.Thread(target=driver.run, args=(t0,), name="nemesis", daemon=True)
+    for t in threads:
+        t.start()
+    nem_thread.start()
+    try:
+        while time.monotonic() < end and any(t.is_alive() for t in threads):
+            if progress:
+                progress({"elapsed_s": time.monotonic() - t0, "time_limit_s": cfg.time_limit_s,
+                          "counts": dict(recorder.counts), "faults": list(driver.active)})
+            time.sleep(0.25)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=cfg.op_timeout_s + 5)
+        nem_thread.join(timeout=30)
+        healed = nemesis.heal_all()
+        recorder.nemesis("heal-all", healed)
+        nemesis.close()
+    try:
+        cluster.wait_ready(timeout_s=cfg.recovery_timeout_s)
+        recorder.nemesis("recovered", {})
+    except HarnessError as e:
+        recorder.nemesis("not-recovered", {"error": str(e)})
+    final = _Final(recorder, 10 * cfg.concurrency + 1_000_000,
+                   time.monotonic() + cfg.final_timeout_s)
+    workload.final(final, lambda: new_client(cfg.concurrency))
+    if progress:
+        progress({"elapsed_s": time.monotonic() - t0, "time_limit_s": cfg.time_limit_s,
+                  "counts": dict(recorder.counts), "faults": [], "phase": "done"})

@@ -1,0 +1,74 @@
+"""Where runs live: ``reports/<test>/<timestamp>/`` with a ``latest`` link per test.
+
+A run folder holds ``history.jsonl`` (streamed and flushed op by op, so a
+killed run can still be checked with ``harness check <run dir>``),
+``results.json``, ``schedule.json`` (for ``--replay``), and ``logs/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RunStore", "new_run_dir"]
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
+
+
+def new_run_dir(reports: Path, test: str) -> Path:
+    """A fresh folder for one run, and the test's ``latest`` link pointed at it."""
+    base = Path(reports) / _safe(test)
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    run = base / stamp
+    n = 1
+    while True:
+        try:
+            run.mkdir()
+            break
+        except FileExistsError:
+            n += 1
+            run = base / f"{stamp}-{n}"
+    latest = base / "latest"
+    tmp = base / f".latest-{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    tmp.symlink_to(run.name)
+    os.replace(tmp, latest)
+    return run
+
+
+class RunStore:
+    """The files of one run."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = Path(run_dir)
+        (self.dir / "logs").mkdir(parents=True, exist_ok=True)
+
+    @property
+    def history_path(self) -> Path:
+        return self.dir / "history.jsonl"
+
+    def write_json(self, name: str, data: Any) -> Path:
+        path = self.dir / name
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_default) + "\n")
+        os.replace(tmp, path)
+        return path
+
+
+def _default(v: Any) -> Any:
+    if isinstance(v, set | frozenset | tuple):
+        return sorted(v, key=str) if isinstance(v, set | frozenset) else list(v)
+    if isinstance(v, Path):
+        return str(v)
+    if hasattr(v, "to_dict"):
+        return v.to_dict()
+    return repr(v)

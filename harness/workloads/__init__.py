@@ -1,0 +1,26 @@
+"""Workloads: what clients do during a run, what they do after it, and how it is checked.
+
+A workload is system-independent: it plans abstract operations (``read``,
+``enqueue``, ...) and names its checkers; a system adapter supplies the
+client that turns them into requests (``System.client(workload, ...)``).
+"""
+
+from __future__ import annotations
+
+from harness.errors import HarnessError
+from harness.workloads.base import Workload
+from harness.workloads.queue import QueueWorkload
+from harness.workloads.register import RegisterWorkload
+
+__all__ = ["WORKLOADS", "QueueWorkload", "RegisterWorkload", "Workload", "get_workload"]
+
+WORKLOADS: dict[str, type[Workload]] = {
+    "register": RegisterWorkload,
+    "queue": QueueWorkload,
+}
+
+
+def get_workload(name: str) -> Workload:
+    if name not in WORKLOADS:
+        raise HarnessError(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)}")
+    return WORKLOADS[name]()

@@ -1,0 +1,111 @@
+"""A node in-process (asyncio): fail-stop on an fsync error, and the
+durability rule of the driver (no reply before its records are synced)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from reference_system.local import free_base_port, http_json
+from reference_system.node import Node, NodeConfig
+from reference_system.replica import Config
+from reference_system.storage import StorageFailed
+
+
+def single_node(tmp_path: Path) -> NodeConfig:
+    """A one-node cluster: it leads itself, so a write needs only its own disk."""
+    base = free_base_port(1)
+    return NodeConfig(
+        node_id=1,
+        peer_listen=("127.0.0.1", base + 101),
+        peers={},
+        http=("127.0.0.1", base + 1),
+        data_dir=tmp_path,
+        request_timeout_s=2.0,
+        paxos=Config(election_timeout_ms=50),
+    )
+
+
+async def wait_leader(node: Node) -> None:
+    for _ in range(200):
+        if node.core is not None and node.core.role.value == "leader":
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("no leader")
+
+
+def test_an_fsync_error_stops_the_node(tmp_path: Path) -> None:
+    async def main() -> None:
+        node = Node(single_node(tmp_path))
+        await node.start()
+        try:
+            await wait_leader(node)
+            assert await node.execute({"op": "write", "key": "a", "value": 1}) == (
+                200,
+                {"ok": True},
+            )
+
+            def broken() -> None:
+                raise StorageFailed("EIO")
+
+            node.storage.sync = broken  # type: ignore[method-assign]
+            task = asyncio.create_task(node.execute({"op": "write", "key": "a", "value": 2}))
+            await asyncio.wait_for(node.stopped.wait(), 5)
+            assert isinstance(node.fatal, StorageFailed)
+            status, _ = await task
+            assert status == 504  # never acknowledged
+            assert node.machine.kv["a"] == 1  # and never applied
+            assert not node.healthy()
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
+
+
+def test_a_restarted_single_node_recovers_its_state(tmp_path: Path) -> None:
+    cfg = single_node(tmp_path)
+
+    async def write_then_stop() -> None:
+        node = Node(cfg)
+        await node.start()
+        try:
+            await wait_leader(node)
+            for k in range(20):
+                assert (await node.execute({"op": "write", "key": f"k{k}", "value": k}))[0] == 200
+        finally:
+            await node.stop()
+
+    async def read_back() -> dict[str, int]:
+        node = Node(cfg)
+        await node.start()
+        try:
+            await wait_leader(node)
+            await node.execute({"op": "read", "key": "k0"})  # applies the recovered log
+            return dict(node.machine.kv)
+        finally:
+            await node.stop()
+
+    asyncio.run(write_then_stop())
+    assert asyncio.run(read_back()) == {f"k{k}": k for k in range(20)}
+
+
+@pytest.mark.parametrize("n", [1])
+def test_http_api_of_an_in_process_node(tmp_path: Path, n: int) -> None:
+    cfg = single_node(tmp_path)
+
+    async def main() -> None:
+        node = Node(cfg)
+        await node.start()
+        try:
+            await wait_leader(node)
+            port = cfg.http[1]
+            code, body = await asyncio.to_thread(http_json, port, "POST", "/kv/x", {"value": 5})
+            assert code == 200
+            code, body = await asyncio.to_thread(http_json, port, "GET", "/kv/x")
+            assert body["value"] == 5
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
