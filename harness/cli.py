@@ -55,6 +55,23 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=1)
     d.add_argument("--out", default="reports/examples", help="where generated histories go")
 
+    r = sub.add_parser("run", help="run a fault campaign against a cluster")
+    r.add_argument("--system", default="refsys", help="a system from 'harness systems'")
+    r.add_argument("--workload", default="register", help="register or queue")
+    r.add_argument("--nemesis", default="partition",
+                   help="comma-separated faults: partition,kill,pause,latency,stall (or none)")
+    r.add_argument("--time-limit", type=float, default=30.0, dest="time_limit_s")
+    r.add_argument("--concurrency", type=int, default=5)
+    r.add_argument("--rate", type=float, default=50.0, dest="rate_hz",
+                   help="operations per second across all clients")
+    r.add_argument("--backend", choices=["local", "docker"], default="local")
+    r.add_argument("--nodes", type=int, default=3)
+    r.add_argument("--seed", type=int)
+    r.add_argument("--bug", help="a seeded bug of the system under test")
+    r.add_argument("--test", help="name of the test (the reports folder)")
+    r.add_argument("--reports", default="reports", help="where run folders go")
+    r.add_argument("--replay", help="a schedule.json or results.json to run again exactly")
+
     b = sub.add_parser("bench", help="benchmarks that print figures")
     b.add_argument("what", choices=["checker", "queue", "history", "proxy"])
     b.add_argument("--corpus", help="corpus folder (checker benchmark)")
@@ -73,6 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from harness.commands.demo import demo_command
 
             return demo_command(args)
+        if args.command == "run":
+            from harness.commands.run import run_command
+
+            return run_command(args)
         if args.command == "bench":
             from harness.commands.bench import bench_command
 

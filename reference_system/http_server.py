@@ -134,7 +134,8 @@ async def _serve_connection(
 ) -> None:
     while True:
         try:
-            raw = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), idle_timeout_s)
+            async with asyncio.timeout(idle_timeout_s):  # cheaper than wait_for: no task
+                raw = await reader.readuntil(b"\r\n\r\n")
         except asyncio.IncompleteReadError:
             return  # the client closed the connection
         except asyncio.LimitOverrunError:
@@ -174,7 +175,8 @@ async def _serve_connection(
             )
             await _linger(reader, min(length, 64 << 20))
             return
-        body = await asyncio.wait_for(reader.readexactly(length), idle_timeout_s)
+        async with asyncio.timeout(idle_timeout_s):
+            body = await reader.readexactly(length)
         conn = headers.get("connection", "").lower()
         keep_alive = conn != "close" if version == "HTTP/1.1" else conn == "keep-alive"
         req = Request(method.upper(), path, query, headers, body)

@@ -350,7 +350,8 @@ class Node:
             early = {"ok": True, "id": cmd.get("id")} if cmd["op"] == "enqueue" else {"ok": True}
             return 200, early
         try:
-            res = await asyncio.wait_for(fut, self.cfg.request_timeout_s)
+            async with asyncio.timeout(self.cfg.request_timeout_s):
+                res = await fut
         except TimeoutError:
             return 504, {
                 "error": "timeout",
@@ -372,7 +373,8 @@ class Node:
             leader, encode_frame({"t": "fwd", "src": self.id, "fid": fid, "cmd": command})
         )
         try:
-            return await asyncio.wait_for(fut, self.cfg.request_timeout_s)
+            async with asyncio.timeout(self.cfg.request_timeout_s):
+                return await fut
         except TimeoutError:
             return 504, {
                 "error": "timeout",

@@ -20,6 +20,7 @@ import json
 import logging
 import random
 import struct
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -69,7 +70,9 @@ class PeerTransport:
         self.on_message = on_message
         self.max_frame_bytes = max_frame_bytes
         self.rng = rng or random.Random()
-        self._queues: dict[int, asyncio.Queue[bytes]] = {p: asyncio.Queue(queue_max) for p in peers}
+        self.queue_max = queue_max
+        self._queues: dict[int, deque[bytes]] = {p: deque() for p in peers}
+        self._ready: dict[int, asyncio.Event] = {p: asyncio.Event() for p in peers}
         self._connected: dict[int, bool] = dict.fromkeys(peers, False)
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -103,13 +106,12 @@ class PeerTransport:
         q = self._queues.get(dst)
         if q is None:
             return
-        if not self._connected[dst] and q.qsize() > 1000:
+        limit = self.queue_max if self._connected[dst] else 1000
+        if len(q) >= limit:
             self.dropped += 1
             return
-        try:
-            q.put_nowait(frame)
-        except asyncio.QueueFull:
-            self.dropped += 1
+        q.append(frame)
+        self._ready[dst].set()
 
     def connected(self, dst: int) -> bool:
         """Whether the outgoing connection to ``dst`` is up."""
@@ -118,43 +120,46 @@ class PeerTransport:
     async def _sender(self, peer: int) -> None:
         host, port = self.peers[peer]
         q = self._queues[peer]
+        ready = self._ready[peer]
         backoff_s = 0.02
         while True:
             try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+                async with asyncio.timeout(1.0):
+                    reader, writer = await asyncio.open_connection(host, port)
             except (OSError, TimeoutError):
-                while not q.empty():  # stale by the time we reconnect; retransmitted
-                    q.get_nowait()
-                    self.dropped += 1
+                self.dropped += len(q)  # stale by the time we reconnect; retransmitted
+                q.clear()
                 await asyncio.sleep(backoff_s * (0.5 + self.rng.random()))
                 backoff_s = min(backoff_s * 2, 1.0)
                 continue
             backoff_s = 0.02
             self._connected[peer] = True
-            watcher = asyncio.create_task(reader.read(1))  # EOF from a dead peer
-            getter: asyncio.Task[bytes] | None = None
+            closed = False
+
+            def on_eof(_: asyncio.Future[bytes]) -> None:
+                nonlocal closed
+                closed = True
+                ready.set()
+
+            watcher = asyncio.ensure_future(reader.read(1))  # EOF from a dead peer
+            watcher.add_done_callback(on_eof)
             try:
                 writer.write(encode_frame({"hello": self.node_id}))
-                while True:
-                    getter = asyncio.create_task(q.get())
-                    done, _ = await asyncio.wait(
-                        {getter, watcher}, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    if getter not in done:
-                        getter.cancel()
-                        break  # the peer closed the connection
-                    frames = [getter.result()]
-                    while not q.empty() and len(frames) < 256:
-                        frames.append(q.get_nowait())
+                while not closed:
+                    if not q:
+                        ready.clear()
+                        await ready.wait()
+                        continue
+                    frames = list(q)
+                    q.clear()
                     writer.write(b"".join(frames))
                     await writer.drain()
             except (OSError, ConnectionError):
                 pass
             finally:
                 self._connected[peer] = False
+                watcher.remove_done_callback(on_eof)
                 watcher.cancel()
-                if getter is not None and not getter.done():
-                    getter.cancel()
                 writer.close()
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
@@ -162,7 +167,8 @@ class PeerTransport:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._inbound.add(writer)
         try:
-            hello = await asyncio.wait_for(_read_frame(reader, 1024), 5.0)
+            async with asyncio.timeout(5.0):
+                hello = await _read_frame(reader, 1024)
             src = hello.get("hello") if isinstance(hello, dict) else None
             if src not in self.peers:
                 return

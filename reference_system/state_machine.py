@@ -83,23 +83,25 @@ class WorkQueueMachine:
         return result
 
     def snapshot(self) -> Any:
-        """A deep, JSON-able copy of the state."""
-        # A JSON round trip is a deep copy several times faster than
-        # copy.deepcopy, and proves the state is JSON-able.
-        return json.loads(
-            json.dumps(
-                {
-                    "items": self.items,
-                    "queue": list(self.queue),
-                    "kv": self.kv,
-                    "results": list(self.results.items()),
-                }
-            )
+        """The state as JSON text: an immutable deep copy.
+
+        Text, not objects: encoding is the one pass the snapshot needs anyway
+        (to disk, to a lagging peer), and it is several times faster than
+        any deep copy; this runs on the node's event loop.
+        """
+        return json.dumps(
+            {
+                "items": self.items,
+                "queue": list(self.queue),
+                "kv": self.kv,
+                "results": list(self.results.items()),
+            },
+            separators=(",", ":"),
         )
 
     def restore(self, state: Any) -> None:
-        """Replace the state by a copy of a :meth:`snapshot`."""
-        state = json.loads(json.dumps(state))
+        """Replace the state by a :meth:`snapshot`'s."""
+        state = json.loads(state if isinstance(state, str) else json.dumps(state))
         self.items = state["items"]
         self.queue = deque(state["queue"])
         self.kv = state["kv"]

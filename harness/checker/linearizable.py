@@ -35,12 +35,23 @@ from harness.checker.wgl import ILLEGAL, OK, RUNNING, Entry, Search
 from harness.errors import HarnessError
 from harness.history import History, OpType
 
-__all__ = ["DEFAULT_MAX_STATES", "linearizable", "prepare"]
+__all__ = ["DEFAULT_MEMORY_BYTES", "default_max_states", "linearizable", "prepare"]
 
 CHECKER = "linearizable"
 
-DEFAULT_MAX_STATES = 20_000_000
-"""Memoized configurations allowed before the answer is "unknown" (about 2-3 GB)."""
+DEFAULT_MEMORY_BYTES = 1 << 30
+"""What the memo may take by default: about 1 GiB, beyond which the answer is "unknown"."""
+
+
+def default_max_states(largest_partition_ops: int) -> int:
+    """Memoized configurations that fit in :data:`DEFAULT_MEMORY_BYTES`.
+
+    Each is an int of (ops + state id) bits in a set: about 100 bytes plus
+    one byte per 8 ops of the largest partition, with the search stack and
+    interned states on top, so the estimate is generous per entry.
+    """
+    return max(10_000, DEFAULT_MEMORY_BYTES // (120 + largest_partition_ops // 8))
+
 
 _FIRST_BUDGET = 256
 _MAX_BUDGET = 1 << 15
@@ -135,7 +146,8 @@ def linearizable(
 
     ``time_limit_s`` bounds the whole check; ``max_states`` bounds the
     memoized configurations summed over partitions (default
-    :data:`DEFAULT_MAX_STATES`). Either bound reached gives ``"unknown"``.
+    :func:`default_max_states`, about 1 GiB). Either bound reached gives
+    ``"unknown"``.
 
     ``details``: ``model``, ``op_count`` (ops searched), ``partitions``,
     ``dropped`` (failed ops, indeterminate read-only ops), ``partition_stats``
@@ -146,10 +158,9 @@ def linearizable(
     """
     t0 = time.perf_counter()
     deadline = None if time_limit_s is None else t0 + time_limit_s
-    cap = DEFAULT_MAX_STATES if max_states is None else max_states
     details: dict[str, Any] = {"model": getattr(model, "name", type(model).__name__)}
     try:
-        return _check(history, model, deadline, cap, details, t0)
+        return _check(history, model, deadline, max_states, details, t0)
     except HarnessError as e:
         return Result(UNKNOWN, CHECKER, details, error=f"{type(e).__name__}: {e}")
     except Exception as e:  # a crash must read as "unknown", never as a verdict
@@ -161,11 +172,13 @@ def _check(
     history: History,
     model: Any,
     deadline: float | None,
-    cap: int,
+    max_states: int | None,
     details: dict[str, Any],
     t0: float,
 ) -> Result:
     parts, every, dropped = prepare(history, model)
+    largest = max((len(v) for v in parts.values()), default=0)
+    cap = default_max_states(largest) if max_states is None else max_states
     partitioned = getattr(model, "partition", None) is not None
     inner = getattr(model, "inner", model) if partitioned else model
     details["op_count"] = sum(len(v) for v in parts.values()) - len(every) * max(

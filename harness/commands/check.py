@@ -21,7 +21,7 @@ def verdict_style(verdict: str) -> str:
 
 
 def check_command(args: argparse.Namespace) -> int:
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)
     table = Table(title="verdicts")
     for col in ("history", "ops", "checker", "verdict", "why"):
         table.add_column(col)

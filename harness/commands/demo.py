@@ -9,6 +9,7 @@ known about its history, 1 when any does not, 2 when any is unknown.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -26,7 +27,7 @@ __all__ = ["demo_command"]
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table = Table(title="generated histories")
