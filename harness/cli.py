@@ -72,6 +72,11 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--reports", default="reports", help="where run folders go")
     r.add_argument("--replay", help="a schedule.json or results.json to run again exactly")
 
+    sub.add_parser("systems", help="list the systems installed for testing")
+
+    g = sub.add_parser("gc", help="remove Docker objects that killed runs left behind")
+    g.add_argument("--run-id", help="only this run's objects")
+
     b = sub.add_parser("bench", help="benchmarks that print figures")
     b.add_argument("what", choices=["checker", "queue", "history", "proxy"])
     b.add_argument("--corpus", help="corpus folder (checker benchmark)")
@@ -94,6 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from harness.commands.run import run_command
 
             return run_command(args)
+        if args.command == "systems":
+            from harness.commands.systems import systems_command
+
+            return systems_command(args)
+        if args.command == "gc":
+            from harness.commands.systems import gc_command
+
+            return gc_command(args)
         if args.command == "bench":
             from harness.commands.bench import bench_command
 

@@ -43,10 +43,12 @@ BUGS: dict[str, str] = {
         "split brain, divergent replicas, lost and phantom writes."
     ),
     "forget_promise": (
-        "replica.py: the acceptor's promise is not persisted. Anomaly: after a "
-        "restart the acceptor accepts an older leader's value it promised to "
-        "refuse; two values can be chosen for one slot (lost or divergent writes) "
-        "under crash-restart faults."
+        "replica.py: the promised ballot is not persisted (and recovery takes it "
+        "from promise records only). Anomaly, under crash-restarts that lose "
+        "unsynced writes, with partitions: a restarted acceptor accepts an older "
+        "leader's value it promised to refuse, or a restarted candidate reuses a "
+        "ballot; two values chosen for one slot (lost, phantom or divergent "
+        "writes; replicas disagree)."
     ),
 }
 

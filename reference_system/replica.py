@@ -103,7 +103,7 @@ class Config:
     window_slots: int = 32
     batch_max: int = 512
     snapshot_every_slots: int = 2000
-    catchup_max_slots: int = 500
+    catchup_max_slots: int = 200
 
 
 @dataclass(slots=True)
@@ -176,7 +176,8 @@ class Replica:
             if isinstance(rec, PromiseRecord):
                 self.promised = max(self.promised, rec.ballot)
             else:
-                self.promised = max(self.promised, rec.ballot)
+                if "forget_promise" not in bugs:  # the bug: promises come back as zero
+                    self.promised = max(self.promised, rec.ballot)
                 if rec.slot > self.applied:
                     self.accepted[rec.slot] = (rec.ballot, rec.value)
         self.max_seen = self.promised
@@ -329,9 +330,10 @@ class Replica:
     def _set_promised(self, ballot: Ballot) -> None:
         self.promised = ballot
         self.max_seen = max(self.max_seen, ballot)
-        # Bug "forget_promise": the promise lives in memory only, so a restarted
-        # acceptor may accept an older leader's value after promising a newer
-        # one: two different values chosen for one slot (lost or divergent writes).
+        # Bug "forget_promise": the promise lives in memory only (and recovery
+        # takes the promise from promise records alone), so a restarted acceptor
+        # may accept an older leader's value after promising a newer one: two
+        # different values chosen for one slot (lost or divergent writes).
         if "forget_promise" not in self.bugs:
             self._fx.records.append(PromiseRecord(ballot))
 

@@ -8,6 +8,8 @@ a crash keeps of unsynced writes. Faults are planned as data
 After every step the simulator checks the safety invariants and raises
 :class:`InvariantViolation` at the first breach:
 
+* no slot is ever chosen (a majority voted for it at one ballot) with two
+  different values, and no ballot proposes two values for one slot;
 * no slot is ever applied with two different values, on any node, ever;
 * every node's state after applying slot ``s`` is identical (same prefix);
 * no client command is chosen twice.
@@ -23,7 +25,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reference_system.messages import Effects, Envelope, Message, Record, Snapshot, Value
+from reference_system.messages import (
+    Accept,
+    Accepted,
+    Ballot,
+    Effects,
+    Envelope,
+    Message,
+    Record,
+    Snapshot,
+    Value,
+)
 from reference_system.replica import Config, NotLeader, Replica, Role
 
 __all__ = [
@@ -133,6 +145,9 @@ class Simulation:
         self._queue: list[tuple[int, int, int, Message]] = []
         self._seq = 0
         self.chosen: dict[int, Value] = {}
+        self.proposed: dict[tuple[int, Ballot], Value] = {}
+        self.votes: dict[tuple[int, Ballot], set[int]] = {}
+        self.chosen_by_votes: dict[int, Value] = {}
         self.state_at: dict[int, Any] = {}
         self.command_slot: dict[Any, int] = {}
         self.applied_commands: dict[int, set[Any]] = {i: set() for i in self.ids}
@@ -231,6 +246,7 @@ class Simulation:
         n.held = []
 
     def _transmit(self, src: int, env: Envelope) -> None:
+        self._observe(src, env.msg)
         net = self.net
         if (src, env.dst) in net.blocked or self.rng.random() < net.loss:
             return
@@ -241,6 +257,32 @@ class Simulation:
             heapq.heappush(self._queue, (at, self._seq, env.dst, env.msg))
 
     # ------------------------------------------------------------ invariants
+
+    def _observe(self, src: int, msg: Message) -> None:
+        """Track what is *chosen* by definition, from the messages that leave
+        nodes (before any loss): a value is chosen in a slot once a majority
+        sent ``Accepted`` for it at one ballot. Independent of what any node
+        learned, so it also catches a choice nobody has noticed yet."""
+        if isinstance(msg, Accept):
+            for slot, value in msg.entries:
+                prev = self.proposed.setdefault((slot, msg.ballot), value)
+                if prev != value:
+                    raise InvariantViolation(
+                        f"ballot {msg.ballot} proposed {prev!r} and {value!r} for slot {slot}"
+                    )
+        elif isinstance(msg, Accepted):
+            majority = len(self.ids) // 2 + 1
+            for slot in msg.slots:
+                key = (slot, msg.ballot)
+                voters = self.votes.setdefault(key, set())
+                voters.add(src)
+                if len(voters) == majority and key in self.proposed:
+                    value = self.proposed[key]
+                    prev = self.chosen_by_votes.setdefault(slot, value)
+                    if prev != value:
+                        raise InvariantViolation(
+                            f"t={self.now_ms} slot {slot}: {prev!r} and {value!r} both chosen"
+                        )
 
     def _check_apply(self, i: int, slot: int, value: Value) -> None:
         prev = self.chosen.setdefault(slot, value)

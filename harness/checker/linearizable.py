@@ -201,6 +201,7 @@ def _check(
     if verdict is True and every and len(parts) > 1:
         # Ops that observe every key make per-key checks a necessary condition
         # only: confirm the pass on the whole history.
+        searches.clear()  # free the per-key memo tables first: their stats are recorded
         whole = _whole(history, model)
         details["whole_history_check"] = True
         search = Search(model, whole)

@@ -83,8 +83,12 @@ HAPROXY_CFG = "/etc/haproxy/harness.cfg"
 INFRA_PACKAGES = ("python3", "haproxy", "tini")
 
 
-def docker_client(*, timeout_s: float = 60.0) -> Any:
-    """A docker SDK client for the engine in the environment; ClusterError if unreachable."""
+def docker_client(*, timeout_s: float = 120.0) -> Any:
+    """A docker SDK client for the engine in the environment; ClusterError if unreachable.
+
+    ``timeout_s`` bounds each API call; it is generous because importing a base
+    image or building one is a single long call.
+    """
     try:
         import docker
 
@@ -104,18 +108,24 @@ def engine_available() -> bool:
         return False
 
 
-def infra_image(base: BaseSpec | None = None) -> ImageSpec:
+def infra_image(system_image: object = None) -> ImageSpec:
     """The image of the proxy and LB containers: a base with python3 and haproxy, plus
     our Toxiproxy server and the one harness module it imports (``harness.errors``).
 
-    An empty ``harness/__init__.py`` replaces the real one, which would import the
-    whole harness and its PyPI dependencies; the server needs only the standard
-    library.
+    It is built on the system's own base (``system_image``, the system's
+    ``image()``) when that base already has those packages: one debootstrap
+    instead of two. An empty ``harness/__init__.py`` replaces the real one, which
+    would import the whole harness and its PyPI dependencies; the server needs
+    only the standard library.
     """
+    base = BaseSpec(packages=INFRA_PACKAGES)
+    if isinstance(system_image, ImageSpec) and set(INFRA_PACKAGES) <= set(
+            system_image.base.packages):
+        base = system_image.base
     root = project_root() / "harness"
     return ImageSpec(
         name="harness-infra",
-        base=base or BaseSpec(packages=INFRA_PACKAGES),
+        base=base,
         files={"app/harness/toxiproxy": root / "toxiproxy",
                "app/harness/errors.py": root / "errors.py"},
         dockerfile=(
@@ -126,15 +136,6 @@ def infra_image(base: BaseSpec | None = None) -> ImageSpec:
             'ENTRYPOINT ["/usr/bin/tini", "--"]\n'
         ),
     )
-
-
-def _infra_base(system_image: object) -> BaseSpec:
-    """The system's own base when it already has what the infra image needs (one
-    debootstrap instead of two), else a base of just those packages."""
-    if isinstance(system_image, ImageSpec) and set(INFRA_PACKAGES) <= set(
-            system_image.base.packages):
-        return system_image.base
-    return BaseSpec(packages=INFRA_PACKAGES)
 
 
 def _labels(run_id: str) -> dict[str, str]:
@@ -266,7 +267,7 @@ class DockerCluster:
             self._client = docker_client()
         recipe = self.system.image()
         system_image = self._system_image(recipe)
-        infra = self._ensure(infra_image(_infra_base(recipe)))
+        infra = self._ensure(infra_image(recipe))
         self._preflight()
         labels = _labels(self.run_id)
         try:
@@ -543,32 +544,41 @@ class DockerCluster:
         """Start the node's container again (killing it first if it runs); same volume,
         same published port."""
         c = self._node(node)
-        c.reload()
-        if c.status == "paused":
+        if self._status(c) == "paused":
             self._docker(node, "unpause", c.unpause)
         self.kill(node)
         self._docker(node, "start", c.start)
 
     def pause(self, node: str) -> None:
-        """Freeze every process of the node (``docker pause``): alive but unresponsive."""
+        """Freeze every process of the node (``docker pause``): alive but unresponsive.
+
+        Like SIGSTOP in the local backend, pausing a paused node does nothing.
+        """
         c = self._node(node)
-        self._docker(node, "pause", c.pause)
+        if self._status(c) != "paused":
+            self._docker(node, "pause", c.pause)
 
     def resume(self, node: str) -> None:
+        """Thaw a paused node; a node that is not paused is left alone (as SIGCONT)."""
         c = self._node(node)
-        self._docker(node, "unpause", c.unpause)
+        if self._status(c) == "paused":
+            self._docker(node, "unpause", c.unpause)
 
     def is_running(self, node: str) -> bool:
         """Running or paused (a paused node is alive, as a SIGSTOPped process is)."""
         return self._alive(self._node(node))
 
     @staticmethod
-    def _alive(container: Any) -> bool:
+    def _status(container: Any) -> str:
+        """Docker's current state of a container ("gone" once it has been removed)."""
         try:
             container.reload()
         except Exception:
-            return False
-        return container.status in ("running", "paused", "restarting")
+            return "gone"
+        return str(container.status)
+
+    def _alive(self, container: Any) -> bool:
+        return self._status(container) in ("running", "paused", "restarting")
 
     def collect_logs(self, dest: Path) -> Mapping[str, Path]:
         """Write each container's output (all its runs, across restarts) to

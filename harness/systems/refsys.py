@@ -37,7 +37,7 @@ class ReferenceSystem:
     ports: Mapping[str, int] = field(default_factory=lambda: {"peer": 7000, "client": 8080})
     peer_roles: tuple[str, ...] = ("peer",)
     client_role: str = "client"
-    workloads: tuple[str, ...] = ("register", "queue", "takeover")
+    workloads: tuple[str, ...] = ("register", "queue")
     health_check: HealthCheck = field(default_factory=HealthCheck)
     #: the nodes' writes carry request ids, so the LB may safely resend them
     lb_retry_on: str = "conn-failure empty-response response-timeout"

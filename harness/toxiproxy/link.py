@@ -77,6 +77,11 @@ class Endpoint(asyncio.BufferedProtocol):
         self._on_lost = on_lost
         self._buffer = _read_buffer()
         self._paused_reasons: set[str] = set()
+        # Bytes (and EOF) read before the endpoint is wired: Python < 3.11.4 ignores
+        # pause_reading() called from connection_made (CPython gh-103607; Debian 12
+        # ships 3.11.2), so reads can arrive during "wiring" and must not be lost.
+        self._early = bytearray()
+        self._early_eof = False
 
     # --- asyncio protocol -------------------------------------------------
 
@@ -96,10 +101,14 @@ class Endpoint(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         if self.outbound is not None:
             self.outbound.feed(self._buffer[:nbytes])
+        else:
+            self._early += self._buffer[:nbytes]
 
     def eof_received(self) -> bool:
         if self.outbound is not None:
             self.outbound.feed_eof()
+        else:
+            self._early_eof = True
         return True  # keep the transport: the other direction may still deliver
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -129,6 +138,13 @@ class Endpoint(asyncio.BufferedProtocol):
     def resume(self, reason: str) -> None:
         """Withdraw one reason to stop reading."""
         self._paused_reasons.discard(reason)
+        if self.outbound is not None and (self._early or self._early_eof):
+            early, self._early = bytes(self._early), bytearray()
+            if early:
+                self.outbound.feed(memoryview(early))
+            if self._early_eof:
+                self._early_eof = False
+                self.outbound.feed_eof()
         if not self._paused_reasons and self.transport is not None and not self.lost:
             self.transport.resume_reading()
 

@@ -3,12 +3,16 @@ takes every process down on SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from reference_system.local import free_base_port, haproxy_config, http_json
 
@@ -36,6 +40,7 @@ def test_launcher_serves_and_cleans_up(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,
+        start_new_session=True,  # so cleanup can take down its nodes too
     )
     try:
         assert p.stdout is not None
@@ -54,9 +59,9 @@ def test_launcher_serves_and_cleans_up(tmp_path: Path) -> None:
             except OSError:
                 pass
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
 
 
 def test_haproxy_config_has_the_required_checks(tmp_path: Path) -> None:
@@ -73,3 +78,13 @@ def test_haproxy_config_has_the_required_checks(tmp_path: Path) -> None:
         "server n2 127.0.0.1:9002 check",
     ]:
         assert needle in cfg
+
+
+def test_benchmark_command_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from reference_system.bench import main
+
+    assert main(["--clients", "4", "--duration-s", "0.5", "--no-haproxy", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["workload"] for r in out["results"]] == ["kv write", "enqueue", "claim+complete"]
+    assert all(r["ops"] > 0 for r in out["results"])
+    assert out["failover_s"] < 10

@@ -5,6 +5,8 @@ shrinks a failing one."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -131,3 +133,56 @@ def test_simulator_catches_a_quorum_one_too_small() -> None:
         ]
 
     assert find_violation("small_quorum", faults, range(20)) is not None
+
+
+def test_simulator_catches_a_promise_that_is_not_persisted() -> None:
+    """Crash-restarts that lose unsynced writes, with partitions: an acceptor
+    that forgot its promise lets two values be chosen (or a ballot be reused)."""
+
+    def faults(seed: int) -> list[FaultEvent]:
+        rng = random.Random(seed)
+        out: list[FaultEvent] = []
+        t = 300
+        while t < 8000:
+            node = rng.randint(1, 3)
+            out.append(FaultEvent(t, "crash", node=node, lose_unsynced=True))
+            out.append(FaultEvent(t + rng.randint(20, 400), "restart", node=node))
+            if rng.random() < 0.5:
+                out.append(
+                    FaultEvent(t + rng.randint(0, 300), "partition", group=(rng.randint(1, 3),))
+                )
+            else:
+                out.append(FaultEvent(t + rng.randint(0, 300), "heal"))
+            t += rng.randint(100, 600)
+        return out
+
+    found = []
+    for seed in range(60):
+        sim = Simulation(
+            seed=seed,
+            network=Network(delay_ms=(1, 60), loss=0.1),
+            faults=faults(seed),
+            bugs=frozenset({"forget_promise"}),
+            fsync_probability=0.3,
+        )
+        try:
+            sim.run(8000, client_every_ms=3)
+        except InvariantViolation:
+            found.append(seed)
+    assert found
+
+
+def test_the_same_schedules_are_safe_without_the_bug() -> None:
+    sim = Simulation(
+        seed=5,
+        network=Network(delay_ms=(1, 60), loss=0.1),
+        fsync_probability=0.3,
+        faults=[
+            FaultEvent(300 + 200 * k, "crash", node=k % 3 + 1, lose_unsynced=True)
+            for k in range(30)
+        ]
+        + [FaultEvent(350 + 200 * k, "restart", node=k % 3 + 1) for k in range(30)],
+    )
+    sim.run(8000, client_every_ms=3)
+    sim.heal()
+    assert sim.wait_for("final", timeout_ms=10_000)

@@ -1,0 +1,41 @@
+"""``harness systems`` (what can be tested) and ``harness gc`` (clean up after killed runs)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import HarnessError
+from harness.systems import installed_systems
+
+__all__ = ["gc_command", "systems_command"]
+
+
+def systems_command(args: argparse.Namespace) -> int:
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    table = Table(title="installed systems (entry points 'harness.systems')")
+    for col in ("name", "workloads", "provided by"):
+        table.add_column(col)
+    for name, ep in sorted(installed_systems().items()):
+        try:
+            system = ep.load()()
+            workloads = ", ".join(system.workloads)
+        except Exception as e:
+            workloads = f"[red]cannot load: {e}[/]"
+        table.add_row(name, workloads, ep.value)
+    console.print(table)
+    return 0
+
+
+def gc_command(args: argparse.Namespace) -> int:
+    try:
+        from harness.cluster.docker import gc
+    except ImportError as e:
+        raise HarnessError(f"the docker backend is not available: {e}") from None
+    removed = gc(run_id=args.run_id)
+    for kind, names in removed.items():
+        print(f"removed {len(names)} {kind}: {', '.join(names) if names else '-'}")
+    return 0
