@@ -72,6 +72,9 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--reports", default="reports", help="where run folders go")
     r.add_argument("--replay", help="a schedule.json or results.json to run again exactly")
 
+    rp = sub.add_parser("report", help="(re)build the HTML report of run folders, and the index")
+    rp.add_argument("paths", nargs="+", help="run folders")
+
     sub.add_parser("systems", help="list the systems installed for testing")
 
     g = sub.add_parser("gc", help="remove Docker objects that killed runs left behind")
@@ -99,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from harness.commands.run import run_command
 
             return run_command(args)
+        if args.command == "report":
+            from harness.commands.report import report_command
+
+            return report_command(args)
         if args.command == "systems":
             from harness.commands.systems import systems_command
 

@@ -10,6 +10,7 @@ interrupted run can be checked afterwards.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -166,6 +167,51 @@ def _make_cluster(cfg: RunConfig, system: Any, run_dir: Path, run_id: str) -> An
     raise HarnessError(f"unknown backend {cfg.backend!r}; known: local, docker")
 
 
+class _LbObserver:
+    """Polls HAProxy's runtime API and records when each server went DOWN or UP.
+
+    The report shows the LB's view beside the faults; the records go to
+    ``lb.jsonl`` (one ``{"time", "server", "status", "check"}`` per change, time
+    in ns on the history's clock), not into the client history.
+    """
+
+    def __init__(self, cluster: Any, recorder: Recorder, path: Path, stop: threading.Event,
+                 interval_s: float = 0.2) -> None:
+        self.cluster = cluster
+        self.recorder = recorder
+        self.path = path
+        self.stop = stop
+        self.interval_s = interval_s
+        self.last: dict[str, str] = {}
+
+    def poll(self, fh: Any) -> None:
+        from harness.cluster.haproxy import read_server_states
+
+        stats = self.cluster.lb_stats_address()
+        if stats is None:
+            return
+        try:
+            states = read_server_states(stats, timeout_s=0.5)
+        except OSError:
+            return
+        t = int(self.recorder.now_s() * 1e9)
+        for st in states:
+            status = st.status.split(" ")[0]  # "DOWN 1/2" is still DOWN
+            if self.last.get(st.name) != status:
+                self.last[st.name] = status
+                fh.write(json.dumps({"time": t, "server": st.name, "status": status,
+                                     "check": st.check_status}) + "\n")
+                fh.flush()
+
+    def run(self) -> None:
+        with open(self.path, "a", encoding="utf-8") as fh:
+            while True:
+                self.poll(fh)
+                if self.stop.wait(self.interval_s):
+                    self.poll(fh)
+                    return
+
+
 class _FaultDriver:
     """Applies a schedule's faults at their times, and records each start and end."""
 
@@ -282,9 +328,16 @@ def run(cfg: RunConfig, *, progress: Callable[[dict[str, Any]], None] | None = N
         recorder = Recorder(writer)
         try:
             with _make_cluster(cfg, system, run_dir, run_id) as cluster:
+                lb_stop = threading.Event()
+                observer = _LbObserver(cluster, recorder, store.dir / "lb.jsonl", lb_stop)
+                lb_thread = threading.Thread(target=observer.run, name="lb-observer",
+                                             daemon=True)
+                lb_thread.start()
                 try:
                     _drive(cfg, cluster, system, workload, recorder, rng, schedule, progress)
                 finally:
+                    lb_stop.set()
+                    lb_thread.join(timeout=5)
                     cluster.collect_logs(store.dir / "logs")
         except KeyboardInterrupt:
             interrupted = True

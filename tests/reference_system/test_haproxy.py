@@ -10,12 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from refsys_helpers import NODE_ARGS
 
 from reference_system.local import LocalCluster, find_haproxy, free_base_port, http_json
 
 pytestmark = pytest.mark.skipif(find_haproxy() is None, reason="haproxy is not installed")
 
-FAST = ("--lease-ms", "1500", "--request-timeout-s", "2", "--log-level", "WARNING")
+FAST = NODE_ARGS
 
 
 @pytest.fixture

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from refsys_helpers import NODE_ARGS
 
 from reference_system.local import LocalCluster, free_base_port, http_json
 
-FAST = ("--lease-ms", "1500", "--request-timeout-s", "3", "--log-level", "WARNING")
+FAST = NODE_ARGS
 
 
 @pytest.fixture(scope="module")

@@ -10,27 +10,17 @@ import time
 from pathlib import Path
 
 import pytest
+from refsys_helpers import NODE_ARGS, until, write
 
 from reference_system.local import LocalCluster, free_base_port, http_json
 
-FAST = ("--lease-ms", "1500", "--request-timeout-s", "2", "--log-level", "WARNING")
-
-
-def until(pred, timeout_s: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+FAST = NODE_ARGS
 
 
 def test_killing_the_leader_keeps_the_cluster_serving(cluster: LocalCluster) -> None:
     old = cluster.wait_for_leader()
-    other = next(i for i in cluster.ids if i != old)
     for k in range(20):
-        assert http_json(cluster.http_port(other), "POST", f"/kv/k{k}", {"value": k})[0] == 200
+        write(cluster, f"k{k}", k)
     cluster.kill(old)
     t0 = time.monotonic()
     new = cluster.wait_for_leader(exclude=old, timeout_s=10)
@@ -55,7 +45,7 @@ def test_restarted_node_catches_up_from_a_snapshot(tmp_path: Path) -> None:
         lagger = next(i for i in c.ids if i != leader)
         c.kill(lagger)
         for k in range(150):
-            assert http_json(c.http_port(leader), "POST", f"/kv/s{k % 7}", {"value": k})[0] == 200
+            write(c, f"s{k % 7}", k)
         c.start_node(lagger)
 
         def caught_up() -> bool:
