@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["harness_corpus", "harness_seed"]
+__all__ = ["harness_corpus", "harness_run", "harness_seed", "in_ci", "require"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -23,6 +23,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--harness-corpus", default=None,
                     help="folder of the shared corpus (default: $HARNESS_CORPUS or "
                          "../shared/corpus beside the project)")
+    group.addoption("--harness-backend", default="local", choices=["local", "docker"],
+                    help="where campaign clusters run (default: local processes)")
+    group.addoption("--harness-time-limit", type=float, default=None,
+                    help="seconds of faults and load per campaign run (overrides markers)")
+    group.addoption("--harness-reports", default=None,
+                    help="where campaign runs are stored (default: the test's tmp_path)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "campaign(system='refsys', workload='register', nemesis=('partition',), "
+        "time_limit_s=10, **options): a fault campaign; the harness_run fixture runs it",
+    )
 
 
 def _seed(config: pytest.Config) -> int:
@@ -59,6 +73,41 @@ def require(condition: bool, reason: str) -> None:
 def harness_seed(request: pytest.FixtureRequest) -> int:
     """The run's seed: printed in the header, so any failure can be replayed."""
     return _seed(request.config)
+
+
+@pytest.fixture
+def harness_run(request: pytest.FixtureRequest, tmp_path: Path, harness_seed: int) -> Any:
+    """A function that runs the test's campaign once: ``harness_run(**overrides)``.
+
+    The ``campaign`` marker's keywords (and the ``--harness-*`` options) give the
+    run's configuration; keyword overrides win, so a test can vary the seed or
+    the schedule across runs. Returns a :class:`harness.runner.RunResult`.
+    """
+    from harness.generator import FaultSchedule
+    from harness.runner import RunConfig, run
+
+    marker = request.node.get_closest_marker("campaign")
+    base: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    opt = request.config.getoption
+    reports = opt("--harness-reports")
+    counter = [0]
+
+    def go(**overrides: Any) -> Any:
+        kw = {**base, **overrides}
+        kw.setdefault("backend", opt("--harness-backend"))
+        if opt("--harness-time-limit") is not None:
+            kw["time_limit_s"] = opt("--harness-time-limit")
+        kw.setdefault("seed", harness_seed + counter[0])
+        counter[0] += 1
+        if isinstance(kw.get("nemesis"), str):
+            kw["nemesis"] = tuple(x for x in kw["nemesis"].split(",") if x)
+        if isinstance(kw.get("schedule"), dict):
+            kw["schedule"] = FaultSchedule.from_dict(kw["schedule"])
+        kw.setdefault("test", request.node.name)
+        kw["reports_dir"] = Path(reports) if reports else tmp_path / "reports"
+        return run(RunConfig(**kw))
+
+    return go
 
 
 @pytest.fixture(scope="session")
