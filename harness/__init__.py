@@ -12,6 +12,8 @@ from harness.checker import (
     Validity,
     compose,
     fencing,
+    get_model,
+    linearizable,
     merge_validity,
     queue,
     stats,
@@ -19,10 +21,13 @@ from harness.checker import (
 from harness.errors import FormatError, HarnessError, HistoryError, ModelError
 from harness.formats import HistoryWriter, parse_history, read_history, write_jsonl
 from harness.history import NEMESIS, Call, History, Op, OpType
+from harness.runner import RunConfig, RunResult, run
+from harness.system import Address, NodeContext, NodeLaunch, System
 
 __all__ = [
     "NEMESIS",
     "UNKNOWN",
+    "Address",
     "Call",
     "CheckPlan",
     "Checker",
@@ -32,18 +37,26 @@ __all__ = [
     "HistoryError",
     "HistoryWriter",
     "ModelError",
+    "NodeContext",
+    "NodeLaunch",
     "Op",
     "OpType",
     "Result",
+    "RunConfig",
+    "RunResult",
+    "System",
     "Validity",
     "check_history",
     "compose",
     "fencing",
+    "get_model",
+    "linearizable",
     "merge_validity",
     "parse_history",
     "plan_checks",
     "queue",
     "read_history",
+    "run",
     "stats",
     "write_jsonl",
 ]

@@ -61,6 +61,7 @@ class PeerTransport:
         on_message: Callable[[int, Any], None],
         *,
         queue_max: int = 10_000,
+        write_timeout_s: float = 2.0,
         max_frame_bytes: int = MAX_FRAME_BYTES,
         rng: random.Random | None = None,
     ):
@@ -71,6 +72,7 @@ class PeerTransport:
         self.max_frame_bytes = max_frame_bytes
         self.rng = rng or random.Random()
         self.queue_max = queue_max
+        self.write_timeout_s = write_timeout_s
         self._queues: dict[int, deque[bytes]] = {p: deque() for p in peers}
         self._ready: dict[int, asyncio.Event] = {p: asyncio.Event() for p in peers}
         self._connected: dict[int, bool] = dict.fromkeys(peers, False)
@@ -153,9 +155,14 @@ class PeerTransport:
                     frames = list(q)
                     q.clear()
                     writer.write(b"".join(frames))
-                    await writer.drain()
-            except (OSError, ConnectionError):
-                pass
+                    # A link that accepts nothing for this long (a stopped peer, a
+                    # black-holing proxy) is as good as cut: start over on a new
+                    # connection rather than queue behind it forever.
+                    async with asyncio.timeout(self.write_timeout_s):
+                        await writer.drain()
+            except (OSError, ConnectionError, TimeoutError):
+                self.dropped += len(q)
+                q.clear()
             finally:
                 self._connected[peer] = False
                 watcher.remove_done_callback(on_eof)

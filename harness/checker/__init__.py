@@ -6,17 +6,23 @@ through :func:`compose` becomes ``"unknown"`` with the error, never a crash.
 
 from harness.checker.compose import Checker, compose, run_checker
 from harness.checker.fencing import fencing
+from harness.checker.linearizable import linearizable
+from harness.checker.models import INCONSISTENT, MODELS, get_model
 from harness.checker.queue import queue
 from harness.checker.result import UNKNOWN, Result, Validity, merge_validity
 from harness.checker.stats import stats
 
 __all__ = [
+    "INCONSISTENT",
+    "MODELS",
     "UNKNOWN",
     "Checker",
     "Result",
     "Validity",
     "compose",
     "fencing",
+    "get_model",
+    "linearizable",
     "merge_validity",
     "queue",
     "run_checker",

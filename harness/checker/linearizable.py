@@ -71,8 +71,7 @@ def prepare(
     counts of ops left out, by reason. An unpartitioned model gives a single
     partition with key ``None``.
     """
-    ops = history.ops
-    pos = {op.index: i for i, op in enumerate(ops)}
+    pos = history.position  # index -> place in real-time order, without a new map
     part_fn = getattr(model, "partition", None)
     inner = getattr(model, "inner", model) if part_fn is not None else model
     observes = getattr(model, "observes_failure", None)
@@ -95,7 +94,7 @@ def prepare(
             if ctype is OKT:
                 v = comp.value
                 op = new(OP, (inv.f, inv.value if v is None else v, OKT, comp.error))
-                ret = pos[comp.index]
+                ret = pos(comp.index)
             elif ctype is INFOT:
                 v = inv.value
                 op = new(OP, (inv.f, comp.value if v is None else v, INFOT, comp.error))
@@ -108,7 +107,7 @@ def prepare(
                 if not observes(op):
                     n_failed += 1
                     continue
-                ret = pos[comp.index]
+                ret = pos(comp.index)
         if part_fn is not None:
             key, op = part_fn(op)
         else:
@@ -116,7 +115,7 @@ def prepare(
         if ret is None and ro_fn(op):
             n_ro += 1
             continue
-        entry = new(ENTRY, (inv.index, pos[inv.index], ret, op))
+        entry = new(ENTRY, (inv.index, pos(inv.index), ret, op))
         if key is EVERY:
             every.append(entry)
         else:

@@ -209,7 +209,7 @@ class DockerCluster:
     ) -> None:
         if nodes < 1:
             raise ClusterError("a cluster needs at least one node")
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", run_id):
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", run_id):  # after "harness-" in every name
             raise ClusterError(f"run id {run_id!r} cannot name Docker objects "
                                "(letters, digits, '_', '.', '-')")
         self.system = system
