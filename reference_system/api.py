@@ -129,8 +129,9 @@ class Api:
         m = req.method
         node = self.node
         if seg == ["health"] and m == "GET":
+            # Cheap on purpose (no item counts): the load balancer asks often.
             ok = node.healthy()
-            return json_response(200 if ok else 503, {"ok": ok, **node.status()})
+            return json_response(200 if ok else 503, {"ok": ok, **node.status(brief=True)})
         if seg == ["status"] and m == "GET":
             return json_response(200, node.status())
         if len(seg) == 1 and seg[0] in {"enqueue", "claim", "renew", "complete", "fail"}:

@@ -175,6 +175,8 @@ async def _serve_connection(
             )
             await _linger(reader, min(length, 64 << 20))
             return
+        if length and headers.get("expect", "").lower() == "100-continue":
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # curl waits a second otherwise
         async with asyncio.timeout(idle_timeout_s):
             body = await reader.readexactly(length)
         conn = headers.get("connection", "").lower()

@@ -435,12 +435,12 @@ class Node:
 
     # ------------------------------------------------------------ introspection
 
-    def status(self) -> dict[str, Any]:
-        """What /status shows."""
+    def status(self, *, brief: bool = False) -> dict[str, Any]:
+        """What /status shows; ``brief`` leaves out what costs O(items)."""
         core = self.core
         assert core is not None
         now = self.now_ms()
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "role": core.role.value,
             "leader": core.leader_id if core.leader_known(now) else None,
@@ -449,11 +449,13 @@ class Node:
             "applied": core.applied,
             "snapshot": core.snapshot_slot,
             "healthy": self.healthy(),
-            "items": self.machine.counts(),
-            "bugs": sorted(self.cfg.bugs),
-            "fsyncs": self.storage.fsyncs,
-            "worker": self.worker.stats() if self.worker is not None else None,
         }
+        if not brief:
+            out["items"] = self.machine.counts()
+            out["bugs"] = sorted(self.cfg.bugs)
+            out["fsyncs"] = self.storage.fsyncs
+            out["worker"] = self.worker.stats() if self.worker is not None else None
+        return out
 
     def healthy(self) -> bool:
         """Serving-ready: a live leader is known and this node is caught up."""

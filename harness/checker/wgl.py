@@ -131,7 +131,9 @@ class Search:
         self.ro, self.resets, self.has_ret, self.prereq, self.evpos = (
             ro, resets, has_ret, prereq, evpos)
         self.blind = blind
-        self.reach: list[dict[int, bool]] = [{} for _ in range(n)]
+        # Memo tables keyed by ``s * n + k`` (state id, op): one dict, not one per op,
+        # because building n dicts dominated small searches.
+        self.reach: dict[int, bool] = {}
         # The event list: entries arrive in call order, so merge calls with sorted returns.
         rets.sort()
         nxt = [-1] * m
@@ -162,7 +164,7 @@ class Search:
         self.states: list[Any] = []
         self.state_ids: dict[Any, int] = {}
         self.shifted: list[int] = []
-        self.tables: list[dict[int, tuple[int, ...]]] = [{} for _ in range(n)]
+        self.tables: dict[int, tuple[int, ...]] = {}
         self.s = self._intern(model.init())
         self.L = 0
         self.remaining = sum(self.has_ret)
@@ -202,7 +204,7 @@ class Search:
         else:
             r = self._step(state, op)
             out = () if r is INCONSISTENT else (self._intern(r),)
-        self.tables[k][s] = out
+        self.tables[s * self.n + k] = out
         return out
 
     def _lift(self, k: int) -> None:
@@ -245,12 +247,13 @@ class Search:
         """
         nxt, prv, ro, tables, s = self.nxt, self.prv, self.ro, self.tables, self.s
         resets, has_ret, reach = self.resets, self.has_ret, self.reach
+        sn = s * self.n
         count = 0
         e = nxt[self.head]
         while e >= 0 and not e & 1:
             k = e >> 1
             if ro[k]:
-                succ = tables[k].get(s)
+                succ = tables.get(sn + k)
                 if succ is None:
                     succ = self._compute(k, s)
                 if succ:
@@ -271,7 +274,7 @@ class Search:
                 k = e >> 1
                 if ro[k]:
                     if has_ret[k]:
-                        r = reach[k].get(s)
+                        r = reach.get(sn + k)
                         if r is None:
                             r = self._reach(k, s)
                         if not r:
@@ -290,9 +293,9 @@ class Search:
         if mr is not None:
             r = bool(mr(self.states[s], self.entries[k].op))
         else:
-            succ = self.tables[k].get(s)
+            succ = self.tables.get(s * self.n + k)
             r = bool(succ if succ is not None else self._compute(k, s))
-        self.reach[k][s] = r
+        self.reach[s * self.n + k] = r
         return r
 
     def _candidates(self) -> list[int]:
@@ -320,6 +323,7 @@ class Search:
         if self.status != RUNNING:
             return self.status
         nxt, bit, prereq, tables = self.nxt, self.bit, self.prereq, self.tables
+        n = self.n
         seen, stack, has_ret = self.seen, self.stack, self.has_ret
         head = self.head
         max_states = self.max_states
@@ -342,7 +346,7 @@ class Search:
                     e = nxt[e]
                     alt = 0
                     continue
-                succ = tables[k].get(s)
+                succ = tables.get(s * n + k)
                 if succ is None:
                     succ = self._compute(k, s)
                     shifted = self.shifted

@@ -236,7 +236,6 @@ class DockerCluster:
         self._started = False
         self._torn_down = False
         self._in_teardown = False
-        self._old_sigterm: Any = None
 
     def container_name(self, part: str) -> str:
         """The container of a node, of ``"lb"`` or of ``"toxiproxy"`` (its DNS name too)."""
@@ -478,22 +477,24 @@ class DockerCluster:
             raise ClusterError(f"teardown of run {self.run_id} incomplete: " + "; ".join(errors))
 
     def _guard_sigterm(self) -> None:
-        """Turn SIGTERM into SystemExit while the cluster is up, so ``with`` blocks and
+        """Turn SIGTERM into SystemExit while any cluster is up, so ``with`` blocks and
         ``atexit`` run and the containers go; only where nobody handles SIGTERM yet."""
         if threading.current_thread() is not threading.main_thread():
             return
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        if not _GUARDED and signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
             return
-        signal.signal(signal.SIGTERM, _sigterm_to_exit)
-        self._old_sigterm = signal.SIG_DFL
+        if not _GUARDED:
+            signal.signal(signal.SIGTERM, _sigterm_to_exit)
+        _GUARDED.add(id(self))
 
     def _restore_sigterm(self) -> None:
-        if self._old_sigterm is None:
+        if id(self) not in _GUARDED:
             return
-        with contextlib.suppress(ValueError):  # not the main thread
-            if signal.getsignal(signal.SIGTERM) is _sigterm_to_exit:
-                signal.signal(signal.SIGTERM, self._old_sigterm)
-        self._old_sigterm = None
+        _GUARDED.discard(id(self))
+        if not _GUARDED:
+            with contextlib.suppress(ValueError):  # not the main thread
+                if signal.getsignal(signal.SIGTERM) is _sigterm_to_exit:
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     # --- addresses -------------------------------------------------------------------
 
@@ -642,6 +643,10 @@ class DockerCluster:
                                 for p in dead)
                 raise ClusterError(f"timed out after {timeout_s} s waiting for {what}{extra}")
             time.sleep(0.05)
+
+
+#: the clusters (by id) up in this process that installed or share the SIGTERM guard
+_GUARDED: set[int] = set()
 
 
 def _sigterm_to_exit(signum: int, frame: FrameType | None) -> None:

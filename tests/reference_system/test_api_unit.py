@@ -34,7 +34,7 @@ class StubNode:
     def healthy(self) -> bool:
         return False
 
-    def status(self) -> dict[str, Any]:
+    def status(self, *, brief: bool = False) -> dict[str, Any]:
         return {"role": "follower"}
 
 

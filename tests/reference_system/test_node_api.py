@@ -186,3 +186,19 @@ def test_status_and_health(c: LocalCluster) -> None:
         assert s["leader"] == leader and s["role"] == ("leader" if i == leader else "follower")
         assert {"ballot", "commit", "applied", "snapshot", "healthy", "items"} <= s.keys()
         assert call(c, i, "GET", "/health")[0] == 200
+
+
+def test_expect_100_continue_is_honoured(c: LocalCluster) -> None:
+    body = b'{"value": "' + b"x" * 2000 + b'"}'
+    head = (
+        f"POST /kv/big HTTP/1.1\r\nHost: t\r\nContent-Length: {len(body)}\r\n"
+        "Expect: 100-continue\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", c.http_port(follower(c))), timeout=5) as s:
+        s.sendall(head)
+        assert s.recv(100).startswith(b"HTTP/1.1 100 Continue")
+        s.sendall(body)
+        reply = b""
+        while chunk := s.recv(4096):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200 OK")

@@ -109,3 +109,66 @@ def test_http_api_of_an_in_process_node(tmp_path: Path, n: int) -> None:
             await node.stop()
 
     asyncio.run(main())
+
+
+def test_replies_wait_for_their_records_to_be_synced(tmp_path: Path) -> None:
+    """The driver's half of the durability rule: a promise or an accept is on
+    disk before the reply that shows it leaves the node."""
+    import json
+    import threading
+
+    from reference_system.codec import encode_message
+    from reference_system.messages import Accept, Ballot, Prepare
+
+    base = free_base_port(3)
+    cfg = NodeConfig(
+        node_id=1,
+        peer_listen=("127.0.0.1", base + 101),
+        peers={2: ("127.0.0.1", base + 102), 3: ("127.0.0.1", base + 103)},  # nobody there
+        http=("127.0.0.1", base + 1),
+        data_dir=tmp_path,
+        paxos=Config(election_timeout_ms=60_000),  # stay a follower
+    )
+
+    async def main() -> None:
+        node = Node(cfg)
+        await node.start()
+        sent: list[dict] = []  # type: ignore[type-arg]
+        gate = threading.Event()
+        real_sync = node.storage.sync
+
+        def slow_sync() -> None:
+            gate.wait(10)
+            real_sync()
+
+        assert node.transport is not None
+        node.transport.send = lambda dst, frame: sent.append(json.loads(frame[4:]))  # type: ignore[method-assign]
+        node.storage.sync = slow_sync  # type: ignore[method-assign]
+        try:
+            node._on_peer(2, encode_message(Prepare(2, Ballot(5, 2), 1)))
+            node._on_peer(2, encode_message(Prepare(2, Ballot(5, 2), 1)))  # a resend: no new record
+            await asyncio.sleep(0.2)
+            assert sent == []  # the promise is not yet durable
+            gate.set()
+            for _ in range(100):
+                if len(sent) == 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert [m["t"] for m in sent] == ["promise", "promise"]
+            gate.clear()
+            sent.clear()
+            entry = [[1, [{"op": "write", "key": "a", "value": 1}]]]
+            node._on_peer(2, {**encode_message(Accept(2, Ballot(5, 2), (), 0)), "e": entry})
+            await asyncio.sleep(0.2)
+            assert sent == []
+            gate.set()
+            for _ in range(100):
+                if sent:
+                    break
+                await asyncio.sleep(0.01)
+            assert sent[0]["t"] == "accepted" and sent[0]["s"] == [1]
+        finally:
+            gate.set()
+            await node.stop()
+
+    asyncio.run(main())
