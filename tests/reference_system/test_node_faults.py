@@ -250,3 +250,68 @@ def test_a_worker_renews_its_lease_through_long_work(tmp_path: Path) -> None:
 
         it = until(done, 10, "the long item to complete")
         assert it["attempts"] == 1 and it["renewals"] >= 2
+
+
+def _enqueue(c: LocalCluster, item_id: str) -> None:
+    """Enqueue through any node, retrying with one request id until acknowledged."""
+
+    def attempt() -> bool:
+        for i in c.ids:
+            try:
+                code, _ = http_json(
+                    c.http_port(i),
+                    "POST",
+                    "/enqueue",
+                    {"id": item_id, "request_id": f"enq-{item_id}"},
+                    timeout_s=5,
+                )
+            except OSError:
+                continue
+            if code == 200:
+                return True
+        return False
+
+    until(attempt, 20, f"enqueue of {item_id}")
+
+
+def _all_completed(c: LocalCluster, ids: list[str]) -> bool:
+    leader = c.leader()
+    if leader is None:
+        return False
+    for item_id in ids:
+        try:
+            code, it = http_json(c.http_port(leader), "GET", f"/items/{item_id}", timeout_s=5)
+        except OSError:
+            return False
+        if code != 200 or it["state"] != "completed":
+            return False
+    return True
+
+
+@pytest.mark.parametrize("kills", [2, pytest.param(8, marks=pytest.mark.slow)])
+def test_every_acknowledged_item_is_completed_across_leader_crashes(
+    tmp_path: Path, kills: int
+) -> None:
+    with LocalCluster(
+        3,
+        base_port=free_base_port(),
+        data_dir=tmp_path,
+        node_args=(*FAST, "--work-ms", "50"),
+        worker=True,
+        haproxy=False,
+    ) as c:
+        ids = []
+        for k in range(kills):
+            for j in range(15):
+                item_id = f"it-{k}-{j}"
+                _enqueue(c, item_id)
+                ids.append(item_id)
+            victim = c.wait_for_leader(timeout_s=20)
+            c.kill(victim)
+            time.sleep(0.3)
+            c.start_node(victim)
+        until(lambda: _all_completed(c, ids), 60, "every item to be completed")
+        leader = c.wait_for_leader()
+        for item_id in ids:
+            it = http_json(c.http_port(leader), "GET", f"/items/{item_id}")[1]
+            assert it["result"]["token"] == it["token"]  # completed by its current holder
