@@ -18,9 +18,14 @@ with the engineering of "Paxos Made Live":
 * Snapshots every ``snapshot_every_slots``; an acceptor forgets accepted
   values at or below its snapshot and says so in its promises
   (``compacted_through``) so a candidate that is behind catches up first.
-* Stickiness: an acceptor ignores a ``Prepare`` while it hears from a live
-  leader (as Raft's pre-vote check), so a node returning from a partition
-  does not depose a working leader. Ignoring a message is always safe.
+* Pre-vote and stickiness: a node whose election timer runs out first asks
+  whether a quorum hears from no live leader (``PreVote``, nothing written),
+  and an acceptor ignores a ``Prepare`` while it hears from a live leader, so
+  a node back from a pause or a partition does not depose a working leader.
+  Ignoring a message is always safe.
+* The leader sends phase 2a before its own fsync and counts its own vote
+  after it (:meth:`Replica.durable`), so a slot is chosen only when a quorum
+  holds it on disk, and the leader's disk is off the critical path.
 """
 
 from __future__ import annotations
@@ -300,7 +305,9 @@ class Replica:
 
     def durable_records(self) -> list[Record]:
         """The acceptor state as records: what a compacted log must hold."""
-        out: list[Record] = [PromiseRecord(self.promised)]
+        out: list[Record] = []
+        if "forget_promise" not in self.bugs:
+            out.append(PromiseRecord(self.promised))
         out.extend(AcceptRecord(s, b, v) for s, (b, v) in sorted(self.accepted.items()))
         return out
 
