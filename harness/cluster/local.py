@@ -340,6 +340,11 @@ class LocalCluster:
             with contextlib.suppress(Exception):
                 if predicate():
                     return
+            exited = [n for n, p in self._procs.items() if p.popen is not None and not p.running()
+                      and p.popen.returncode not in (None, -signal.SIGKILL)]
+            if exited:  # a node that died by itself will not become ready: say so now
+                raise ClusterError(f"{', '.join(exited)} exited while waiting for {what} "
+                                   f"(logs in {self.log_dir})")
             if time.monotonic() > deadline:
                 dead = [n for n, p in self._procs.items() if not p.running()]
                 extra = f"; exited: {dead} (logs in {self.log_dir})" if dead else ""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.cluster.image import BaseSpec, ImageSpec
+from harness.errors import HarnessError
 from harness.system import Address, HealthCheck, NodeContext, NodeLaunch, project_root
 from harness.systems.refsys_client import RefsysClient
 
@@ -41,6 +42,14 @@ class ReferenceSystem:
     health_check: HealthCheck = field(default_factory=HealthCheck)
     #: the nodes' writes carry request ids, so the LB may safely resend them
     lb_retry_on: str = "conn-failure empty-response response-timeout"
+
+    def __post_init__(self) -> None:
+        from reference_system.bugs import BUGS
+
+        for name in filter(None, (self.bug or "").split(",")):
+            if name.strip() not in BUGS:
+                raise HarnessError(
+                    f"unknown seeded bug {name!r}; known: {', '.join(sorted(BUGS))}")
 
     def launch(self, ctx: NodeContext) -> NodeLaunch:
         python = sys.executable if ctx.backend == "local" else "python3"
