@@ -71,6 +71,9 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--test", help="name of the test (the reports folder)")
     r.add_argument("--reports", default="reports", help="where run folders go")
     r.add_argument("--replay", help="a schedule.json or results.json to run again exactly")
+    r.add_argument("--toxiproxy-url",
+                   help="use this running Toxiproxy (e.g. a real toxiproxy-server) instead of "
+                        "starting one (local backend)")
 
     rp = sub.add_parser("report", help="(re)build the HTML report of run folders, and the index")
     rp.add_argument("paths", nargs="+", help="run folders")

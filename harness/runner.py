@@ -57,6 +57,7 @@ class RunConfig:
     final_timeout_s: float = 60.0
     op_timeout_s: float = 5.0
     through_lb: bool = True
+    toxiproxy_url: str | None = None
     system_options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -157,8 +158,12 @@ def _make_cluster(cfg: RunConfig, system: Any, run_dir: Path, run_id: str) -> An
     if cfg.backend == "local":
         from harness.cluster.local import LocalCluster
 
-        return LocalCluster(system, nodes=cfg.nodes, run_dir=run_dir, run_id=run_id)
+        return LocalCluster(system, nodes=cfg.nodes, run_dir=run_dir, run_id=run_id,
+                            toxiproxy_url=cfg.toxiproxy_url)
     if cfg.backend == "docker":
+        if cfg.toxiproxy_url:
+            raise HarnessError("--toxiproxy-url works with the local backend; in Docker the "
+                               "proxies run in a container on the run's own network")
         try:
             from harness.cluster.docker import DockerCluster
         except ImportError as e:

@@ -77,3 +77,17 @@ def test_bad_run_arguments_exit_2(args: list[str], message: str, tmp_path: Path)
                         *args], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and message in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_run_against_an_already_running_toxiproxy(tmp_path: Path) -> None:
+    """--toxiproxy-url: the run creates its proxies there and removes only its own."""
+    from harness.toxiproxy import ToxiproxyClient, toxiproxy_server
+
+    with toxiproxy_server() as server:
+        with ToxiproxyClient(server.url) as tp:
+            tp.create_proxy("someone-elses", upstream="127.0.0.1:9", listen="127.0.0.1:0")
+        r = run(RunConfig(workload="register", nemesis=("partition",), time_limit_s=4, seed=3,
+                          reports_dir=tmp_path, rate_hz=30, toxiproxy_url=server.url))
+        assert r.error is None and r.valid is True
+        with ToxiproxyClient(server.url) as tp:
+            assert set(tp.proxies()) == {"someone-elses"}

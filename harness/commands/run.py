@@ -53,7 +53,7 @@ def run_command(args: argparse.Namespace) -> int:
                     time_limit_s=args.time_limit_s, concurrency=args.concurrency,
                     rate_hz=args.rate_hz, backend=args.backend, nodes=args.nodes,
                     seed=args.seed, bug=args.bug, test=args.test,
-                    reports_dir=Path(args.reports))
+                    reports_dir=Path(args.reports), toxiproxy_url=args.toxiproxy_url)
     if args.replay:
         schedule, stored = _replay(args.replay)
         cfg.schedule = schedule

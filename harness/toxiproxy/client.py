@@ -1,25 +1,30 @@
-"""The harness's one client for Toxiproxy (ours or the real one).
+"""The harness's one client for Toxiproxy (ours or the real one), over ``toxiproxy-python``.
 
-``toxiproxy-python`` 0.1.1 keeps host and port in class attributes (one
-server per process), sets no request timeouts (a hung server hangs the
-harness), and ignores statuses other than 400/404/409 (a 500 surfaces as a
-``KeyError``). It cannot be fixed by wrapping its objects, so this client
-speaks the same HTTP API through the same library underneath it
-(``requests``), per instance, with a timeout on every request and every
-failure raised as a :class:`ToxiproxyError` that says what was asked and
-what the server answered. The conformance tests still drive our server with
-``toxiproxy-python`` unchanged, so code written against either works.
+``toxiproxy-python`` 0.1.1 has three gaps that hurt a harness: it keeps host
+and port in class attributes of ``APIConsumer`` (one server per process), it
+sets no request timeouts (a hung server hangs the harness), and it checks no
+status but 400/404/409 (a 500 passes as success). This wrapper closes them
+once, here: each client gets its own ``APIConsumer`` subclass carrying its
+host and port, every request passes a timeout, and every status other than
+the expected one becomes a :class:`ToxiproxyError` that says what was asked
+and what the server answered. The library's higher-level objects
+(``Toxiproxy``, ``Proxy``) always use the global consumer, so only its
+transport layer is used; the conformance tests drive our server with those
+objects unchanged.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
+from toxiproxy import exceptions as tp_errors
+from toxiproxy.api import APIConsumer
 
 from harness.errors import HarnessError
 
@@ -129,10 +134,14 @@ class ToxiproxyClient:
     def __init__(self, url: str = "http://127.0.0.1:8474", *, timeout_s: float = 5.0) -> None:
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
-        self._session = requests.Session()
-        # No proxies from the environment: Toxiproxy is always reached directly.
-        self._session.trust_env = False
-        self._session.headers["User-Agent"] = "harness-toxiproxy-client"
+        parts = urlsplit(self.url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ToxiproxyError(f"not an http://HOST:PORT Toxiproxy URL: {url!r}")
+        # Our own consumer class: the library's host/port are class attributes.
+        self._consumer: type[APIConsumer] = type(
+            "HarnessAPIConsumer", (APIConsumer,),
+            {"host": parts.hostname, "port": parts.port or 8474},
+        )
 
     def __enter__(self) -> ToxiproxyClient:
         return self
@@ -141,20 +150,29 @@ class ToxiproxyClient:
         self.close()
 
     def close(self) -> None:
-        """Close the pooled HTTP connection."""
-        self._session.close()
+        """Nothing is pooled (the library opens a connection per request); kept for symmetry."""
 
     # --- transport ---------------------------------------------------------------
 
     def _request(self, method: str, path: str, body: Any = None, *, ok: int) -> Any:
         url = self.url + path
         what = f"{method} {url}"
+        # No proxy from the environment: Toxiproxy is always reached directly.
+        kwargs: dict[str, Any] = {"timeout": self.timeout_s,
+                                  "proxies": {"http": None, "https": None}}
         try:
-            response = self._session.request(method, url, json=body, timeout=self.timeout_s)
+            if method == "GET":
+                response = self._consumer.get(path, **kwargs)
+            elif method == "DELETE":
+                response = self._consumer.delete(path, **kwargs)
+            else:
+                response = self._consumer.post(path, json=body, **kwargs)
         except requests.Timeout:
             raise ToxiproxyUnavailable(f"{what}: no answer within {self.timeout_s} s") from None
         except requests.RequestException as exc:
             raise ToxiproxyUnavailable(f"{what}: {exc}") from None
+        except (tp_errors.ProxyExists, tp_errors.NotFound, tp_errors.InvalidToxic) as exc:
+            raise self._library_error(what, exc) from None
         if response.status_code != ok:
             raise self._error(what, response)
         if response.status_code == 204 or not response.content:
@@ -164,13 +182,25 @@ class ToxiproxyClient:
         except ValueError:
             return response.text
 
+    @classmethod
+    def _library_error(cls, what: str, exc: Exception) -> ToxiproxyError:
+        """toxiproxy-python raised for 400/404/409 with the body as its argument."""
+        status = {tp_errors.ProxyExists: 409, tp_errors.NotFound: 404,
+                  tp_errors.InvalidToxic: 400}[type(exc)]
+        raw = exc.args[0] if exc.args else b""
+        text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+        return cls._from_body(what, status, text)
+
+    @classmethod
+    def _error(cls, what: str, response: requests.Response) -> ToxiproxyError:
+        return cls._from_body(what, response.status_code, response.text)
+
     @staticmethod
-    def _error(what: str, response: requests.Response) -> ToxiproxyError:
-        status = response.status_code
-        detail = response.text.strip()
+    def _from_body(what: str, status: int, text: str) -> ToxiproxyError:
+        detail = text.strip()
         proxies: tuple[ProxyInfo, ...] = ()
         try:
-            payload = response.json()
+            payload = json.loads(text) if text else None
         except ValueError:
             payload = None
         if isinstance(payload, dict):
