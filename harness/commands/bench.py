@@ -26,4 +26,4 @@ def bench_command(args: argparse.Namespace) -> int:
         return history_main(repeats=args.repeats)
     from harness.toxiproxy.bench import main as proxy_main
 
-    return int(proxy_main() or 0)
+    return int(proxy_main([]) or 0)
