@@ -24,7 +24,7 @@ from harness.history import History
 
 __all__ = ["CHECKERS", "CheckPlan", "check_history", "plan_checks"]
 
-CHECKERS = ("linearizable", "queue", "fencing", "stats")
+CHECKERS = ("linearizable", "queue", "fencing", "lease", "stats")
 _QUEUE_FS = frozenset({"enqueue", "dequeue", "drain", "claim", "complete", "renew", "fail",
                        "read-item"})
 _FORMAT_MODELS = {"etcd-log": "etcd", "kv-lines": "kv"}
@@ -105,6 +105,10 @@ def build_checker(plan: CheckPlan, *, time_limit_s: float | None = 60.0,
             table[name] = functools.partial(queue, allow_duplicates=allow_duplicates)
         elif name == "fencing":
             table[name] = fencing
+        elif name == "lease":
+            from harness.checker.lease import lease
+
+            table[name] = lease
         elif name == "stats":
             table[name] = stats
     return compose(table)

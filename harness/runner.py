@@ -59,6 +59,9 @@ class RunConfig:
     through_lb: bool = True
     toxiproxy_url: str | None = None
     system_options: dict[str, Any] = field(default_factory=dict)
+    #: keyword options for the workload (e.g. the lease its queue clients are
+    #: promised, so the lease checker can judge exclusivity from the history)
+    workload_options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +70,7 @@ class RunConfig:
             "rate_hz": self.rate_hz, "backend": self.backend, "nodes": self.nodes,
             "seed": self.seed, "bug": self.bug, "test": self.test,
             "through_lb": self.through_lb, "op_timeout_s": self.op_timeout_s,
+            "workload_options": dict(self.workload_options),
         }
 
 
@@ -305,7 +309,7 @@ def run(cfg: RunConfig, *, progress: Callable[[dict[str, Any]], None] | None = N
     """Run one campaign and return its verdict; files go to a new run folder."""
     from harness.systems import get_system
 
-    workload = get_workload(cfg.workload)
+    workload = get_workload(cfg.workload, **cfg.workload_options)
     seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
     rng = random.Random(seed)
     options = dict(cfg.system_options)
@@ -367,9 +371,22 @@ def run(cfg: RunConfig, *, progress: Callable[[dict[str, Any]], None] | None = N
         "op_count": len(history), "counts": recorder.counts,
         "results": {k: r.to_dict() for k, r in results.items()},
     })
+    _write_reports(run_dir, cfg.reports_dir)
     if interrupted:
         raise KeyboardInterrupt
     return result
+
+
+def _write_reports(run_dir: Path, reports_dir: Path) -> None:
+    """The run's HTML report and the index of runs; a failure here never loses a verdict."""
+    try:
+        from harness.report import write_index, write_report
+
+        write_report(run_dir)
+        write_index(reports_dir)
+    except Exception as e:  # the verdict is already on disk in results.json
+        (run_dir / "report-error.txt").write_text(
+            "".join(traceback.format_exception(type(e), e, e.__traceback__)))
 
 
 def _drive(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: Recorder,

@@ -81,6 +81,8 @@ def run_command(args: argparse.Namespace) -> int:
     console.print(table)
     if result.error:
         console.print(f"[yellow]run error: {result.error}[/]")
+    report = result.run_dir / "report.html"
+    where = report if report.exists() else result.run_dir
     console.print(f"verdict: [{verdict_style(result.verdict)}]{result.verdict}[/]  "
-                  f"({result.op_count} events)  report: {result.run_dir}")
+                  f"({result.op_count} events)  report: {where}")
     return exit_code(result.valid)

@@ -7,6 +7,8 @@ client that turns them into requests (``System.client(workload, ...)``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from harness.errors import HarnessError
 from harness.workloads.base import Workload
 from harness.workloads.queue import QueueWorkload
@@ -20,7 +22,15 @@ WORKLOADS: dict[str, type[Workload]] = {
 }
 
 
-def get_workload(name: str) -> Workload:
+def get_workload(name: str, **options: Any) -> Workload:
+    """The workload called ``name``, built with ``options`` (its dataclass fields).
+
+    An option the workload does not have is an error naming it, not a silently
+    ignored setting: a campaign that believes it configured a lease must have.
+    """
     if name not in WORKLOADS:
         raise HarnessError(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)}")
-    return WORKLOADS[name]()
+    try:
+        return WORKLOADS[name](**options)
+    except TypeError as e:
+        raise HarnessError(f"bad options for workload {name!r}: {e}") from None

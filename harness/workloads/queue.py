@@ -5,8 +5,20 @@ and completes or renews them later; after the faults are healed and the
 cluster has recovered, a drain claims and completes whatever is left, and a
 ``read-item`` of every id ever enqueued records each item's final state. The
 checks: total-queue accounting (nothing acknowledged lost, nothing
-unexpected; redelivery reported), and fencing (one accepted completion per
-item, tokens only grow).
+unexpected; redelivery reported), fencing (one accepted completion per
+item, tokens only grow), and lease exclusivity (no second claim while the
+first holder's lease certainly still runs).
+
+``lease_ms`` is the lease the system promises a claim (its configuration, as
+a real worker is configured with it). Each claim states it in its invocation
+value, so the history alone says how long a holder may count on its item and
+the lease checker needs no other input; without it, no claim states a lease
+and the lease checker has nothing to judge. The system's client ignores the
+value: it is a statement of the contract, not a request.
+
+Clients complete the oldest item they hold; with fewer completes than claims
+in the mix (``weights``), items are held longer, some past their lease, which
+is what exercises expiry and fencing (a late holder must be refused).
 """
 
 from __future__ import annotations
@@ -34,42 +46,85 @@ class QueueWorkload:
     #: an empty claim may only mean the rest is leased to dead workers: wait
     #: longer than a lease, then look again, before calling the queue drained
     drain_quiet_s: float = 3.0
+    #: the lease the system grants a claim, stated in every claim (see above)
+    lease_ms: float | None = None
     name: str = "queue"
-    checkers: tuple[str, ...] = ("queue", "fencing", "stats")
+    checkers: tuple[str, ...] = ("queue", "fencing", "lease", "stats")
     model: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.lease_ms is not None and not self.lease_ms > 0:
+            raise ValueError(f"lease_ms must be positive, not {self.lease_ms!r}")
 
     def mix(self) -> Mix:
         def enqueue(rng: random.Random, n: int) -> Any:
             return {"id": f"i{n}", "payload": n}
 
-        return Mix(self.weights, {"enqueue": enqueue})
+        makers: dict[str, Callable[[random.Random, int], Any]] = {"enqueue": enqueue}
+        if self.lease_ms is not None:
+            lease = {"lease_ms": self.lease_ms}
+
+            def claim(rng: random.Random, n: int) -> Any:
+                return dict(lease)
+
+            makers["claim"] = claim
+        return Mix(self.weights, makers)
 
     def phases(self, *, time_limit_s: float, rate_hz: float) -> list[Phase]:
         return [Phase(time_limit_s, self.mix(), rate_hz)]
 
+    def _claim_value(self) -> Any:
+        return {"lease_ms": self.lease_ms} if self.lease_ms is not None else None
+
+    def _drain(self, ctx: FinalContext, client: Client, budget: int) -> int:
+        """Claim and complete until the queue looks empty twice; returns claims made."""
+        empty_streak = 0
+        made = 0
+        while made < budget and not ctx.deadline_passed():
+            made += 1
+            f, v = client.prepare("claim", self._claim_value())
+            _, out = ctx.call(client, f, v)
+            if out.type is not OpType.OK:
+                continue
+            if out.value is None:
+                empty_streak += 1
+                if empty_streak >= 2:
+                    break
+                time.sleep(self.drain_quiet_s)
+                continue
+            empty_streak = 0
+            f, v = client.prepare("complete", None)
+            ctx.call(client, f, v)
+        return made
+
     def final(self, ctx: FinalContext, new_client: Callable[[], Client]) -> None:
+        """Drain, then read every item; while some are still leased, wait and drain again.
+
+        An item a worker still held when the clients stopped stays
+        ``processing`` until its lease runs out: reading it then would make a
+        correct system look as if it lost the item. So the drain repeats
+        (bounded by the final phase's deadline) until every item read is in a
+        final state; whatever is left unsettled is recorded as read.
+        """
         client = new_client()
         try:
-            empty_streak = 0
-            for _ in range(self.max_drain):
-                if ctx.deadline_passed():
-                    break
-                _, out = ctx.call(client, "claim", None)
-                if out.type is not OpType.OK:
-                    continue
-                if out.value is None:
-                    empty_streak += 1
-                    if empty_streak >= 2:
-                        break
-                    time.sleep(self.drain_quiet_s)
-                    continue
-                empty_streak = 0
-                f, v = client.prepare("complete", None)
-                ctx.call(client, f, v)
+            budget = self.max_drain
+            budget -= self._drain(ctx, client, budget)
             ids = sorted({op.value["id"] for op in ctx.history_so_far()
                           if op.f == "enqueue" and op.type is OpType.INVOKE
                           and isinstance(op.value, dict)}, key=lambda s: (len(s), s))
-            for iid in ids:
-                ctx.call(client, "read-item", {"id": iid})
+            unsettled = ids
+            while unsettled:
+                left = []
+                for iid in unsettled:
+                    _, out = ctx.call(client, "read-item", {"id": iid})
+                    state = out.value.get("state") if isinstance(out.value, dict) else None
+                    if out.type is not OpType.OK or state in ("processing", "queued"):
+                        left.append(iid)
+                if not left or budget <= 0 or ctx.deadline_passed():
+                    break
+                time.sleep(self.drain_quiet_s)
+                budget -= self._drain(ctx, client, budget)
+                unsettled = left
         finally:
             client.close()

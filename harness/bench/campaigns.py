@@ -1,0 +1,274 @@
+"""Campaigns that find the reference system's seeded bugs, and how fast they do.
+
+A campaign is a recipe for short runs (workload, faults, system options,
+client pinning, rate) plus the anomaly the bug must produce: which checker
+must say invalid and which anomaly it must name. The same recipes serve the
+campaign tests (``tests/campaigns/``: each bug is found, and the correct
+system passes the same recipes) and this benchmark, which prints, per bug,
+the median over 5 seeds of the campaign time spent until the first failing
+run, and how many runs that took. The goal (issue 5) is every bug found
+within 60 s of campaign time.
+
+Why each recipe is shaped as it is, in one line each (details in the recipe):
+
+* ``ack_before_quorum``: an acknowledged enqueue is lost only when the
+  leader that acked it is cut off before a quorum accepted it; clients pinned
+  to the nodes keep writing to the isolated leader until it steps down.
+* ``local_reads``: a stale read needs a node that lags or was deposed;
+  pinned clients read from the isolated old leader.
+* ``stale_token``: a late completion needs a holder whose lease ran out;
+  a short lease and clients that hold items longer than it, no faults.
+* ``expire_early``: a new leader must inherit leases that are still valid
+  and have takers waiting; a long lease, held items, the leader killed.
+* ``small_quorum``: a quorum of one lets a minority side commit on its own;
+  partitions with clients pinned to both sides.
+* ``forget_promise``: needs a restarted acceptor and a stale leader or a
+  reused ballot at the same moment; leader kills with fast restarts among
+  partitions is the best the harness's sequential faults can do (see the
+  recipe).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.generator import Fault, FaultSchedule
+from harness.runner import RunConfig, RunResult, run
+
+__all__ = ["CAMPAIGNS", "Campaign", "Finding", "anomalies", "caught", "find", "main"]
+
+#: a queue mix whose clients claim more often than they complete, so items are
+#: held for a while (the oldest is completed first), some past their lease
+HOLDING_MIX: dict[str, float] = {"enqueue": 2.0, "claim": 2.5, "complete": 1.5, "renew": 0.2}
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A recipe of runs and the anomaly a seeded bug must produce in one of them.
+
+    ``config(seed, reports_dir)`` builds one run; ``checker`` and ``anomaly``
+    say what counts as caught (see :func:`caught`). ``bug`` is None for the
+    recipes the correct system must pass.
+    """
+
+    name: str
+    bug: str | None
+    checker: str
+    anomaly: str
+    build: Callable[[int], dict[str, Any]]
+    max_runs: int = 4
+    notes: str = ""
+
+    def config(self, seed: int, reports_dir: Path, *, bug: str | None | bool = True
+               ) -> RunConfig:
+        """The run for ``seed``; ``bug=False`` runs the same recipe on the correct system."""
+        kw = self.build(seed)
+        chosen = self.bug if bug is True else (None if bug is False else bug)
+        return RunConfig(seed=seed, bug=chosen or None, reports_dir=reports_dir,
+                         test=f"{self.name}-{chosen or 'correct'}", **kw)
+
+
+def anomalies(result: RunResult) -> dict[str, list[str]]:
+    """The anomalies each checker of a run named (linearizable: ``nonlinearizable``)."""
+    out: dict[str, list[str]] = {}
+    for name, r in result.results.items():
+        names = list(r.details.get("anomalies") or [])
+        if name == "linearizable" and r.valid is False and r.details.get("counterexample"):
+            names.append("nonlinearizable")
+        out[name] = names
+    return out
+
+
+def caught(result: RunResult, campaign: Campaign) -> bool:
+    """The run is invalid, by the campaign's checker, naming the campaign's anomaly."""
+    r = result.results.get(campaign.checker)
+    return (result.error is None and result.valid is False and r is not None
+            and r.valid is False and campaign.anomaly in anomalies(result)[campaign.checker])
+
+
+@dataclass
+class Finding:
+    """How a campaign went for one base seed: runs made, campaign seconds, whether found."""
+
+    bug: str | None
+    seed: int
+    runs: int = 0
+    time_s: float = 0.0
+    found: bool = False
+    verdicts: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    run_dirs: list[Path] = field(default_factory=list)
+    #: the catching run when found, else the last run made
+    result: RunResult | None = None
+
+
+def find(campaign: Campaign, seed: int, reports_dir: Path, *, max_runs: int | None = None,
+         bug: str | None | bool = True, stop_when_found: bool = True) -> Finding:
+    """Run the campaign's runs (seeds ``seed*1000 + k``) until one catches the bug.
+
+    Campaign time is the wall time of the runs made, setup, faults, recovery,
+    final reads and checking included: what a user waits for.
+    """
+    finding = Finding(campaign.bug if bug is True else None, seed)
+    for k in range(max_runs or campaign.max_runs):
+        cfg = campaign.config(seed * 1000 + k, reports_dir, bug=bug)
+        t0 = time.monotonic()
+        result = run(cfg)
+        finding.time_s += time.monotonic() - t0
+        finding.runs += 1
+        finding.verdicts.append(result.verdict)
+        finding.run_dirs.append(result.run_dir)
+        finding.result = result
+        if result.error:
+            finding.errors.append(result.error)
+        if caught(result, campaign):
+            finding.found = True
+            if stop_when_found:
+                break
+    return finding
+
+
+def _sched(seed: int, *faults: Fault) -> FaultSchedule:
+    return FaultSchedule(tuple(faults), seed=seed)
+
+
+def _ack_before_quorum(seed: int) -> dict[str, Any]:
+    # The isolated leader acks enqueues until it steps down (an election
+    # timeout, here 1 s); pinned clients keep sending to it (through the LB it
+    # would be marked down), mostly enqueues, with a short client timeout so
+    # a worker stuck on a forwarded request moves on.
+    return dict(
+        workload="queue", nemesis=("partition",), time_limit_s=5.0, concurrency=6,
+        rate_hz=150.0, through_lb=False, op_timeout_s=1.0,
+        schedule=_sched(seed, Fault("partition", 1.0, 2.5, {"plan": "isolate-leader"})),
+        system_options={"election_timeout_ms": 1000.0},
+        workload_options={"weights": {"enqueue": 6.0, "claim": 1.0, "complete": 1.0},
+                          "drain_quiet_s": 0.5})
+
+
+def _local_reads(seed: int) -> dict[str, Any]:
+    # Reads pinned to the isolated old leader answer from its local state while
+    # the majority moves on.
+    return dict(
+        workload="register", nemesis=("partition",), time_limit_s=7.0, concurrency=6,
+        rate_hz=80.0, through_lb=False, op_timeout_s=1.0,
+        schedule=_sched(seed, Fault("partition", 1.0, 4.0, {"plan": "isolate-leader"})))
+
+
+def _stale_token(seed: int) -> dict[str, Any]:
+    # No fault is needed: a 300 ms lease and clients holding items longer than
+    # that; the leader expires the lease, another client claims the item, and
+    # the first holder's late completion must be refused.
+    return dict(
+        workload="queue", nemesis=(), time_limit_s=5.0, concurrency=5, rate_hz=100.0,
+        schedule=_sched(seed), system_options={"lease_ms": 300.0},
+        workload_options={"lease_ms": 300.0, "weights": HOLDING_MIX, "drain_quiet_s": 0.5})
+
+
+def _expire_early(seed: int) -> dict[str, Any]:
+    # A 4 s lease, items held for a second or two, the leader killed: a correct
+    # new leader waits a full lease in office, the buggy one requeues at once
+    # and waiting claims take the items while their holders' leases still run.
+    return dict(
+        workload="queue", nemesis=("kill",), time_limit_s=6.0, concurrency=5, rate_hz=60.0,
+        op_timeout_s=1.0,
+        schedule=_sched(seed, Fault("kill", 2.5, 1.0, {"node": "leader"})),
+        system_options={"lease_ms": 4000.0},
+        workload_options={"lease_ms": 4000.0, "weights": HOLDING_MIX, "drain_quiet_s": 1.0})
+
+
+def _small_quorum(seed: int) -> dict[str, Any]:
+    # With a quorum of one an isolated node elects itself and commits alone;
+    # pinned clients write and read on both sides of the cut.
+    return dict(
+        workload="register", nemesis=("partition",), time_limit_s=7.0, concurrency=6,
+        rate_hz=80.0, through_lb=False, op_timeout_s=1.0,
+        schedule=_sched(seed, Fault("partition", 1.0, 4.0,
+                                    {"plan": "isolate-one", "seed": seed})))
+
+
+def _forget_promise(seed: int) -> dict[str, Any]:
+    # The promise is lost only by a restart. Kill the leader briefly (so it
+    # may come back before anyone else is elected and reuse its round-1
+    # ballot), cut links, kill again. The runner applies faults one after
+    # another, so a restart cannot overlap a partition.
+    return dict(
+        workload="register", nemesis=("kill", "partition"), time_limit_s=9.0, concurrency=6,
+        rate_hz=100.0, through_lb=False, op_timeout_s=1.0,
+        schedule=_sched(seed, Fault("kill", 0.5, 0.1, {"node": "leader"}),
+                        Fault("partition", 1.0, 1.5, {"plan": "random-halves", "seed": seed}),
+                        Fault("kill", 3.0, 0.1, {"node": "leader"}),
+                        Fault("partition", 3.5, 1.5, {"plan": "isolate-leader"}),
+                        Fault("kill", 5.5, 0.2, {"node": "n1"}),
+                        Fault("kill", 6.0, 0.2, {"node": "n2"}),
+                        Fault("kill", 6.5, 0.2, {"node": "n3"}),
+                        Fault("partition", 7.0, 1.5, {"plan": "bridge", "seed": seed})))
+
+
+CAMPAIGNS: dict[str, Campaign] = {
+    "ack_before_quorum": Campaign("queue-isolate-leader", "ack_before_quorum", "queue", "lost",
+                                  _ack_before_quorum),
+    "local_reads": Campaign("register-isolate-leader", "local_reads", "linearizable",
+                            "nonlinearizable", _local_reads),
+    "stale_token": Campaign("queue-short-lease", "stale_token", "fencing", "double-completion",
+                            _stale_token),
+    "expire_early": Campaign("queue-long-lease-kill", "expire_early", "lease", "lease-overlap",
+                             _expire_early),
+    "small_quorum": Campaign("register-isolate-one", "small_quorum", "linearizable",
+                             "nonlinearizable", _small_quorum),
+    "forget_promise": Campaign("register-restarts", "forget_promise", "linearizable",
+                               "nonlinearizable", _forget_promise, max_runs=6),
+}
+
+
+def _median(xs: Sequence[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print, per bug, the median campaign time and runs to the first failing run."""
+    p = argparse.ArgumentParser(prog="python -m harness.bench.campaigns",
+                                description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--bugs", default=",".join(CAMPAIGNS), help="comma-separated bug names")
+    p.add_argument("--seeds", type=int, default=5, help="base seeds per bug (median over them)")
+    p.add_argument("--first-seed", type=int, default=1)
+    p.add_argument("--max-runs", type=int, default=None,
+                   help="runs per seed before giving up (default: the campaign's)")
+    p.add_argument("--reports", type=Path, default=None,
+                   help="where runs are stored (default: a temporary folder, removed)")
+    a = p.parse_args(argv)
+    bugs = [b for b in a.bugs.split(",") if b]
+    unknown = [b for b in bugs if b not in CAMPAIGNS]
+    if unknown:
+        p.error(f"unknown bug(s) {unknown}; known: {', '.join(CAMPAIGNS)}")
+    with tempfile.TemporaryDirectory(prefix="harness-bench-campaigns-") as tmp:
+        reports = a.reports or Path(tmp)
+        print(f"{'bug':<18} {'campaign':<24} {'found':>6} {'median s':>9} {'median runs':>11}"
+              f"  per seed (s/runs)")
+        for bug in bugs:
+            c = CAMPAIGNS[bug]
+            fs = [find(c, seed, reports, max_runs=a.max_runs)
+                  for seed in range(a.first_seed, a.first_seed + a.seeds)]
+            hits = [f for f in fs if f.found]
+            # A seed that never found the bug counts as its whole campaign time
+            # and is marked, so a median is never flattered by leaving misses out.
+            times = [f.time_s for f in fs]
+            runs = [float(f.runs) for f in fs]
+            per = " ".join(f"{f.time_s:.0f}/{f.runs}{'' if f.found else '(miss)'}" for f in fs)
+            print(f"{bug:<18} {c.name:<24} {len(hits):>3}/{len(fs):<2} {_median(times):>9.1f} "
+                  f"{_median(runs):>11.1f}  {per}", flush=True)
+            for f in fs:
+                for e in f.errors:
+                    print(f"  error (seed {f.seed}): {e}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
