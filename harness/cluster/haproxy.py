@@ -5,10 +5,12 @@ balancer that health-checks every node and routes only to healthy ones. The
 configuration below is that answer written out: active HTTP checks with a
 short interval, ``fall``/``rise`` hysteresis, sessions to a node shut down the
 moment it is marked down, and a retry on another server when a connection
-cannot be made. Retries are limited to connection failures by default: a
-request that reached a node may have taken effect, and only a system whose
-writes are idempotent (the reference system's request ids) should let the
-LB resend it.
+cannot be made. Retries are limited to connection failures: a request that reached a node
+may have taken effect, and resending it elsewhere can turn the answer the
+client sees into a definite failure for a write that happened (the resent
+attempt meets a cut-off node that truthfully says "no leader"), which would
+make the history lie. Request ids make such retries safe for the system's
+state, not for the client's reading of the outcome.
 
 The runtime API (``show stat``) is how the harness sees what the LB saw: the
 observer polls it and records when each server went DOWN and UP.

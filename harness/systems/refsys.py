@@ -40,8 +40,13 @@ class ReferenceSystem:
     client_role: str = "client"
     workloads: tuple[str, ...] = ("register", "queue")
     health_check: HealthCheck = field(default_factory=HealthCheck)
-    #: the nodes' writes carry request ids, so the LB may safely resend them
-    lb_retry_on: str = "conn-failure empty-response response-timeout"
+    #: The LB retries only connections that failed (the request reached no node).
+    #: Resending a request that reached a node is unsafe for the *client's*
+    #: reading of the answer even with request ids: the first attempt may commit
+    #: through the leader while the resent one gets a definite "no leader" 503
+    #: from a cut-off node, and the client would record a fail for a write that
+    #: happened (a campaign found exactly that).
+    lb_retry_on: str = "conn-failure"
 
     def __post_init__(self) -> None:
         from reference_system.bugs import BUGS

@@ -10,6 +10,11 @@ valid, not unknown: a harness is only believed when it passes a correct
 system and catches a broken one. Every test also checks that its run did
 what it claims (faults applied, items held past their lease, ...), so none
 passes vacuously.
+
+``forget_promise`` has no test here: no campaign has caught it from outside
+yet (its recipe in :mod:`harness.bench.campaigns` says why it is rare with
+real processes); that gap is tracked in the issue, not hidden by a test that
+cannot fail.
 """
 
 from __future__ import annotations
@@ -115,12 +120,6 @@ def test_small_quorum_splits_the_brain(tmp_path: Path, harness_seed: int) -> Non
     _faults_applied(r, "partition")
 
 
-@pytest.mark.slow
-def test_forget_promise_is_hunted(tmp_path: Path, harness_seed: int) -> None:
-    """Best effort from outside; see the recipe and the report for why it is rare."""
-    _hunt("forget_promise", tmp_path, harness_seed)
-
-
 # ---------------------------------------------------------------- the correct system passes
 
 
@@ -134,7 +133,7 @@ def _valid(r: RunResult) -> None:
 def test_correct_system_passes_the_partition_campaigns(bug: str, tmp_path: Path,
                                                        harness_seed: int) -> None:
     """The recipes that catch partition bugs find nothing wrong with the correct system."""
-    r = run(CAMPAIGNS[bug].config(harness_seed, tmp_path, bug=False))
+    r = run(CAMPAIGNS[bug].config(harness_seed, tmp_path, buggy=False))
     _valid(r)
     _faults_applied(r, "partition")
 
@@ -142,7 +141,7 @@ def test_correct_system_passes_the_partition_campaigns(bug: str, tmp_path: Path,
 def test_correct_system_refuses_late_holders_under_short_leases(tmp_path: Path,
                                                                 harness_seed: int) -> None:
     """Items are held past a 300 ms lease and taken over; every late completion is refused."""
-    r = run(CAMPAIGNS["stale_token"].config(harness_seed, tmp_path, bug=False))
+    r = run(CAMPAIGNS["stale_token"].config(harness_seed, tmp_path, buggy=False))
     _valid(r)
     ops = [json.loads(x) for x in (r.run_dir / "history.jsonl").read_text().splitlines()]
     stale = [o for o in ops if o["f"] == "complete" and o["type"] == "fail"
@@ -154,7 +153,7 @@ def test_correct_system_refuses_late_holders_under_short_leases(tmp_path: Path,
 def test_correct_system_keeps_leases_across_a_leader_kill(tmp_path: Path,
                                                           harness_seed: int) -> None:
     """The new leader waits a full lease in office before expiring what it inherited."""
-    r = run(CAMPAIGNS["expire_early"].config(harness_seed, tmp_path, bug=False))
+    r = run(CAMPAIGNS["expire_early"].config(harness_seed, tmp_path, buggy=False))
     _valid(r)
     _faults_applied(r, "kill")
     assert r.results["lease"].details["claims_with_lease"] > 0

@@ -117,7 +117,13 @@ def test_killed_node_restarts_and_catches_up(cluster: LocalCluster) -> None:
     c.kill(victim)
     assert not c.is_running(victim)
     lb = c.lb_address()
-    assert lb is not None
+    stats = c.lb_stats_address()
+    assert lb is not None and stats is not None
+    # until HAProxy's checks mark it DOWN a request may still reach the dead node's
+    # proxy and fail (indeterminately); from then on the LB routes around it
+    c.wait_until(lambda: any(s.name == victim and s.status.startswith("DOWN")
+                             for s in read_server_states(stats)),
+                 timeout_s=10, what=f"{victim} DOWN in HAProxy")
     for i in range(30):
         status, body = call(lb, "POST", f"/kv/k{i}", {"value": i})
         assert status == 200, (status, body)
