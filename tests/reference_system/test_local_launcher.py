@@ -83,7 +83,8 @@ def test_haproxy_config_has_the_required_checks(tmp_path: Path) -> None:
 def test_benchmark_command_runs(capsys: pytest.CaptureFixture[str]) -> None:
     from reference_system.bench import main
 
-    assert main(["--clients", "4", "--duration-s", "0.5", "--no-haproxy", "--json"]) == 0
+    assert main(["--clients", "4", "--duration-s", "0.5", "--no-haproxy", "--json",
+                 "--systems", "refsys-local", "--rounds", "1", "--kills", "1"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [r["workload"] for r in out["results"]] == ["kv write", "enqueue", "claim+complete"]
     assert all(r["ops"] > 0 for r in out["results"])
