@@ -91,8 +91,8 @@ def plan_checks(
 
 
 def build_checker(plan: CheckPlan, *, time_limit_s: float | None = 60.0,
-                  allow_duplicates: bool = False) -> Checker:
-    """The composed checker for a plan."""
+                  allow_duplicates: bool = False, collect_s: float = 0.0) -> Checker:
+    """The composed checker for a plan (``collect_s``: see :func:`linearizable`)."""
     table: dict[str, Checker] = {}
     for name in plan.checkers:
         if name == "linearizable":
@@ -100,7 +100,8 @@ def build_checker(plan: CheckPlan, *, time_limit_s: float | None = 60.0,
             from harness.checker.models import get_model
 
             m = get_model(plan.model or "")
-            table[name] = functools.partial(linearizable, model=m, time_limit_s=time_limit_s)
+            table[name] = functools.partial(linearizable, model=m, time_limit_s=time_limit_s,
+                                            collect_s=collect_s)
         elif name == "queue":
             table[name] = functools.partial(queue, allow_duplicates=allow_duplicates)
         elif name == "fencing":
@@ -122,10 +123,12 @@ def check_history(
     checkers: Sequence[str] | None = None,
     time_limit_s: float | None = 60.0,
     allow_duplicates: bool = False,
+    collect_s: float = 0.0,
 ) -> tuple[CheckPlan, Result]:
     """Plan and run the checks for one history."""
     plan = plan_checks(history, fmt=fmt, model=model, checkers=checkers)
-    checker = build_checker(plan, time_limit_s=time_limit_s, allow_duplicates=allow_duplicates)
+    checker = build_checker(plan, time_limit_s=time_limit_s, allow_duplicates=allow_duplicates,
+                            collect_s=collect_s)
     return plan, checker(history)
 
 

@@ -360,7 +360,8 @@ def run(cfg: RunConfig, *, progress: Callable[[dict[str, Any]], None] | None = N
     valid: Any = UNKNOWN
     if error is None or interrupted:
         _, composed = check_history(history, model=workload.model,
-                                       checkers=workload.checkers, time_limit_s=120)
+                                       checkers=workload.checkers, time_limit_s=120,
+                                       collect_s=5.0)
         results = dict(composed.details["results"])
         valid = UNKNOWN if interrupted else composed.valid
     result = RunResult(valid, results, run_dir, seed, schedule, len(history), error)

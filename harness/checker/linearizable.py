@@ -140,8 +140,14 @@ def linearizable(
     model: Any,
     time_limit_s: float | None = None,
     max_states: int | None = None,
+    collect_s: float = 0.0,
 ) -> Result:
     """Check ``history`` against ``model``; see the module docstring for the meanings.
+
+    The check stops at the first illegal partition. With ``collect_s`` > 0 it
+    goes on searching the other partitions for up to that many more seconds,
+    so a report can show every failing partition it could decide
+    (``details["counterexamples"]``); the verdict is the same either way.
 
     ``time_limit_s`` bounds the whole check; ``max_states`` bounds the
     memoized configurations summed over partitions (default
@@ -159,7 +165,7 @@ def linearizable(
     deadline = None if time_limit_s is None else t0 + time_limit_s
     details: dict[str, Any] = {"model": getattr(model, "name", type(model).__name__)}
     try:
-        return _check(history, model, deadline, max_states, details, t0)
+        return _check(history, model, deadline, max_states, details, t0, collect_s)
     except HarnessError as e:
         return Result(UNKNOWN, CHECKER, details, error=f"{type(e).__name__}: {e}")
     except Exception as e:  # a crash must read as "unknown", never as a verdict
@@ -174,6 +180,7 @@ def _check(
     max_states: int | None,
     details: dict[str, Any],
     t0: float,
+    collect_s: float = 0.0,
 ) -> Result:
     parts, every, dropped = prepare(history, model)
     largest = max((len(v) for v in parts.values()), default=0)
@@ -186,7 +193,7 @@ def _check(
     details["partitions"] = len(parts)
     details["dropped"] = dropped
     searches = [(key, Search(inner, entries)) for key, entries in parts.items()]
-    verdict = _schedule(searches, deadline, cap, details)
+    verdict = _schedule(searches, deadline, cap, details, collect_s)
     details["partition_stats"] = [
         {
             "key": key,
@@ -234,6 +241,7 @@ def _schedule(
     deadline: float | None,
     cap: int,
     details: dict[str, Any],
+    collect_s: float = 0.0,
 ) -> bool | str:
     """Run searches round-robin with growing budgets until all pass or one fails.
 
@@ -241,11 +249,29 @@ def _schedule(
     illegal partition is found after about (partitions x its own cost) steps
     however hard the others are; the budget grows by half each round to keep
     the per-round overhead small once every partition needs a long search.
+    After the first illegal partition, the others keep running only while
+    ``collect_s`` allows, to find more counterexamples.
     """
+    found: list[dict[str, Any]] = []
+    collect_until: float | None = None
+
+    def illegal(key: Hashable, s: Search) -> None:
+        nonlocal collect_until
+        cx = {"key": key, **s.counterexample()}
+        found.append(cx)
+        details.setdefault("counterexample", cx)
+        details["counterexamples"] = found
+        if collect_until is None:
+            collect_until = time.perf_counter() + collect_s
+
+    def collecting() -> bool:
+        return collect_until is not None and time.perf_counter() < collect_until
+
     for key, s in searches:
         if s.status == ILLEGAL:
-            details["counterexample"] = {"key": key, **s.counterexample()}
-            return False
+            illegal(key, s)
+    if found and not collecting():
+        return False
     active = [(k, s) for k, s in searches if s.status == RUNNING]
     budget = _FIRST_BUDGET
     used = sum(s.states_explored for _, s in searches)
@@ -257,17 +283,25 @@ def _schedule(
             st = s.run(budget)
             used += s.states_explored - before
             if st == ILLEGAL:
-                details["counterexample"] = {"key": key, **s.counterexample()}
-                return False
+                illegal(key, s)
+                if not collecting():
+                    return False
+                continue
             if st == RUNNING:
                 if s.out_of_states:
+                    if found:
+                        return False
                     details["reason"] = (
                         f"memory bound reached: {used} memoized states (max_states={cap}) "
                         f"while searching partition {key!r}"
                     )
                     return UNKNOWN
                 still.append((key, s))
+            if found and not collecting():
+                return False
             if deadline is not None and time.perf_counter() > deadline:
+                if found:
+                    return False
                 unfinished = sum(1 for _, x in searches if x.status == RUNNING)
                 if unfinished:
                     details["reason"] = (
@@ -277,4 +311,4 @@ def _schedule(
                     return UNKNOWN
         active = still
         budget = min(budget + budget // 2, _MAX_BUDGET)
-    return True
+    return not found

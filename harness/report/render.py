@@ -159,9 +159,15 @@ def report_context(run: RunFiles) -> dict[str, Any]:
     intervals = data.fault_intervals(h)
 
     lin = checker_results.get("linearizable")
-    layout = None
+    layouts: list[data.CounterexampleLayout] = []
     if isinstance(lin, Mapping) and lin.get("valid") is False:
-        layout = data.counterexample_layout(h, lin, model=_model(lin))
+        # every failing partition the checker decided (the first one at least)
+        cxs = lin.get("counterexamples") or [lin.get("counterexample")]
+        for cx in cxs:
+            one = data.counterexample_layout(h, {**lin, "counterexample": cx}, model=_model(lin))
+            if one is not None:
+                layouts.append(one)
+    layout = layouts[0] if layouts else None
     trails = data.item_trails(h, checker_results, intervals, max_items=TRAIL_ITEMS_MAX)
 
     series = data.latency_series(h)
@@ -185,7 +191,8 @@ def report_context(run: RunFiles) -> dict[str, Any]:
     }
 
     started = res.get("started")
-    windows = _anomaly_windows(layout, trails)
+    windows = [w for lay in layouts for w in _anomaly_windows(lay, [])]
+    windows += _anomaly_windows(None, trails)
     excerpts = _log_excerpts(run.logs, windows, started)
 
     cfg = res.get("config") or {}
@@ -205,8 +212,8 @@ def report_context(run: RunFiles) -> dict[str, Any]:
         "checkers": _checker_rows(res),
         "linearizable": lin if isinstance(lin, Mapping) else None,
         "layout": layout,
-        "layout_svg": counterexample_svg(layout) if layout else "",
-        "prefix_rows": _prefix_rows(layout) if layout else [],
+        "layouts": [{"layout": lay, "svg": counterexample_svg(lay), "rows": _prefix_rows(lay)}
+                    for lay in layouts],
         "trails": trails,
         "faults": [_fault_row(i, end_ns) for i in intervals],
         "latency_svg": plots.latency_svg(shown, intervals, end_s=end_s, total=len(series.t_s)),

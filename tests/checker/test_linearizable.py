@@ -235,3 +235,26 @@ def test_empty_claims_alone_are_still_checked() -> None:
     r = check(h, m)
     assert r.valid is True
     assert r.details["op_count"] == 1
+
+
+def test_collect_finds_every_failing_partition_and_keeps_the_verdict() -> None:
+    from harness.checker.linearizable import linearizable as lin
+    from harness.checker.models import get_model
+    from harness.testing import history as hist
+    from harness.testing import invoke as inv
+    from harness.testing import ok as okk
+
+    h = hist(
+        inv(0, "write", ["a", 1]), okk(0, "write", ["a", 1]),
+        inv(0, "read", ["a", None]), okk(0, "read", ["a", 2]),   # key a: impossible read
+        inv(1, "write", ["b", 1]), okk(1, "write", ["b", 1]),
+        inv(1, "read", ["b", None]), okk(1, "read", ["b", 3]),   # key b: impossible read
+        inv(2, "write", ["c", 1]), okk(2, "write", ["c", 1]),    # key c: fine
+    )
+    model = get_model("cas-register-per-key")
+    first = lin(h, model=model)
+    assert first.valid is False and len(first.details["counterexamples"]) == 1
+    every = lin(h, model=model, collect_s=5.0)
+    assert every.valid is False
+    assert sorted(cx["key"] for cx in every.details["counterexamples"]) == ["a", "b"]
+    assert every.details["counterexample"] == every.details["counterexamples"][0]
