@@ -91,7 +91,8 @@ def plan_checks(
 
 
 def build_checker(plan: CheckPlan, *, time_limit_s: float | None = 60.0,
-                  allow_duplicates: bool = False, collect_s: float = 0.0) -> Checker:
+                  allow_duplicates: bool = False, collect_s: float = 0.0,
+                  required_fs: Sequence[str] | None = None) -> Checker:
     """The composed checker for a plan (``collect_s``: see :func:`linearizable`)."""
     table: dict[str, Checker] = {}
     for name in plan.checkers:
@@ -111,7 +112,7 @@ def build_checker(plan: CheckPlan, *, time_limit_s: float | None = 60.0,
 
             table[name] = lease
         elif name == "stats":
-            table[name] = stats
+            table[name] = functools.partial(stats, required=required_fs)
     return compose(table)
 
 
@@ -124,11 +125,12 @@ def check_history(
     time_limit_s: float | None = 60.0,
     allow_duplicates: bool = False,
     collect_s: float = 0.0,
+    required_fs: Sequence[str] | None = None,
 ) -> tuple[CheckPlan, Result]:
     """Plan and run the checks for one history."""
     plan = plan_checks(history, fmt=fmt, model=model, checkers=checkers)
     checker = build_checker(plan, time_limit_s=time_limit_s, allow_duplicates=allow_duplicates,
-                            collect_s=collect_s)
+                            collect_s=collect_s, required_fs=required_fs)
     return plan, checker(history)
 
 

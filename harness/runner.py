@@ -361,7 +361,8 @@ def run(cfg: RunConfig, *, progress: Callable[[dict[str, Any]], None] | None = N
     if error is None or interrupted:
         _, composed = check_history(history, model=workload.model,
                                        checkers=workload.checkers, time_limit_s=120,
-                                       collect_s=5.0)
+                                       collect_s=5.0,
+                                       required_fs=getattr(workload, "required_fs", None))
         results = dict(composed.details["results"])
         valid = UNKNOWN if interrupted else composed.valid
     result = RunResult(valid, results, run_dir, seed, schedule, len(history), error)

@@ -50,6 +50,8 @@ class QueueWorkload:
     lease_ms: float | None = None
     name: str = "queue"
     checkers: tuple[str, ...] = ("queue", "fencing", "lease", "stats")
+    #: operations that must succeed at least once, or the other checks pass vacuously
+    required_fs: tuple[str, ...] = ("enqueue", "claim", "complete")
     model: str | None = None
 
     def __post_init__(self) -> None:

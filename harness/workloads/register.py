@@ -26,6 +26,8 @@ class RegisterWorkload:
     weights: dict[str, float] = field(default_factory=lambda: {"read": 2, "write": 1, "cas": 1})
     name: str = "register"
     checkers: tuple[str, ...] = ("linearizable", "stats")
+    #: operations that must succeed at least once, or the other checks pass vacuously
+    required_fs: tuple[str, ...] = ("read", "write")
     model: str | None = "cas-register-per-key"
 
     def mix(self) -> Mix:

@@ -52,3 +52,9 @@ def test_stats_says_unknown_when_an_operation_never_succeeded() -> None:
     h = history(invoke(0, "write", 1), invoke(1, "read"), ok(1, "read", None))
     r = stats(h)
     assert r.valid == "unknown" and r.details["never_ok"] == ["write"]
+
+
+def test_stats_only_requires_the_named_operations() -> None:
+    h = history(invoke(0, "renew", 1), invoke(1, "read"), ok(1, "read", None))
+    assert stats(h, required=["read"]).valid is True
+    assert stats(h, required=["read", "write"]).details["never_ok"] == ["write"]
