@@ -10,7 +10,7 @@ silent pass.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,7 +92,8 @@ def plan_checks(
 
 def build_checker(plan: CheckPlan, *, time_limit_s: float | None = 60.0,
                   allow_duplicates: bool = False, collect_s: float = 0.0,
-                  required_fs: Sequence[str] | None = None) -> Checker:
+                  required_fs: Sequence[str] | None = None,
+                  checker_options: Mapping[str, Mapping[str, Any]] | None = None) -> Checker:
     """The composed checker for a plan (``collect_s``: see :func:`linearizable`)."""
     table: dict[str, Checker] = {}
     for name in plan.checkers:
@@ -104,7 +105,9 @@ def build_checker(plan: CheckPlan, *, time_limit_s: float | None = 60.0,
             table[name] = functools.partial(linearizable, model=m, time_limit_s=time_limit_s,
                                             collect_s=collect_s)
         elif name == "queue":
-            table[name] = functools.partial(queue, allow_duplicates=allow_duplicates)
+            opts = dict((checker_options or {}).get("queue", {}))
+            opts.setdefault("allow_duplicates", allow_duplicates)
+            table[name] = functools.partial(queue, **opts)
         elif name == "fencing":
             table[name] = fencing
         elif name == "lease":
@@ -126,11 +129,13 @@ def check_history(
     allow_duplicates: bool = False,
     collect_s: float = 0.0,
     required_fs: Sequence[str] | None = None,
+    checker_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[CheckPlan, Result]:
     """Plan and run the checks for one history."""
     plan = plan_checks(history, fmt=fmt, model=model, checkers=checkers)
     checker = build_checker(plan, time_limit_s=time_limit_s, allow_duplicates=allow_duplicates,
-                            collect_s=collect_s, required_fs=required_fs)
+                            collect_s=collect_s, required_fs=required_fs,
+                            checker_options=checker_options)
     return plan, checker(history)
 
 

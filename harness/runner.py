@@ -312,7 +312,8 @@ def run(cfg: RunConfig, *, progress: Callable[[dict[str, Any]], None] | None = N
     workload = get_workload(cfg.workload, **cfg.workload_options)
     seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
     rng = random.Random(seed)
-    options = dict(cfg.system_options)
+    # what the workload needs of the system (e.g. its own workers), then the user's options
+    options = {**getattr(workload, "system_options", {}), **cfg.system_options}
     if cfg.bug:
         options["bug"] = cfg.bug
     system = get_system(cfg.system, **options)
@@ -362,7 +363,9 @@ def run(cfg: RunConfig, *, progress: Callable[[dict[str, Any]], None] | None = N
         _, composed = check_history(history, model=workload.model,
                                        checkers=workload.checkers, time_limit_s=120,
                                        collect_s=5.0,
-                                       required_fs=getattr(workload, "required_fs", None))
+                                       required_fs=getattr(workload, "required_fs", None),
+                                       checker_options={"queue": getattr(
+                                           workload, "queue_options", {})})
         results = dict(composed.details["results"])
         valid = UNKNOWN if interrupted else composed.valid
     result = RunResult(valid, results, run_dir, seed, schedule, len(history), error)

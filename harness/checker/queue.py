@@ -77,6 +77,7 @@ def queue(
     consume_fs: Collection[str] = DEFAULT_CONSUME,
     drain_fs: Collection[str] = DEFAULT_DRAIN,
     observe_fs: Collection[str] = DEFAULT_OBSERVE,
+    final_states: Collection[str] = FINAL_STATES,
 ) -> Result:
     """Check a queue history for lost, duplicated, unexpected and recovered items."""
     attempted: set[Hashable] = set()
@@ -88,6 +89,8 @@ def queue(
     anonymous_pending = 0  # indeterminate dequeues that could have taken anything
     unbounded_pending = False  # an indeterminate drain: could have taken any number
     delivered_tokens: set[tuple[Hashable, Any]] = set()
+    unread: set[Hashable] = set()  # items whose final read failed
+    read_ok: set[Hashable] = set()  # items some final read answered
     enqueue_calls = consume_calls = 0
 
     for call in history.calls():
@@ -124,14 +127,21 @@ def queue(
                     delivered[iid] += 1
             elif call.indeterminate:
                 unbounded_pending = True
-        elif f in observe_fs and call.ok:
+        elif f in observe_fs:
             v = call.value
-            if isinstance(v, dict) and v.get("state") in FINAL_STATES:
-                observed.add(item_id(v))
+            if call.ok:
+                read_ok.add(item_id(call.invoke.value))
+                if isinstance(v, dict) and v.get("state") in final_states:
+                    observed.add(item_id(v))
+            else:
+                # a final read that did not answer proves nothing either way
+                iid = item_id(call.invoke.value)
+                if iid is not None:
+                    unread.add(iid)
 
     seen = set(delivered) | observed
     missing = acked - seen
-    unresolved = missing & pending_named
+    unresolved = missing & (pending_named | (unread - read_ok))
     missing -= unresolved
     if unbounded_pending:
         unresolved |= missing

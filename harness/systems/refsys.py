@@ -38,7 +38,7 @@ class ReferenceSystem:
     ports: Mapping[str, int] = field(default_factory=lambda: {"peer": 7000, "client": 8080})
     peer_roles: tuple[str, ...] = ("peer",)
     client_role: str = "client"
-    workloads: tuple[str, ...] = ("register", "queue")
+    workloads: tuple[str, ...] = ("register", "queue", "takeover")
     health_check: HealthCheck = field(default_factory=HealthCheck)
     #: The LB retries only connections that failed (the request reached no node).
     #: Resending a request that reached a node is unsafe for the *client's*

@@ -13,12 +13,21 @@ from harness.errors import HarnessError
 from harness.workloads.base import Workload
 from harness.workloads.queue import QueueWorkload
 from harness.workloads.register import RegisterWorkload
+from harness.workloads.takeover import TakeoverWorkload
 
-__all__ = ["WORKLOADS", "QueueWorkload", "RegisterWorkload", "Workload", "get_workload"]
+__all__ = [
+    "WORKLOADS",
+    "QueueWorkload",
+    "RegisterWorkload",
+    "TakeoverWorkload",
+    "Workload",
+    "get_workload",
+]
 
 WORKLOADS: dict[str, type[Workload]] = {
     "register": RegisterWorkload,
     "queue": QueueWorkload,
+    "takeover": TakeoverWorkload,
 }
 
 
