@@ -84,7 +84,7 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--run-id", help="only this run's objects")
 
     b = sub.add_parser("bench", help="benchmarks that print figures")
-    b.add_argument("what", choices=["checker", "queue", "history", "proxy"])
+    b.add_argument("what", choices=["checker", "queue", "history", "proxy", "driver"])
     b.add_argument("--corpus", help="corpus folder (checker benchmark)")
     b.add_argument("--repeats", type=int, default=5)
     return p

@@ -15,7 +15,7 @@ import random
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,14 @@ from harness.checker.result import UNKNOWN, Result
 from harness.client import Client, Outcome
 from harness.errors import HarnessError
 from harness.formats import HistoryWriter
-from harness.generator import ClientOp, Fault, FaultSchedule, client_ops, random_schedule
+from harness.generator import (
+    ClientOp,
+    Fault,
+    FaultSchedule,
+    Phase,
+    client_ops,
+    random_schedule,
+)
 from harness.history import NEMESIS, History, Op, OpType
 from harness.nemesis import grudge as grudges
 from harness.nemesis.faults import Nemesis
@@ -135,6 +142,45 @@ def _call(recorder: Recorder, client: Client, process: int, f: str, value: Any
         out = Outcome(OpType.INFO, None, f"client raised {type(e).__name__}: {e}")
     recorder.complete(inv, out)
     return inv, out
+
+
+def unpaced_ops(phases: Sequence[Phase], *, worker: int, concurrency: int,
+                rng: random.Random, t0: float) -> Iterator[ClientOp]:
+    """A worker's operations with no rate: the next one as soon as the last returns.
+
+    Values stay unique across workers (the counter is ``worker + k*concurrency``).
+    """
+    start = 0.0
+    k = 0
+    for phase in phases:
+        stop_at = t0 + start + phase.duration_s
+        while time.monotonic() < stop_at:
+            f, v = phase.mix.pick(rng, worker + k * concurrency)
+            k += 1
+            yield ClientOp(start, worker, f, v)
+        start += phase.duration_s
+
+
+def drive_worker(client: Client, recorder: Recorder, ops: Iterable[ClientOp], *, process: int,
+                 concurrency: int, t0: float, end: float, stop: threading.Event) -> int:
+    """One worker's loop: wait for each op's time, prepare, record, invoke, record.
+
+    After an indeterminate outcome the worker continues as a new process
+    (Jepsen's rule). Returns the number of operations performed.
+    """
+    n = 0
+    for op in ops:
+        delay = t0 + op.at_s - time.monotonic()
+        if delay > 0 and stop.wait(delay):
+            break
+        if stop.is_set() or time.monotonic() >= end:
+            break
+        f, value = client.prepare(op.f, op.value)
+        _, out = _call(recorder, client, process, f, value)
+        n += 1
+        if out.type is OpType.INFO:
+            process += concurrency
+    return n
 
 
 class _Final:
@@ -409,30 +455,29 @@ def _drive(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: R
         return system.client(cfg.workload, address(worker), worker=f"w{worker}",
                              timeout_s=cfg.op_timeout_s)
 
-    plan: list[list[ClientOp]] = [[] for _ in range(cfg.concurrency)]
-    for op in client_ops(workload.phases(time_limit_s=cfg.time_limit_s, rate_hz=cfg.rate_hz),
-                         concurrency=cfg.concurrency, rng=random.Random(rng.randrange(2**31))):
-        plan[op.worker].append(op)
+    phases = workload.phases(time_limit_s=cfg.time_limit_s, rate_hz=cfg.rate_hz)
+    plan_seed = rng.randrange(2**31)
+    plan: list[Iterable[ClientOp]] = [[] for _ in range(cfg.concurrency)]
+    paced: list[list[ClientOp]] = [[] for _ in range(cfg.concurrency)]
+    if cfg.rate_hz > 0:
+        for op in client_ops(phases, concurrency=cfg.concurrency, rng=random.Random(plan_seed)):
+            paced[op.worker].append(op)
+        plan = list(paced)
     stop = threading.Event()
     nemesis = Nemesis(cluster)
     driver = _FaultDriver(nemesis, cluster, system, recorder, schedule, stop)
     t0 = time.monotonic()
     end = t0 + cfg.time_limit_s
+    if cfg.rate_hz <= 0:
+        plan = [unpaced_ops(phases, worker=w, concurrency=cfg.concurrency,
+                            rng=random.Random(plan_seed + w), t0=t0)
+                for w in range(cfg.concurrency)]
 
     def worker(w: int) -> None:
         client = new_client(w)
-        process = w
         try:
-            for op in plan[w]:
-                delay = t0 + op.at_s - time.monotonic()
-                if delay > 0 and stop.wait(delay):
-                    return
-                if stop.is_set() or time.monotonic() >= end:
-                    return
-                f, value = client.prepare(op.f, op.value)
-                _, out = _call(recorder, client, process, f, value)
-                if out.type is OpType.INFO:
-                    process += cfg.concurrency  # Jepsen's rule: continue as a new process
+            drive_worker(client, recorder, plan[w], process=w, concurrency=cfg.concurrency,
+                         t0=t0, end=end, stop=stop)
         finally:
             client.close()
 

@@ -24,6 +24,10 @@ def bench_command(args: argparse.Namespace) -> int:
         from harness.bench.history import main as history_main
 
         return history_main(repeats=args.repeats)
+    if args.what == "driver":
+        from harness.bench.driver import main as driver_main
+
+        return driver_main(["--rounds", str(args.repeats)])
     from harness.toxiproxy.bench import main as proxy_main
 
     return int(proxy_main([]) or 0)
