@@ -70,7 +70,11 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--bug", help="a seeded bug of the system under test")
     r.add_argument("--test", help="name of the test (the reports folder)")
     r.add_argument("--reports", default="reports", help="where run folders go")
-    r.add_argument("--replay", help="a schedule.json or results.json to run again exactly")
+    r.add_argument("--replay",
+                   help="a run's results.json (its whole configuration, seed and faults) or a "
+                        "schedule.json (its faults, with this command's other options)")
+    r.add_argument("--pin-clients", action="store_true",
+                   help="client i talks to node i mod N directly instead of through the LB")
     r.add_argument("--toxiproxy-url",
                    help="use this running Toxiproxy (e.g. a real toxiproxy-server) instead of "
                         "starting one (local backend)")

@@ -23,7 +23,8 @@ from harness.runner import RunConfig, run
 __all__ = ["run_command"]
 
 
-def _replay(path: str) -> tuple[FaultSchedule, dict[str, Any]]:
+def _replay(path: str) -> tuple[FaultSchedule, dict[str, Any], int | None]:
+    """(schedule, stored configuration or {}, seed or None) from a results.json or schedule.json."""
     p = Path(path)
     if p.is_dir():
         p = p / "results.json"
@@ -33,11 +34,18 @@ def _replay(path: str) -> tuple[FaultSchedule, dict[str, Any]]:
         raise HarnessError(f"{path}: cannot read: {e.strerror}") from None
     except ValueError as e:
         raise HarnessError(f"{path}: not JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise HarnessError(f"{path}: not a schedule or a run's results")
     sched = data.get("schedule", data)
     try:
-        return FaultSchedule.from_dict(sched), data.get("config", {})
-    except (KeyError, TypeError, ValueError) as e:
+        schedule = FaultSchedule.from_dict(sched)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise HarnessError(f"{path}: not a schedule: {e}") from None
+    raw_config = data.get("config")
+    config: dict[str, Any] = raw_config if isinstance(raw_config, dict) else {}
+    raw_seed = data.get("seed")
+    seed = raw_seed if isinstance(raw_seed, int) else None
+    return schedule, config, seed
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -54,11 +62,19 @@ def run_command(args: argparse.Namespace) -> int:
                     rate_hz=args.rate_hz, backend=args.backend, nodes=args.nodes,
                     seed=args.seed, bug=args.bug, test=args.test,
                     reports_dir=Path(args.reports), toxiproxy_url=args.toxiproxy_url)
+    cfg.through_lb = not args.pin_clients
     if args.replay:
-        schedule, stored = _replay(args.replay)
+        schedule, stored, stored_seed = _replay(args.replay)
         cfg.schedule = schedule
+        if stored:  # a results.json: run the same configuration again
+            for key in ("system", "workload", "time_limit_s", "concurrency", "rate_hz",
+                        "nodes", "bug", "through_lb", "op_timeout_s"):
+                if key in stored and stored[key] is not None:
+                    setattr(cfg, key, stored[key])
+            cfg.nemesis = tuple(stored.get("nemesis") or cfg.nemesis)
+            cfg.workload_options = dict(stored.get("workload_options") or {})
         if args.seed is None:
-            cfg.seed = stored.get("seed", schedule.seed)
+            cfg.seed = stored_seed if stored_seed is not None else schedule.seed
     status = Text("starting the cluster...")
 
     def progress(d: dict[str, Any]) -> None:
