@@ -109,3 +109,30 @@ def test_harness_drives_an_in_memory_system_without_losing_ops(tmp_path: Path) -
     h = read_history(tmp_path / "h.jsonl")
     assert rate > 0 and len(h.calls()) > 100
     assert all(c.complete is not None for c in h.calls())
+
+
+def test_ctrl_c_tears_down_and_keeps_a_checkable_history(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "--workload", "queue", "--nemesis", "pause",
+         "--time-limit", "30", "--reports", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    history = tmp_path / "refsys-queue-pause" / "latest" / "history.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not history.exists()
+                                           or history.stat().st_size < 5000):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "interrupted" in err
+    results = json.loads((history.parent / "results.json").read_text())
+    assert results["verdict"] == "unknown" and results["error"] == "interrupted"
+    assert main(["check", str(history.parent)]) in (0, 1, 2)  # readable, checkable
+    # nothing the run started is left running
+    time.sleep(1)
+    for pattern in (str(tmp_path), "harness-refsys-queue-pause-"):  # LB config, node data
+        leftover = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+        assert leftover.stdout.strip() == "", (pattern, leftover.stdout)

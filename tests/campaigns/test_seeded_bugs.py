@@ -180,17 +180,19 @@ def _family(workload: str, kind: str, seed: int, tmp_path: Path) -> RunConfig:
 @pytest.mark.parametrize(("workload", "kind"), [
     ("register", "kill"), ("register", "pause"), ("register", "latency"),
     ("queue", "kill"), ("queue", "pause"), ("queue", "latency"), ("queue", "partition"),
+    ("takeover", "kill"), ("takeover", "pause"), ("takeover", "latency"),
+    ("takeover", "partition"),
 ])
 def test_correct_system_passes_each_fault_family(workload: str, kind: str, tmp_path: Path,
                                                  harness_seed: int) -> None:
     r = run(_family(workload, kind, harness_seed, tmp_path))
     _valid(r)
     _faults_applied(r, kind)
-    if workload == "queue":
+    if workload in ("queue", "takeover"):
         assert r.results["queue"].details["acknowledged_count"] > 0
 
 
-@pytest.mark.parametrize("workload", ["register", "queue"])
+@pytest.mark.parametrize("workload", ["register", "queue", "takeover"])
 def test_correct_system_passes_mixed_faults(workload: str, tmp_path: Path, harness_seed: int
                                             ) -> None:
     """A random schedule over every fault family, through the load balancer."""
