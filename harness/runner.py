@@ -451,9 +451,12 @@ def _drive(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: R
             return lb
         return cluster.client_address(cluster.nodes[worker % len(cluster.nodes)])
 
+    nodes = {n: {role: cluster.address(n, role) for role in system.ports}
+             for n in cluster.nodes}
+
     def new_client(worker: int) -> Client:
         return system.client(cfg.workload, address(worker), worker=f"w{worker}",
-                             timeout_s=cfg.op_timeout_s)
+                             timeout_s=cfg.op_timeout_s, nodes=nodes)
 
     phases = workload.phases(time_limit_s=cfg.time_limit_s, rate_hz=cfg.rate_hz)
     plan_seed = rng.randrange(2**31)

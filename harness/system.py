@@ -17,17 +17,39 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+from harness.errors import HarnessError
 
 __all__ = [
+    "PEER_ADDRESSING",
     "Address",
+    "CheckReady",
     "HasLeader",
     "HealthCheck",
     "LoadBalanced",
     "NodeContext",
     "NodeLaunch",
     "System",
+    "peer_addressing",
 ]
+
+#: How a node reaches its peers (a system's optional ``peer_addressing``):
+#:
+#: * ``"proxied"`` (the default): :attr:`NodeContext.peers` gives, for each
+#:   peer, the address of the proxy of that directed link. Cheapest, and works
+#:   in every backend, but a node sees a *different* address for the same peer
+#:   than its neighbours do.
+#: * ``"named"``: peers are addressed by node name and the role's own port
+#:   (``Address("n2", 2380)``), the same string on every node. Systems that
+#:   exchange peer addresses need this: etcd derives member ids from the peer
+#:   URLs every member lists, Redis replicas and Sentinels announce the
+#:   addresses others must dial. The backend still sends every such connection
+#:   through its link's proxy, out of the system's sight (the Docker backend
+#:   resolves each peer name to a placeholder address and rewrites connections
+#:   to it with a NAT rule inside the node's network namespace). Only the
+#:   Docker backend offers it; the image needs ``iptables``.
+PEER_ADDRESSING = ("proxied", "named")
 
 
 @dataclass(frozen=True)
@@ -115,6 +137,18 @@ class System(Protocol):
         """The container image recipe (:class:`harness.cluster.image.ImageSpec`) or a tag."""
         ...
 
+    def client(self, workload: str, address: Address, *, worker: str, timeout_s: float,
+               nodes: Mapping[str, Mapping[str, Address]]) -> Any:
+        """A :class:`harness.client.Client` for one worker of ``workload``.
+
+        ``address`` is where this worker should go (the load balancer, or the
+        node it is pinned to); ``nodes`` gives every node's address per port
+        role as the harness reaches it, for clients that follow a redirect or
+        ask a node which peer leads (a Sentinel names the primary by node
+        name). ``timeout_s`` is the per-operation timeout.
+        """
+        ...
+
 
 @runtime_checkable
 class LoadBalanced(Protocol):
@@ -131,6 +165,30 @@ class HasLeader(Protocol):
     def leader(self, client_addresses: Mapping[str, Address], *, timeout_s: float) -> str | None:
         """The current leader's node name, or None when nobody knows."""
         ...
+
+
+@runtime_checkable
+class CheckReady(Protocol):
+    """A system that can say when a fresh cluster is ready for a run.
+
+    Listening is not ready: replicas may still be syncing, a leader not yet
+    elected. A run that starts early records failures that are the setup's,
+    not the system's. Backends poll this in ``wait_ready`` (after every node
+    listens) until it is true or the timeout passes.
+    """
+
+    def ready(self, nodes: Mapping[str, Mapping[str, Address]], *, timeout_s: float) -> bool:
+        """Whether the cluster serves every workload now; ``nodes`` as in ``client``."""
+        ...
+
+
+def peer_addressing(system: object) -> str:
+    """The system's :data:`PEER_ADDRESSING` mode (``"proxied"`` when it says none)."""
+    mode = getattr(system, "peer_addressing", "proxied")
+    if mode not in PEER_ADDRESSING:
+        raise HarnessError(f"system {getattr(system, 'name', system)!r}: peer_addressing "
+                           f"{mode!r} is not one of {', '.join(PEER_ADDRESSING)}")
+    return str(mode)
 
 
 def project_root() -> Path:

@@ -68,6 +68,10 @@ class Cluster(Protocol):
         """A node's client port, reachable from the harness (for diagnostics, pinning)."""
         ...
 
+    def address(self, node: str, role: str) -> Address:
+        """Where the harness reaches the node's port of ``role``."""
+        ...
+
     def lb_address(self) -> Address | None:
         """Where clients reach the load balancer, if the system has one."""
         ...

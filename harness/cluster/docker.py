@@ -7,7 +7,14 @@ moved into containers:
 * one container per node, from the system's image, listening on ``0.0.0.0``
   on the system's container ports and reaching every peer through the proxy
   container (``<proxy container>:<20000 + link index>``), so a toxic acts on
-  exactly one directed link;
+  exactly one directed link. A system with ``peer_addressing = "named"``
+  dials its peers by node name instead (``n2:2380``, the same string on
+  every node): each peer name resolves, inside the node, to a placeholder
+  address (``198.18.0.<k>``, a range reserved for benchmarks) and a NAT rule
+  in the node's own network namespace rewrites connections to it into the
+  link's proxy. The rules are written by the node's command itself at every
+  start, before the system runs, so a restarted node cannot slip past its
+  proxies; without them a placeholder leads nowhere (fail closed);
 * one proxy container running *our* Toxiproxy server (the registry-free base
   image plus ``harness/toxiproxy/``: no PyPI package is needed inside);
 * one HAProxy container (the same image; the base has haproxy) whose servers
@@ -16,7 +23,7 @@ moved into containers:
 
 The harness on the host reaches only ports published on 127.0.0.1: the LB,
 its stats socket (runtime API over TCP), the Toxiproxy API and each node's
-client port (diagnostics). Host ports are chosen up front, not left to Docker,
+ports, every role (clients, and diagnostics). Host ports are chosen up front, not left to Docker,
 because Docker hands out a *new* ephemeral port when a container is started
 again: a restarted node would otherwise move.
 
@@ -53,7 +60,15 @@ from harness.cluster.backend import LB, Link, link_name, plan_links
 from harness.cluster.haproxy import haproxy_config, read_server_states
 from harness.cluster.image import BaseSpec, ImageSpec, ensure_image
 from harness.cluster.local import ClusterError, free_port, http_status
-from harness.system import Address, LoadBalanced, NodeContext, System, project_root
+from harness.system import (
+    Address,
+    CheckReady,
+    LoadBalanced,
+    NodeContext,
+    System,
+    peer_addressing,
+    project_root,
+)
 
 __all__ = [
     "HARNESS_LABEL",
@@ -79,6 +94,9 @@ LB_PORT = 8000
 LB_STATS_PORT = 9000
 DATA_DIR = "/data"
 HAPROXY_CFG = "/etc/haproxy/harness.cfg"
+#: placeholder addresses of peers under named addressing: node ``k`` (1-based)
+#: is ``198.18.0.k`` inside every other node (RFC 2544's benchmarking range)
+PLACEHOLDER_NET = "198.18.0"
 #: what the proxy and LB image needs from Debian
 INFRA_PACKAGES = ("python3", "haproxy", "tini")
 
@@ -228,7 +246,10 @@ class DockerCluster:
         self._own_client = client is None
         self._containers: dict[str, Any] = {}  # node / "lb" / "toxiproxy" -> Container
         self._proxy_port = {link.name: PROXY_PORT_BASE + i for i, link in enumerate(self.links)}
-        self._client_addr: dict[str, Address] = {}
+        self._addr: dict[str, dict[str, Address]] = {}  # node -> role -> published
+        self.named_peers = peer_addressing(system) == "named"
+        if self.named_peers and len(self.nodes) > 250:
+            raise ClusterError("named peer addressing supports at most 250 nodes")
         self._lb_addr: Address | None = None
         self._lb_stats: Address | None = None
         self._toxiproxy_url: str | None = None
@@ -318,7 +339,8 @@ class DockerCluster:
     def _create(self, part: str, image: str, command: Iterable[str], *,
                 ports: Mapping[int, int], environment: Mapping[str, str] | None = None,
                 volumes: Mapping[str, Mapping[str, str]] | None = None,
-                files: Mapping[str, str] | None = None) -> Any:
+                files: Mapping[str, str] | None = None,
+                extra: Mapping[str, Any] | None = None) -> Any:
         """Create (and track), copy ``files`` in, then start one container.
 
         ``ports`` maps a container port to the host port it is published on, on
@@ -332,6 +354,7 @@ class DockerCluster:
                 labels=_labels(self.run_id), network=self.network_name,
                 environment=dict(environment or {}), volumes=dict(volumes or {}),
                 ports={f"{c}/tcp": (HOST, h) for c, h in ports.items()},
+                **dict(extra or {}),
             )
         except Exception as e:
             raise ClusterError(f"container {name}: cannot create: {_explain(e)}") from None
@@ -377,7 +400,8 @@ class DockerCluster:
     def _context(self, node: str, index: int) -> NodeContext:
         proxy = self.container_name(TOXIPROXY)
         peers = {
-            other: {r: Address(proxy, self._proxy_port[link_name(node, other, r)])
+            other: {r: (Address(other, self.system.ports[r]) if self.named_peers
+                        else Address(proxy, self._proxy_port[link_name(node, other, r)]))
                     for r in self.system.peer_roles}
             for other in self.nodes if other != node
         }
@@ -392,10 +416,58 @@ class DockerCluster:
             self._client.volumes.create(volume, labels=_labels(self.run_id))
         except Exception as e:
             raise ClusterError(f"volume {volume}: {_explain(e)}") from None
-        port = self.system.ports[self.system.client_role]
-        self._client_addr[node] = Address(HOST, free_port())
-        self._create(node, image, launch.argv, ports={port: self._client_addr[node].port},
-                     environment=launch.env, volumes={volume: {"bind": DATA_DIR, "mode": "rw"}})
+        self._addr[node] = {role: Address(HOST, free_port()) for role in self.system.ports}
+        argv: list[str] = list(launch.argv)
+        extra: dict[str, Any] = {}
+        if self.named_peers:
+            argv = self._named_peers_wrapper(node, argv)
+            extra = {"cap_add": ["NET_ADMIN"],
+                     "extra_hosts": {o: self._placeholder(o) for o in self.nodes if o != node}}
+        self._create(node, image, argv,
+                     ports={self.system.ports[r]: a.port for r, a in self._addr[node].items()},
+                     environment=launch.env, volumes={volume: {"bind": DATA_DIR, "mode": "rw"}},
+                     extra=extra)
+
+    def _placeholder(self, node: str) -> str:
+        return f"{PLACEHOLDER_NET}.{self.nodes.index(node) + 1}"
+
+    def _proxy_ip(self) -> str:
+        c = self._containers[TOXIPROXY]
+        c.reload()
+        ip = c.attrs["NetworkSettings"]["Networks"][self.network_name]["IPAddress"]
+        if not ip:
+            raise ClusterError(f"container {c.name} has no address on {self.network_name}")
+        return str(ip)
+
+    def _named_peers_wrapper(self, node: str, argv: list[str]) -> list[str]:
+        """``argv`` behind a shell that first routes each peer placeholder to its proxy.
+
+        One DNAT rule per (peer, peer role): ``198.18.0.k:<role port>`` becomes
+        ``<proxy>:<port of link node->peer>``. Any failure stops the node
+        before the system starts, with the reason in its log.
+        """
+        proxy = self._proxy_ip()
+        rules = []
+        for other in self.nodes:
+            if other == node:
+                continue
+            for role in self.system.peer_roles:
+                port = self.system.ports[role]
+                to = f"{proxy}:{self._proxy_port[link_name(node, other, role)]}"
+                rules.append(f"iptables -w -t nat -A HARNESS -p tcp -d {self._placeholder(other)}"
+                             f" --dport {port} -j DNAT --to-destination {to}")
+        script = "\n".join([
+            "set -e",
+            "command -v iptables >/dev/null || { echo 'harness: named peer addressing needs "
+            "iptables in the image' >&2; exit 97; }",
+            # a chain of our own: Docker keeps its DNS rules in nat OUTPUT
+            "iptables -w -t nat -N HARNESS 2>/dev/null || iptables -w -t nat -F HARNESS",
+            "iptables -w -t nat -C OUTPUT -j HARNESS 2>/dev/null"
+            " || iptables -w -t nat -A OUTPUT -j HARNESS",
+            *rules,
+            'exec "$@"',
+        ])
+        return ["/bin/sh", "-c", script, "harness-node", *argv]
 
     def _start_lb(self, image: str) -> None:
         assert isinstance(self.system, LoadBalanced)
@@ -500,7 +572,14 @@ class DockerCluster:
 
     def client_address(self, node: str) -> Address:
         """The node's client port as published on 127.0.0.1 (stable across restarts)."""
-        return self._client_addr[self._check(node)]
+        return self.address(node, self.system.client_role)
+
+    def address(self, node: str, role: str) -> Address:
+        """The node's port of ``role`` as published on 127.0.0.1 (stable across restarts)."""
+        ports = self._addr[self._check(node)]
+        if role not in ports:
+            raise ClusterError(f"system {self.system.name} has no port role {role!r}")
+        return ports[role]
 
     def lb_address(self) -> Address | None:
         return self._lb_addr
@@ -623,6 +702,11 @@ class DockerCluster:
         else:
             self.wait_until(lambda: all(_listening(self.client_address(n)) for n in self.nodes),
                             timeout_s=timeout_s, what="every node listening")
+        if isinstance(self.system, CheckReady):
+            system = self.system
+            nodes = {n: {r: self.address(n, r) for r in system.ports} for n in self.nodes}
+            self.wait_until(lambda: system.ready(nodes, timeout_s=1.0), timeout_s=timeout_s,
+                            what=f"{system.name} to say it is ready")
         stats = self._lb_stats
         if stats is not None:
             self.wait_until(lambda: all(s.status == "UP" for s in read_server_states(stats)),

@@ -31,7 +31,16 @@ from typing import IO, Any
 from harness.cluster.backend import LB, Link, link_name, plan_links
 from harness.cluster.haproxy import haproxy_config
 from harness.errors import HarnessError
-from harness.system import Address, LoadBalanced, NodeContext, NodeLaunch, System, project_root
+from harness.system import (
+    Address,
+    CheckReady,
+    LoadBalanced,
+    NodeContext,
+    NodeLaunch,
+    System,
+    peer_addressing,
+    project_root,
+)
 
 __all__ = ["ClusterError", "LocalCluster", "free_port"]
 
@@ -137,6 +146,10 @@ class LocalCluster:
         self.run_dir = Path(run_dir)
         self.log_dir = self.run_dir / "logs"
         self.env = dict(env or {})
+        if peer_addressing(system) != "proxied":
+            raise ClusterError(
+                f"system {system.name} addresses its peers by name, which only the docker "
+                "backend can route through proxies (use --backend docker)")
         self.use_lb = load_balancer and isinstance(system, LoadBalanced)
         self.links: list[Link] = plan_links(self.nodes, system.peer_roles, system.client_role,
                                             load_balancer=self.use_lb)
@@ -257,6 +270,13 @@ class LocalCluster:
     def client_address(self, node: str) -> Address:
         return self._listen[self._check(node)][self.system.client_role]
 
+    def address(self, node: str, role: str) -> Address:
+        """Where the node listens for ``role`` (local processes are reached directly)."""
+        ports = self._listen[self._check(node)]
+        if role not in ports:
+            raise ClusterError(f"system {self.system.name} has no port role {role!r}")
+        return ports[role]
+
     def lb_address(self) -> Address | None:
         return self._lb_addr
 
@@ -328,6 +348,11 @@ class LocalCluster:
         else:
             self.wait_until(lambda: all(_port_open(self.client_address(n)) for n in self.nodes),
                             timeout_s=timeout_s, what="every node listening")
+        if isinstance(self.system, CheckReady):
+            system = self.system
+            nodes = {n: {r: self.address(n, r) for r in system.ports} for n in self.nodes}
+            self.wait_until(lambda: system.ready(nodes, timeout_s=1.0), timeout_s=timeout_s,
+                            what=f"{system.name} to say it is ready")
         stats = self._lb_stats
         if stats is not None:
             self.wait_until(lambda: all(s.status == "UP" for s in read_server_states(stats)),

@@ -81,9 +81,10 @@ class ReferenceSystem:
         env.setdefault("PYTHONUNBUFFERED", "1")
         return NodeLaunch(tuple(argv), env)
 
-    def client(self, workload: str, address: Address, *, worker: str, timeout_s: float = 5.0
-               ) -> RefsysClient:
-        """The same client serves every workload: the operations' names differ."""
+    def client(self, workload: str, address: Address, *, worker: str, timeout_s: float = 5.0,
+               nodes: Mapping[str, Mapping[str, Address]] | None = None) -> RefsysClient:
+        """The same client serves every workload: the operations' names differ; every
+        node can serve any request (followers forward), so ``nodes`` is not needed."""
         return RefsysClient(address, worker=worker, timeout_s=timeout_s)
 
     def leader(self, client_addresses: Mapping[str, Address], *, timeout_s: float = 1.0

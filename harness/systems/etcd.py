@@ -1,0 +1,101 @@
+"""etcd 3.4 (Debian's ``etcd-server``) as a plug-in system: three members in containers.
+
+A plain use of the public :class:`harness.system.System` protocol. etcd
+derives member and cluster ids from the peer URLs every member lists in
+``--initial-cluster``, so all members must name a peer by the same URL: the
+adapter asks for *named* peer addressing (``http://n2:2380`` everywhere) and
+the Docker backend routes each member's connections to that URL through the
+proxy of the directed link. Clients are pinned to members (etcd has no load
+balancer of its own); a follower forwards writes to the leader and serves
+linearizable reads through a read index, so every member serves every
+operation. See :mod:`harness.systems.etcd_client` for the operations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from harness.cluster.image import BaseSpec, ImageSpec
+from harness.system import Address, NodeContext, NodeLaunch
+from harness.systems.etcd_client import EtcdClient, EtcdError, gateway_call
+from harness.systems.http import HttpJson
+
+__all__ = ["Etcd"]
+
+#: python3 and haproxy let the proxy container reuse this base (one debootstrap)
+BASE_PACKAGES = ("etcd-server", "iptables", "tini", "python3", "haproxy", "iproute2",
+                 "procps")
+
+
+@dataclass
+class Etcd:
+    """Adapter for etcd; timings in ms are etcd's own flags (faster than its defaults,
+    so a campaign sees elections within seconds)."""
+
+    heartbeat_ms: int = 50
+    election_timeout_ms: int = 500
+    #: the work queue's lease (a client-side protocol: see etcd_client)
+    lease_ms: float = 2000.0
+    name: str = "etcd"
+    ports: Mapping[str, int] = field(default_factory=lambda: {"peer": 2380, "client": 2379})
+    peer_roles: tuple[str, ...] = ("peer",)
+    client_role: str = "client"
+    peer_addressing: str = "named"
+    workloads: tuple[str, ...] = ("register", "queue")
+
+    def launch(self, ctx: NodeContext) -> NodeLaunch:
+        peer, client = self.ports["peer"], self.ports["client"]
+        members = ",".join(f"{n}=http://{n}:{peer}" for n in ctx.nodes)
+        argv = (
+            "etcd",
+            "--name", ctx.name,
+            "--data-dir", f"{ctx.data_dir}/etcd",
+            "--listen-peer-urls", f"http://0.0.0.0:{ctx.listen['peer'].port}",
+            "--initial-advertise-peer-urls", f"http://{ctx.name}:{peer}",
+            "--listen-client-urls", f"http://0.0.0.0:{ctx.listen['client'].port}",
+            "--advertise-client-urls", f"http://{ctx.name}:{client}",
+            "--initial-cluster", members,
+            "--initial-cluster-state", "new",
+            "--initial-cluster-token", "harness",
+            "--heartbeat-interval", str(self.heartbeat_ms),
+            "--election-timeout", str(self.election_timeout_ms),
+            "--logger", "zap", "--log-outputs", "stderr",
+        )
+        return NodeLaunch(argv, dict(ctx.env))
+
+    def image(self) -> ImageSpec:
+        return ImageSpec(name="harness-etcd", base=BaseSpec(packages=BASE_PACKAGES),
+                         dockerfile='ENTRYPOINT ["/usr/bin/tini", "--"]\n')
+
+    def client(self, workload: str, address: Address, *, worker: str, timeout_s: float = 5.0,
+               nodes: Mapping[str, Mapping[str, Address]] | None = None) -> EtcdClient:
+        return EtcdClient(address, worker=worker, timeout_s=timeout_s, lease_ms=self.lease_ms)
+
+    def ready(self, nodes: Mapping[str, Mapping[str, Address]], *, timeout_s: float = 1.0
+              ) -> bool:
+        """A leader that a majority of members name."""
+        return self.leader({n: r["client"] for n, r in nodes.items()},
+                           timeout_s=timeout_s) is not None
+
+    def leader(self, client_addresses: Mapping[str, Address], *, timeout_s: float = 1.0
+               ) -> str | None:
+        """The member a majority of members name as leader, by name."""
+        votes: dict[str, int] = {}
+        for addr in client_addresses.values():
+            http = HttpJson(addr, timeout_s=timeout_s)
+            try:
+                status = gateway_call(http, "/v3/maintenance/status", {})
+                members = gateway_call(http, "/v3/cluster/member/list", {}).get("members") or []
+            except EtcdError:
+                continue
+            finally:
+                http.close()
+            names = {str(m.get("ID")): m.get("name") for m in members}
+            name = names.get(str(status.get("leader")))
+            if name:
+                votes[name] = votes.get(name, 0) + 1
+        for name, n in votes.items():
+            if n > len(client_addresses) // 2:
+                return name
+        return None
