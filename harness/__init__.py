@@ -18,11 +18,23 @@ from harness.checker import (
     queue,
     stats,
 )
+from harness.client import Client, Outcome
 from harness.errors import FormatError, HarnessError, HistoryError, ModelError
 from harness.formats import HistoryWriter, parse_history, read_history, write_jsonl
 from harness.history import NEMESIS, Call, History, Op, OpType
 from harness.runner import RunConfig, RunResult, run
-from harness.system import Address, NodeContext, NodeLaunch, System
+from harness.system import (
+    Address,
+    CheckReady,
+    HasLeader,
+    HasLogFiles,
+    HealthCheck,
+    LoadBalanced,
+    NodeContext,
+    NodeLaunch,
+    System,
+)
+from harness.systems import get_system, installed_systems
 
 __all__ = [
     "NEMESIS",
@@ -30,17 +42,24 @@ __all__ = [
     "Address",
     "Call",
     "CheckPlan",
+    "CheckReady",
     "Checker",
+    "Client",
     "FormatError",
     "HarnessError",
+    "HasLeader",
+    "HasLogFiles",
+    "HealthCheck",
     "History",
     "HistoryError",
     "HistoryWriter",
+    "LoadBalanced",
     "ModelError",
     "NodeContext",
     "NodeLaunch",
     "Op",
     "OpType",
+    "Outcome",
     "Result",
     "RunConfig",
     "RunResult",
@@ -50,6 +69,8 @@ __all__ = [
     "compose",
     "fencing",
     "get_model",
+    "get_system",
+    "installed_systems",
     "linearizable",
     "merge_validity",
     "parse_history",

@@ -84,6 +84,14 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("systems", help="list the systems installed for testing")
 
+    cf = sub.add_parser("conform", help="run the conformance kit on a system's adapter")
+    cf.add_argument("system", help="an installed system, or module:factory")
+    cf.add_argument("--backend", choices=["local", "docker"], default="docker")
+    cf.add_argument("--option", action="append", metavar="KEY=VALUE",
+                    help="an option of the system (value read as JSON when it parses)")
+    cf.add_argument("-k", dest="keyword", help="only the kit's tests matching this expression")
+    cf.add_argument("-v", "--verbose", action="store_true")
+
     g = sub.add_parser("gc", help="remove Docker objects that killed runs left behind")
     g.add_argument("--run-id", help="only this run's objects")
 
@@ -117,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from harness.commands.systems import systems_command
 
             return systems_command(args)
+        if args.command == "conform":
+            from harness.commands.conform import conform_command
+
+            return conform_command(args)
         if args.command == "gc":
             from harness.commands.systems import gc_command
 

@@ -27,6 +27,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where campaign clusters run (default: local processes)")
     group.addoption("--harness-time-limit", type=float, default=None,
                     help="seconds of faults and load per campaign run (overrides markers)")
+    group.addoption("--harness-system", default=None,
+                    help="the system the conformance kit checks: an installed name "
+                         "(harness systems) or module:factory")
+    group.addoption("--harness-system-option", action="append", default=[],
+                    metavar="KEY=VALUE", help="an option of that system (repeatable)")
     group.addoption("--harness-reports", default=None,
                     help="where campaign runs are stored (default: the test's tmp_path)")
 

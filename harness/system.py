@@ -26,6 +26,7 @@ __all__ = [
     "Address",
     "CheckReady",
     "HasLeader",
+    "HasLogFiles",
     "HealthCheck",
     "LoadBalanced",
     "NodeContext",
@@ -179,6 +180,19 @@ class CheckReady(Protocol):
 
     def ready(self, nodes: Mapping[str, Mapping[str, Address]], *, timeout_s: float) -> bool:
         """Whether the cluster serves every workload now; ``nodes`` as in ``client``."""
+        ...
+
+
+@runtime_checkable
+class HasLogFiles(Protocol):
+    """A system whose nodes write logs to files, not (only) to their output.
+
+    Backends always keep each node's output; these files are copied beside it
+    at teardown, as ``logs/<node>.<file name>``, so a report can quote them.
+    """
+
+    def log_files(self, node: str) -> Sequence[str]:
+        """The node's log files, as paths relative to its data directory."""
         ...
 
 

@@ -79,3 +79,21 @@ def test_empty_history_is_valid(tmp_path: Path) -> None:
     p = tmp_path / "empty.jsonl"
     p.write_text("")
     assert main(["check", str(p)]) == 0
+
+
+def test_check_of_a_run_folder_uses_the_runs_model(tmp_path: Path) -> None:
+    """``harness check <run dir>`` judges with the model the run itself used."""
+    from harness.testing import history, invoke, ok
+
+    h = history(invoke(0, "write", ["k", 1]), ok(0, "write", ["k", 1]),
+                invoke(1, "read", ["k", None]), ok(1, "read", ["k", None]))
+    write_jsonl(h, tmp_path / "history.jsonl")
+    assert main(["check", str(tmp_path)]) == 0  # no results.json: Knossos's wildcard nil
+    from harness.checker import linearizable
+    from harness.checker.models import get_model
+
+    lin = linearizable(h, model=get_model("strict-cas-register-per-key"))
+    (tmp_path / "results.json").write_text(json.dumps(
+        {"results": {"linearizable": lin.to_dict()}}, default=str))
+    assert main(["check", str(tmp_path)]) == 1
+    assert main(["check", str(tmp_path), "--model", "cas-register-per-key"]) == 0

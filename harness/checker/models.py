@@ -216,6 +216,17 @@ def cas_register(initial: Any = None) -> CasRegister:
     return CasRegister(name="cas-register", initial=initial)
 
 
+def strict_cas_register(initial: Any = None) -> CasRegister:
+    """A cas-register where an ok read of ``None`` means "no value yet", and is checked.
+
+    Knossos's wildcard reading of nil suits histories whose clients record
+    nil for "did not look"; our workload's clients record ``None`` only when
+    the key holds nothing, and a system that loses every write of a key and
+    then answers "not found" must not pass.
+    """
+    return CasRegister(name="strict-cas-register", initial=initial, nil_reads_any=False)
+
+
 def etcd_register(initial: Any = None) -> CasRegister:
     """The register of Jepsen's 2015 etcd test as Porcupine checks it.
 
@@ -571,6 +582,8 @@ MODELS: dict[str, Callable[..., Any]] = {
     "work-item": work_item,
     "register-per-key": lambda **kw: independent(register(**kw)),
     "cas-register-per-key": lambda **kw: independent(cas_register(**kw)),
+    "strict-cas-register": strict_cas_register,
+    "strict-cas-register-per-key": lambda **kw: independent(strict_cas_register(**kw)),
 }
 """Model factories by the name the CLI takes (``--model cas-register``)."""
 

@@ -52,7 +52,7 @@ import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import FrameType
 from typing import Any
 
@@ -63,6 +63,7 @@ from harness.cluster.local import ClusterError, free_port, http_status
 from harness.system import (
     Address,
     CheckReady,
+    HasLogFiles,
     LoadBalanced,
     NodeContext,
     System,
@@ -673,6 +674,30 @@ class DockerCluster:
                 raise ClusterError(f"container {container.name}: cannot read its logs: "
                                    f"{_explain(e)}") from None
             out[part] = target
+            if part in self.nodes and isinstance(self.system, HasLogFiles):
+                out.update(self._copy_log_files(part, container, dest))
+        return out
+
+    def _copy_log_files(self, node: str, container: Any, dest: Path) -> dict[str, Path]:
+        """The system's log files of ``node``, copied out of its (maybe stopped) container;
+        a file the node never wrote is skipped."""
+        out: dict[str, Path] = {}
+        system = self.system
+        assert isinstance(system, HasLogFiles)
+        for rel in system.log_files(node):
+            try:
+                stream, _ = container.get_archive(f"{DATA_DIR}/{rel}")
+                raw = b"".join(stream)
+            except Exception:
+                continue
+            with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+                member = next((m for m in tar.getmembers() if m.isfile()), None)
+                data = tar.extractfile(member) if member is not None else None
+                if data is None:
+                    continue
+                target = dest / f"{node}.{PurePosixPath(rel).name}"
+                target.write_bytes(data.read())
+            out[f"{node}.{PurePosixPath(rel).name}"] = target
         return out
 
     def _tail(self, part: str, lines: int = 5) -> str:

@@ -34,6 +34,7 @@ from harness.errors import HarnessError
 from harness.system import (
     Address,
     CheckReady,
+    HasLogFiles,
     LoadBalanced,
     NodeContext,
     NodeLaunch,
@@ -330,6 +331,14 @@ class LocalCluster:
             if proc.log_path.resolve() != target.resolve() and proc.log_path.exists():
                 shutil.copyfile(proc.log_path, target)
             out[name] = target
+        if isinstance(self.system, HasLogFiles) and self._data_root is not None:
+            for node in self._procs:
+                for rel in self.system.log_files(node):
+                    src = self._data_root / node / rel
+                    if src.is_file():
+                        target = dest / f"{node}.{src.name}"
+                        shutil.copyfile(src, target)
+                        out[target.name] = target
         return out
 
     def wait_ready(self, *, timeout_s: float = 30.0) -> None:

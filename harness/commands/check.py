@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -36,7 +38,7 @@ def check_command(args: argparse.Namespace) -> int:
         plan, result = check_history(
             history,
             fmt=fmt,
-            model=args.model,
+            model=args.model or _run_model(raw),
             checkers=args.checkers,
             time_limit_s=args.time_limit_s,
             allow_duplicates=args.allow_duplicates,
@@ -54,3 +56,17 @@ def check_command(args: argparse.Namespace) -> int:
     if not args.json:
         console.print(table)
     return exit_code(merge_validity(verdicts))
+
+
+def _run_model(raw: str) -> str | None:
+    """The model a run folder's own check used (its ``results.json``), so that
+    ``harness check <run dir>`` agrees with the run's verdict; None otherwise."""
+    p = Path(raw) / "results.json"
+    if not p.is_file():
+        return None
+    try:
+        lin = json.loads(p.read_text()).get("results", {}).get("linearizable") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    model = lin.get("model") if isinstance(lin, dict) else None
+    return model if isinstance(model, str) else None

@@ -1,7 +1,10 @@
 """Log excerpts around an anomaly: the node and LB lines written while it happened.
 
 Node logs start each line with Python's ``asctime`` (``2026-11-25 09:53:43,653``,
-local time); HAProxy's request lines carry ``[25/Nov/2026:09:53:44.556]``.
+local time); HAProxy's request lines carry ``[25/Nov/2026:09:53:44.556]``;
+other systems' logs are read too: ISO 8601 stamps anywhere near the start of a
+line (etcd's JSON lines: ``"ts":"2026-11-30T10:40:01.123Z"``, with a zone or
+in local time) and Redis's ``1:M 30 Nov 2026 10:40:01.123``.
 Lines without a stamp (tracebacks, HAProxy's warnings) belong to the last
 stamped line before them. The history's clock starts at the run's
 ``started`` wall time, so an anomaly's window maps onto the logs by adding
@@ -19,6 +22,9 @@ from datetime import datetime
 __all__ = ["Excerpt", "LogLine", "excerpt", "parse_log"]
 
 _ASCTIME = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),(\d{3})")
+_ISO = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:[.,](\d{1,9}))?"
+                  r"(Z|[+-]\d{2}:?\d{2})?")
+_REDIS = re.compile(r"^\d+:[XCSM] (\d{1,2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2})\.(\d{3})")
 _HAPROXY = re.compile(r"\[(\d{2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2})\.(\d{3})\]")
 
 
@@ -40,6 +46,21 @@ def _stamp(line: str) -> float | None:
     if m:
         dt = datetime.strptime(m.group(1), "%d/%b/%Y:%H:%M:%S")
         return dt.timestamp() + int(m.group(2)) / 1000
+    m = _REDIS.match(line)
+    if m:
+        dt = datetime.strptime(m.group(1), "%d %b %Y %H:%M:%S")
+        return dt.timestamp() + int(m.group(2)) / 1000
+    m = _ISO.search(line[:120])
+    if m:
+        zone = m.group(4) or ""
+        if zone == "Z":
+            zone = "+00:00"
+        try:
+            dt = datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}{zone}")
+        except ValueError:
+            return None
+        frac = m.group(3) or ""
+        return dt.timestamp() + (int(frac) / 10 ** len(frac) if frac else 0.0)
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -18,9 +19,21 @@ def installed_systems() -> dict[str, Any]:
 
 
 def get_system(name: str, **options: Any) -> Any:
-    """An instance of the named system (its entry point is a class or a factory)."""
+    """An instance of the named system: an installed name (its entry point is a class
+    or a factory), or ``module:factory``, for an adapter not installed yet."""
     eps = installed_systems()
-    if name not in eps:
+    if name in eps:
+        factory = eps[name].load()
+    elif ":" in name:
+        module, _, attr = name.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise HarnessError(f"cannot load system {name!r}: {e}") from None
+    else:
         known = ", ".join(sorted(eps)) or "none"
         raise HarnessError(f"no system named {name!r}; installed: {known}")
-    return eps[name].load()(**options)
+    try:
+        return factory(**options)
+    except (TypeError, ValueError) as e:
+        raise HarnessError(f"bad options for system {name!r}: {e}") from None

@@ -62,7 +62,7 @@ class RedisSentinel:
             "bind 0.0.0.0", "protected-mode no", f"port {ctx.listen['redis'].port}",
             f"dir {ctx.data_dir}", "appendonly yes", f"appendfsync {self.appendfsync}",
             f"replica-announce-ip {ctx.name}", f"replica-announce-port {self.ports['redis']}",
-            "repl-diskless-sync-delay 0", 'logfile ""',
+            "repl-diskless-sync-delay 0", f"logfile {ctx.data_dir}/redis.log",
         ]
         if ctx.name != primary:
             lines.append(f"replicaof {primary} {self.ports['redis']}")
@@ -97,6 +97,10 @@ class RedisSentinel:
             f"exec redis-sentinel {d}/sentinel.conf",
         ])
         return NodeLaunch(("/bin/sh", "-c", script), dict(ctx.env))
+
+    def log_files(self, node: str) -> tuple[str, ...]:
+        """The Redis server logs to a file (the node's output is its Sentinel's)."""
+        return ("redis.log",)
 
     def image(self) -> ImageSpec:
         return ImageSpec(name="harness-redis", base=BaseSpec(packages=BASE_PACKAGES),

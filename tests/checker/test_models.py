@@ -231,3 +231,18 @@ def test_describe_is_a_string_for_every_model() -> None:
     for name in MODELS:
         m = get_model(name)
         assert isinstance(m.describe(m.init()), str)
+
+
+def test_strict_register_checks_nil_reads_where_knossos_accepts_them() -> None:
+    """A lost write followed by "not found": Knossos's wildcard nil passes it; the
+    register workload's model must not (its clients answer None only for no value)."""
+    from harness.checker import linearizable
+    from harness.testing import history, invoke, ok
+
+    h = history(invoke(0, "write", ["k", 1]), ok(0, "write", ["k", 1]),
+                invoke(1, "read", ["k", None]), ok(1, "read", ["k", None]))
+    assert linearizable(h, model=get_model("cas-register-per-key")).valid is True
+    assert linearizable(h, model=get_model("strict-cas-register-per-key")).valid is False
+    before = history(invoke(1, "read", ["k", None]), ok(1, "read", ["k", None]),
+                     invoke(0, "write", ["k", 1]), ok(0, "write", ["k", 1]))
+    assert linearizable(before, model=get_model("strict-cas-register-per-key")).valid is True

@@ -334,3 +334,18 @@ def test_log_lines_get_wall_times_and_continuations_inherit_them() -> None:
     ex = excerpt(lines, t0 + 0.5, t0 + 2, max_lines=1)
     assert ex.total == 2 and [ln.lineno for ln in ex.lines] == [3] and ex.omitted == 1
     assert parse_log("no stamp\n")[0].wall_s is None
+
+
+def test_parse_log_reads_etcd_and_redis_stamps() -> None:
+    from datetime import datetime, timezone
+
+    utc = datetime(2026, 11, 30, 10, 40, 1, tzinfo=timezone.utc).timestamp()
+    etcd = '{"level":"info","ts":"2026-11-30T10:40:01.123Z","msg":"elected leader"}'
+    assert parse_log(etcd)[0].wall_s == pytest.approx(utc + 0.123)
+    shifted = '{"ts":"2026-11-30T12:40:01.5+02:00"}'
+    assert parse_log(shifted)[0].wall_s == pytest.approx(utc + 0.5)
+    local = datetime(2026, 11, 30, 10, 40, 1).timestamp()
+    redis = "7:M 30 Nov 2026 10:40:01.250 * Ready to accept connections tcp"
+    assert parse_log(redis)[0].wall_s == pytest.approx(local + 0.25)
+    assert parse_log("2026-11-30 10:40:01,007 INFO x")[0].wall_s == pytest.approx(local + 0.007)
+    assert parse_log("build 2026-99-99T99:99:99 junk")[0].wall_s is None

@@ -1,0 +1,321 @@
+"""The conformance kit: pytest tests an adapter author runs on their adapter.
+
+Run it on an installed system (an entry point of ``harness.systems``) or on
+any factory by import path, with the backend the system needs::
+
+    python -m pytest --pyargs harness.conformance --harness-system etcd --harness-backend docker
+    harness conform mypkg.adapter:MySystem --backend docker
+
+What it checks, each a test of its own so a failure names the broken part:
+
+* the adapter's shape: the protocol's attributes, port roles that name real
+  ports, workloads the harness knows, a launch command for every node;
+* the cluster starts and becomes ready (every node listens; the system's
+  own readiness check, when it has one, says yes);
+* it serves each workload it claims: a short run without faults whose
+  history passes every check of that workload, with the operations the
+  workload needs (``required_fs``) acknowledged at least once;
+* kill and restart: the node stops answering and comes back, and the
+  cluster is ready again; pause and resume: a paused leader is replaced (a
+  paused node fails its health check, for a load-balanced system without
+  leader discovery), and the cluster is ready again after the resume;
+* a partition cuts peer traffic (when the system can name a leader: an
+  isolated leader is replaced by the majority) and healing restores it;
+* teardown leaves nothing behind (no container, network or volume of the
+  run; no process for the local backend).
+
+The kit only uses the public interface (``harness.system``, the cluster
+backends, the runner); passing it is what "the adapter plugs in" means.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cluster.image import ImageSpec
+from harness.cluster.local import LocalCluster, http_status
+from harness.nemesis.faults import Nemesis
+from harness.nemesis.grudge import isolate
+from harness.runner import RunConfig, run
+from harness.system import (
+    CheckReady,
+    HasLeader,
+    LoadBalanced,
+    NodeContext,
+    NodeLaunch,
+    System,
+    peer_addressing,
+)
+from harness.systems import get_system
+from harness.workloads import WORKLOADS
+
+#: seconds a fresh or healed cluster may take to be ready again
+READY_S = 60.0
+
+
+def _config(request: pytest.FixtureRequest) -> tuple[str, str, dict[str, Any]]:
+    opt = request.config.getoption
+    name = opt("--harness-system")
+    if not name:
+        pytest.fail("the conformance kit needs --harness-system NAME (an installed system "
+                    "or module:factory)")
+    return str(name), str(opt("--harness-backend")), _options(request.config)
+
+
+@pytest.fixture(scope="module")
+def system(request: pytest.FixtureRequest) -> Any:
+    name, _, options = _config(request)
+    return get_system(name, **options)
+
+
+@pytest.fixture(scope="module")
+def backend(request: pytest.FixtureRequest) -> str:
+    return _config(request)[1]
+
+
+@pytest.fixture(scope="module")
+def cluster(request: pytest.FixtureRequest, system: Any, backend: str) -> Iterator[Any]:
+    """One cluster for the fault tests, torn down at the end of the module."""
+    c = _cluster(system, backend, f"conform-{uuid.uuid4().hex[:8]}")
+    with c:
+        c.wait_ready(timeout_s=READY_S)
+        yield c
+
+
+def _answers(cluster: Any, node: str, timeout_s: float = 1.0) -> bool:
+    """Whether the node's client port takes a connection (a killed node's does not)."""
+    addr = cluster.client_address(node)
+    try:
+        with socket.create_connection((addr.host, addr.port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _wait(predicate: Any, what: str, timeout_s: float = READY_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if predicate():
+                return
+        time.sleep(0.25)
+    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def _ready(cluster: Any, system: Any) -> bool:
+    """The system's own readiness check, else every node's health check (a load-balanced
+    system has one), else every node listening."""
+    roles = list(system.ports)
+    if isinstance(system, CheckReady):
+        nodes = {n: {r: cluster.address(n, r) for r in roles} for n in cluster.nodes}
+        return bool(system.ready(nodes, timeout_s=1.0))
+    return all(_healthy(cluster, system, n) for n in cluster.nodes)
+
+
+def _healthy(cluster: Any, system: Any, node: str) -> bool:
+    if isinstance(system, LoadBalanced):
+        path = system.health_check.path
+        return http_status(cluster.client_address(node), path, timeout_s=1.0) == 200
+    return _answers(cluster, node)
+
+
+def _cluster(system: Any, backend: str, run_id: str) -> Any:
+    """A three-node cluster of ``system`` on ``backend`` (not started)."""
+    run_dir = Path(tempfile.mkdtemp(prefix="harness-conformance-"))
+    if backend == "docker":
+        from harness.cluster.docker import DockerCluster
+
+        return DockerCluster(system, nodes=3, run_dir=run_dir, run_id=run_id)
+    return LocalCluster(system, nodes=3, run_dir=run_dir, run_id=run_id)
+
+
+def _options(config: pytest.Config) -> dict[str, Any]:
+    return parse_options(config.getoption("--harness-system-option") or [])
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs as system options, values read as JSON when they parse
+    (``nodes=5`` is a number, ``image=mine`` a string)."""
+    out: dict[str, Any] = {}
+    for kv in pairs:
+        key, _, raw = kv.partition("=")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
+# --- the adapter's shape ---------------------------------------------------------------
+
+
+def test_adapter_shape(system: Any) -> None:
+    """The protocol's attributes are there and consistent with each other."""
+    assert isinstance(system, System), "the system lacks attributes of harness.system.System"
+    assert isinstance(system.name, str) and system.name
+    ports = dict(system.ports)
+    assert ports and all(isinstance(p, int) and 0 < p < 65536 for p in ports.values()), ports
+    assert system.client_role in ports, f"client_role {system.client_role!r} is not a port role"
+    for role in system.peer_roles:
+        assert role in ports, f"peer role {role!r} is not a port role"
+    assert system.workloads, "the system supports no workload"
+    for w in system.workloads:
+        assert w in WORKLOADS, f"workload {w!r} is unknown to the harness ({', '.join(WORKLOADS)})"
+    peer_addressing(system)  # raises on a bad value
+    assert isinstance(system.image(), ImageSpec | str)
+
+
+def test_launch_commands(system: Any, backend: str) -> None:
+    """Every node of a three-node cluster gets a command; commands differ per node."""
+    from harness.system import Address
+
+    nodes = ("n1", "n2", "n3")
+    argvs = []
+    for i, n in enumerate(nodes):
+        listen = {r: Address("0.0.0.0", p) for r, p in system.ports.items()}
+        peers = {o: {r: Address(o, system.ports[r]) for r in system.peer_roles}
+                 for o in nodes if o != n}
+        launch = system.launch(NodeContext(n, i, nodes, listen, peers, "/data", {},
+                                           backend=backend))
+        assert isinstance(launch, NodeLaunch)
+        assert launch.argv and all(isinstance(a, str) for a in launch.argv), launch.argv
+        argvs.append(launch.argv)
+    assert len(set(argvs)) == len(argvs), "two nodes got the same command"
+
+
+# --- a live cluster --------------------------------------------------------------------
+
+
+def test_cluster_starts_and_is_ready(cluster: Any, system: Any) -> None:
+    assert len(cluster.nodes) == 3
+    for n in cluster.nodes:
+        assert cluster.is_running(n), f"{n} is not running"
+    assert _ready(cluster, system)
+
+
+def test_kill_and_restart(cluster: Any, system: Any) -> None:
+    node = cluster.nodes[-1]
+    cluster.kill(node)
+    assert not cluster.is_running(node)
+    _wait(lambda: not _answers(cluster, node), f"{node}'s client port to close after a kill",
+          timeout_s=10)
+    cluster.restart(node)
+    assert cluster.is_running(node)
+    _wait(lambda: _ready(cluster, system), "the cluster to be ready after a restart")
+
+
+def test_pause_and_resume(cluster: Any, system: Any) -> None:
+    """A paused node stops taking part: with leader discovery, a paused leader is
+    replaced by the others; behind a load balancer, its health check fails.
+    After the resume the cluster is ready again."""
+    addrs = {n: cluster.client_address(n) for n in cluster.nodes}
+    node = cluster.nodes[-1]
+    if isinstance(system, HasLeader):
+        _wait(lambda: system.leader(addrs, timeout_s=1.0) is not None, "a leader")
+        node = str(system.leader(addrs, timeout_s=1.0))
+    cluster.pause(node)
+    try:
+        if isinstance(system, HasLeader):
+            rest = {n: a for n, a in addrs.items() if n != node}
+
+            def others_moved_on() -> bool:
+                leader = system.leader(rest, timeout_s=1.0)
+                return leader is not None and leader != node
+
+            _wait(others_moved_on, f"the others to replace the paused leader {node}",
+                  timeout_s=30)
+        elif isinstance(system, LoadBalanced):
+            _wait(lambda: not _healthy(cluster, system, node),
+                  f"paused {node} to fail its health check", timeout_s=30)
+    finally:
+        cluster.resume(node)
+    _wait(lambda: _ready(cluster, system), "the cluster to be ready after a resume")
+
+
+def test_partition_and_heal(cluster: Any, system: Any) -> None:
+    """Isolating a node cuts its peer links; with leader discovery, an isolated leader is
+    replaced by the majority's own; healing makes the cluster ready again."""
+    nemesis = Nemesis(cluster)
+    addrs = {n: cluster.client_address(n) for n in cluster.nodes}
+    target = cluster.nodes[0]
+    if isinstance(system, HasLeader):
+        _wait(lambda: system.leader(addrs, timeout_s=1.0) is not None, "a leader")
+        target = str(system.leader(addrs, timeout_s=1.0))
+    try:
+        done = nemesis.partition(isolate(target, cluster.nodes))
+        assert done["toxics"], "the partition cut no link: are the peer roles right?"
+        if isinstance(system, HasLeader):
+            rest = {n: a for n, a in addrs.items() if n != target}
+
+            def majority_moved_on() -> bool:
+                leader = system.leader(rest, timeout_s=1.0)
+                return leader is not None and leader != target
+
+            _wait(majority_moved_on, f"the majority to elect a leader other than the "
+                  f"isolated {target} (is peer traffic really going through the proxies?)")
+    finally:
+        nemesis.heal_network()
+    _wait(lambda: _ready(cluster, system), "the cluster to be ready after healing")
+
+
+# --- workloads and teardown ------------------------------------------------------------
+
+
+def _workloads(metafunc: pytest.Metafunc) -> list[str]:
+    name = metafunc.config.getoption("--harness-system")
+    if not name:
+        return []
+    try:
+        return list(get_system(str(name), **_options(metafunc.config)).workloads)
+    except Exception:
+        return []
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "workload" in metafunc.fixturenames:
+        metafunc.parametrize("workload", _workloads(metafunc))
+
+
+def test_serves_workload(request: pytest.FixtureRequest, workload: str, tmp_path: Path) -> None:
+    """A short run without faults: every check of the workload passes, and the
+    operations it needs were acknowledged (so the checks did not pass vacuously)."""
+    name, backend, options = _config(request)
+    result = run(RunConfig(system=name, workload=workload, nemesis=(), time_limit_s=5.0,
+                           concurrency=3, rate_hz=20.0, backend=backend, seed=1,
+                           reports_dir=tmp_path, system_options=options))
+    bad = {k: (r.valid, r.details.get("error") or r.details.get("anomalies"))
+           for k, r in result.results.items() if r.valid is not True}
+    assert result.valid is True, f"{workload}: {bad} (run dir {result.run_dir})"
+
+
+def test_teardown_leaves_nothing(request: pytest.FixtureRequest, system: Any,
+                                 backend: str) -> None:
+    run_id = f"conform-{uuid.uuid4().hex[:8]}"
+    c = _cluster(system, backend, run_id)
+    with c:
+        c.wait_ready(timeout_s=READY_S)
+    if backend == "docker":
+        from harness.cluster.docker import RUN_LABEL, docker_client
+
+        client = docker_client()
+        try:
+            flt = {"label": f"{RUN_LABEL}={run_id}"}
+            left = [x.name for x in client.containers.list(all=True, filters=flt)]
+            left += [x.name for x in client.networks.list(filters=flt)]
+            left += [x.name for x in client.volumes.list(filters=flt)]
+        finally:
+            client.close()
+        assert not left, f"teardown left {left}"
+    else:
+        for n in c.nodes:
+            assert not c.is_running(n), f"{n} still runs after teardown"
