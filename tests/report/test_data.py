@@ -337,9 +337,9 @@ def test_log_lines_get_wall_times_and_continuations_inherit_them() -> None:
 
 
 def test_parse_log_reads_etcd_and_redis_stamps() -> None:
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
-    utc = datetime(2026, 11, 30, 10, 40, 1, tzinfo=timezone.utc).timestamp()
+    utc = datetime(2026, 11, 30, 10, 40, 1, tzinfo=UTC).timestamp()
     etcd = '{"level":"info","ts":"2026-11-30T10:40:01.123Z","msg":"elected leader"}'
     assert parse_log(etcd)[0].wall_s == pytest.approx(utc + 0.123)
     shifted = '{"ts":"2026-11-30T12:40:01.5+02:00"}'
