@@ -39,11 +39,13 @@ READS = frozenset({"read", "read-item"})
 
 
 class EtcdError(Exception):
-    """An etcd request that did not answer 200; ``status`` 0 means no answer at all."""
+    """An etcd request that did not answer 200; ``status`` 0 means no answer at all;
+    ``definite`` means the request certainly never reached etcd (a refused connection)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, definite: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.definite = definite
 
 
 class CompareFailed(Exception):
@@ -56,7 +58,9 @@ def gateway_call(http: HttpJson, path: str, body: dict[str, Any]) -> dict[str, A
     if status != 200 or not isinstance(answer, dict):
         msg = (answer.get("error") or answer.get("message")) if isinstance(answer, dict) \
             else answer
-        raise EtcdError(status, str(msg or f"http-{status}"))
+        raise EtcdError(status, str(msg or f"http-{status}"),
+                        definite=status == 0 and isinstance(answer, dict)
+                        and answer.get("definite") is True)
     return answer
 
 
@@ -158,8 +162,9 @@ class EtcdClient:
             return fail("compare-failed")
         except EtcdError as e:
             # Only a transaction or a put writes; an error before one was sent
-            # (a claim's or a completion's preliminary reads) changed nothing.
-            if f in READS or not self._wrote:
+            # (a claim's or a completion's preliminary reads), or a write whose
+            # connection was refused, changed nothing.
+            if f in READS or not self._wrote or e.definite:
                 return fail(str(e))
             return info(str(e))
 

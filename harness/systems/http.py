@@ -1,7 +1,9 @@
 """A small keep-alive HTTP/JSON client for system adapters (standard library only).
 
 One per worker thread. Any transport failure is reported, not raised, as
-status 0 with the reason, so adapters can classify it as indeterminate.
+status 0 with the reason, so adapters can classify it as indeterminate; the
+one exception is a refused connection, which certainly sent nothing: its
+body is ``{"error": "connection-refused", "definite": True}``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ class HttpJson:
             status = resp.status
             if resp.will_close:
                 self.close()
+        except ConnectionRefusedError:
+            # only connect() is refused, and only before any byte of the request left
+            self.close()
+            return 0, {"error": "connection-refused", "definite": True}
         except (TimeoutError, OSError, http.client.HTTPException) as e:
             self.close()
             return 0, f"{type(e).__name__}: {e}"

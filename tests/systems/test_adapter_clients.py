@@ -149,3 +149,36 @@ def test_named_systems_refuse_the_local_backend(tmp_path: Any) -> None:
     for system in (Etcd(), RedisSentinel()):
         with pytest.raises(ClusterError, match="docker backend"):
             LocalCluster(system, nodes=3, run_dir=tmp_path, run_id="t")
+
+
+def test_refused_connection_is_a_definite_fail_for_http_adapters() -> None:
+    """Nothing leaves on a refused connection, so even a write is certainly not done;
+    a connection that is accepted and then dropped may have carried the write."""
+    import socket
+    import threading
+
+    from harness.cluster.local import free_port
+    from harness.systems.http import HttpJson
+    from harness.systems.refsys_client import RefsysClient
+
+    closed = Address("127.0.0.1", free_port())
+    assert HttpJson(closed, timeout_s=1).request("GET", "/") == (
+        0, {"error": "connection-refused", "definite": True})
+    assert outcome(RefsysClient(closed, worker="w").invoke("write", ["k", 1])) == "fail"
+    assert outcome(EtcdClient(closed, worker="w").invoke("write", ["k", 1])) == "fail"
+
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def drop() -> None:
+        for _ in range(2):
+            conn, _ = srv.accept()
+            conn.recv(65536)
+            conn.close()
+
+    threading.Thread(target=drop, daemon=True).start()
+    dropping = Address("127.0.0.1", srv.getsockname()[1])
+    try:
+        assert outcome(RefsysClient(dropping, worker="w").invoke("write", ["k", 1])) == "info"
+        assert outcome(EtcdClient(dropping, worker="w").invoke("write", ["k", 1])) == "info"
+    finally:
+        srv.close()
