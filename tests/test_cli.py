@@ -97,3 +97,13 @@ def test_check_of_a_run_folder_uses_the_runs_model(tmp_path: Path) -> None:
         {"results": {"linearizable": lin.to_dict()}}, default=str))
     assert main(["check", str(tmp_path)]) == 1
     assert main(["check", str(tmp_path), "--model", "cas-register-per-key"]) == 0
+
+
+def test_systems_lists_each_installed_system_with_its_workloads() -> None:
+    r = run("systems")
+    assert r.returncode == 0, r.stderr
+    rows = {ln.split("│")[1].strip(): ln.split("│")[2].strip()
+            for ln in r.stdout.splitlines() if ln.count("│") >= 3}
+    assert rows["refsys"] == "register, queue, takeover"
+    assert rows["etcd"] == "register, queue"
+    assert rows["redis"] == "queue"
