@@ -12,6 +12,7 @@ The runner owns the clock and the clients; it asks the plan what to do next.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,8 @@ from typing import Any
 
 __all__ = [
     "FAULT_KINDS",
+    "NETWORK_KINDS",
+    "NODE_RULES",
     "ClientOp",
     "Fault",
     "FaultSchedule",
@@ -30,6 +33,11 @@ __all__ = [
 
 FAULT_KINDS = ("partition", "kill", "pause", "latency", "stall")
 PARTITION_PLANS = ("random-halves", "isolate-one", "isolate-leader", "majorities-ring", "bridge")
+#: faults that act on links (toxics); the others act on processes
+NETWORK_KINDS = ("partition", "latency", "stall")
+#: how a fault may name a node without knowing the cluster's state in advance;
+#: resolved when the fault starts (see ``harness.runner``) and recorded then
+NODE_RULES = ("leader", "follower", "cut-off", "majority", "minority")
 
 
 @dataclass(frozen=True)
@@ -128,9 +136,15 @@ class Fault:
     """One fault: what, when (seconds from the start), for how long, and its parameters.
 
     ``params`` holds what the kind needs and nothing random is left for later:
-    a partition's plan name and seed, the node to kill or pause (or a rule
-    such as ``"leader"`` resolved when applied and recorded then), latency in
-    ms and jitter.
+    a partition's plan name and seed (plan ``"cut"`` cuts exactly the pairs in
+    ``between``, e.g. ``[["leader", "follower"]]``), the node to kill or pause,
+    latency in ms and jitter, and the node whose links a latency or stall
+    slows (``"all"``), or with ``to`` only its links towards that node. A node
+    is a name or a rule from :data:`NODE_RULES`, resolved when the fault
+    starts and recorded then: ``"leader"``, ``"follower"`` (a node that talks
+    with the leader under the partition in force), ``"cut-off"`` (one that
+    does not), ``"majority"`` / ``"minority"`` (an up node on that side of
+    the partition in force).
     """
 
     kind: str
@@ -161,10 +175,31 @@ class Fault:
 
 @dataclass(frozen=True)
 class FaultSchedule:
-    """The faults of a run. Faults of one kind never overlap; a heal follows the last."""
+    """The faults of a run; a heal follows the last.
+
+    Faults may overlap, and some bugs need them to: a forgotten Paxos promise
+    shows only when an acceptor restarts *while* a partition keeps a stale
+    leader apart, and one fault at a time can never arrange that. The runner
+    applies starts and ends in time order and ends each fault alone (a kill's
+    end restarts that node; a partition's end removes that partition's cuts,
+    not another fault's). Two network faults of one kind may not overlap (they
+    would cut or slow the same links twice); overlapping kills and pauses must
+    name different nodes, and the runner refuses one that would hold a node
+    another fault already holds.
+    """
 
     faults: tuple[Fault, ...] = ()
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for kind in NETWORK_KINDS:
+            of_kind = sorted((f for f in self.faults if f.kind == kind),
+                             key=lambda f: (f.start_s, f.end_s))
+            for a, b in itertools.pairwise(of_kind):
+                if b.start_s < a.end_s:
+                    raise ValueError(f"two {kind} faults overlap ({a.start_s}-{a.end_s} s and "
+                                     f"{b.start_s}-{b.end_s} s); faults of one network kind "
+                                     "must follow one another")
 
     def to_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "faults": [f.to_dict() for f in self.faults]}
@@ -180,6 +215,17 @@ class FaultSchedule:
 
     def active_at(self, t_s: float) -> list[Fault]:
         return [f for f in self.faults if f.start_s <= t_s < f.end_s]
+
+    @property
+    def overlapping(self) -> bool:
+        """Whether some fault starts before an earlier one has ended."""
+        fs = sorted(self.faults, key=lambda f: f.start_s)
+        end = -1.0
+        for f in fs:
+            if f.start_s < end:
+                return True
+            end = max(end, f.end_s)
+        return False
 
 
 def _params(kind: str, rng: random.Random, nodes: Sequence[str]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import random
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from harness.client import Client, Outcome
 from harness.errors import HarnessError
 from harness.formats import HistoryWriter
 from harness.generator import (
+    NODE_RULES,
     ClientOp,
     Fault,
     FaultSchedule,
@@ -268,7 +269,24 @@ class _LbObserver:
 
 
 class _FaultDriver:
-    """Applies a schedule's faults at their times, and records each start and end."""
+    """Applies a schedule's faults at their times, and records each start and end.
+
+    The schedule becomes a timeline of start and end events, applied one at a
+    time in time order by this one thread, so faults may overlap (some bugs
+    show only then: an acceptor restarted while a partition keeps a stale
+    leader apart) and a run is still one sequence of nemesis operations in the
+    history, each ``start-X`` paired with its ``stop-X``. At equal times an end
+    goes before a start, so back-to-back faults behave as they did when faults
+    were strictly sequential; a fault's own end follows its start even when it
+    lasts 0 s (a kill and immediate restart). Each end undoes its own fault
+    only: a kill's end restarts that node, a network fault's end removes the
+    toxics it added and no others. A process fault on a node another active
+    fault holds (killed or paused) is refused and recorded as an error rather
+    than silently doubling up. When the run stops, the faults still active end
+    in reverse order of their starts (each recorded), as a single active fault
+    always did. A slow start or end (a container restart) delays later events;
+    their records say when they really happened.
+    """
 
     def __init__(self, nemesis: Nemesis, cluster: Any, system: Any, recorder: Recorder,
                  schedule: FaultSchedule, stop: threading.Event) -> None:
@@ -280,16 +298,89 @@ class _FaultDriver:
         self.stop = stop
         self.active: list[str] = []
         self.errors: list[str] = []
+        #: nodes held by an active kill or pause, and by which
+        self._held: dict[str, str] = {}
+        #: the grudge of the partition in force, if one is
+        self._grudge: Mapping[str, frozenset[str]] | None = None
+        #: the leader as asked once per event (None: not asked yet this event)
+        self._leader_memo: list[str | None] | None = None
 
-    def _node(self, want: str) -> str:
-        if want == "leader" and isinstance(self.system, HasLeader):
-            addrs = {n: self.cluster.client_address(n) for n in self.cluster.nodes}
-            leader = self.system.leader(addrs, timeout_s=1.0)
-            if leader in self.cluster.nodes:
-                return str(leader)
+    def _up(self) -> list[str]:
+        return [str(n) for n in self.cluster.nodes if n not in self._held]
+
+    def _leader(self) -> str | None:
+        if self._leader_memo is None:
+            leader: str | None = None
+            if isinstance(self.system, HasLeader):
+                addrs = {n: self.cluster.client_address(n) for n in self._up()}
+                found = self.system.leader(addrs, timeout_s=1.0)
+                if found in self.cluster.nodes:
+                    leader = str(found)
+            self._leader_memo = [leader]
+        return self._leader_memo[0]
+
+    def _talks(self, a: str, b: str) -> bool:
+        """Whether a and b hear each other (both ways) under the partition in force."""
+        g = self._grudge or {}
+        return a == b or (b not in g.get(a, ()) and a not in g.get(b, ()))
+
+    def _side(self, majority: bool) -> list[str]:
+        """Up nodes that talk (both ways) with a majority of all nodes, themselves
+        included, under the partition in force; or those that do not. Without a
+        partition every node is on the majority side."""
+        nodes = [str(n) for n in self.cluster.nodes]
+        quorum = len(nodes) // 2 + 1
+        return [n for n in self._up()
+                if (sum(self._talks(n, m) for m in nodes) >= quorum) == majority]
+
+    def _node(self, want: str, exclude: Collection[str] = ()) -> str:
+        """The node a fault names: a node name, or a rule resolved now.
+
+        ``leader``: the node the system names leader (the first up node when
+        none is named, as always). The other rules pick the first node, in
+        name order, that is up (not held by another fault), not in
+        ``exclude``, and: ``follower``, not the leader and talking with it
+        (both ways) under the partition in force; ``cut-off``, not the leader
+        and cut from it; ``majority`` / ``minority``, on the majority
+        (minority) side of the partition in force. A schedule cannot know who
+        will lead, so these rules are how it names, say, "the node kept apart
+        from the leader" and "the node both can still reach". A rule that
+        matches no node is an error (the fault is recorded as not applied).
+        """
+        up = [n for n in self._up() if n not in exclude]
         if want in self.cluster.nodes:
             return want
-        return str(self.cluster.nodes[0])
+        if want == "leader":
+            leader = self._leader()
+            if leader is not None and leader not in exclude:
+                return leader
+            if up:
+                return up[0]
+            raise HarnessError("no node is up")
+        if want in ("follower", "cut-off"):
+            leader = self._leader()
+            if leader is None:
+                raise HarnessError(f"no leader is known, so no {want} node")
+            found = [n for n in up if n != leader
+                     and self._talks(n, leader) == (want == "follower")]
+        elif want in ("majority", "minority"):
+            found = [n for n in self._side(want == "majority") if n not in exclude]
+        else:
+            raise HarnessError(f"unknown node {want!r}: a node name or one of "
+                               f"{', '.join(NODE_RULES)}")
+        if not found:
+            raise HarnessError(f"no up node is {want}")
+        return found[0]
+
+    def _links(self, p: Mapping[str, Any]) -> list[Any]:
+        """A network fault's links: every link of ``node`` ("all": every link), or with
+        ``to``, only the directed links from ``node`` to ``to``."""
+        node = p.get("node", "all")
+        if "to" in p:
+            src = self._node(node)
+            dst = self._node(p["to"], exclude={src})
+            return [lk for lk in self.nemesis.links_of(src) if lk.src == src and lk.dst == dst]
+        return self.nemesis.links_of(None if node == "all" else self._node(node))
 
     def _start(self, fault: Fault) -> dict[str, Any]:
         p = dict(fault.params)
@@ -305,49 +396,88 @@ class _FaultDriver:
                 g = grudges.majorities_ring(nodes, rng)
             elif plan == "bridge" and len(nodes) >= 3:
                 g = grudges.bridge(nodes, rng)
+            elif plan == "cut":
+                pairs = []
+                for a, b in p.get("between", ()):
+                    na = self._node(a)
+                    pairs.append((na, self._node(b, exclude={na})))
+                g = grudges.cut(pairs, nodes)
             else:
                 g = grudges.random_halves(nodes, rng)
-            return {**self.nemesis.partition(g), "plan": plan}
-        if fault.kind == "kill":
-            return self.nemesis.kill(self._node(p.get("node", "leader")))
-        if fault.kind == "pause":
-            return self.nemesis.pause(self._node(p.get("node", "leader")))
-        node = p.get("node", "all")
-        links = self.nemesis.links_of(None if node == "all" else self._node(node))
+            out = {**self.nemesis.partition(g), "plan": plan}
+            self._grudge = g
+            return out
+        if fault.kind in ("kill", "pause"):
+            node = self._node(p.get("node", "leader"))
+            if node in self._held:
+                raise HarnessError(f"{node} is already held by an overlapping "
+                                   f"{self._held[node]}")
+            out = (self.nemesis.kill(node) if fault.kind == "kill"
+                   else self.nemesis.pause(node))
+            self._held[node] = fault.kind
+            return out
+        links = self._links(p)
         if fault.kind == "latency":
             return self.nemesis.latency(links, latency_ms=int(p.get("latency_ms", 100)),
                                         jitter_ms=int(p.get("jitter_ms", 0)))
         return self.nemesis.stall(links)
 
-    def _end(self, fault: Fault, started: dict[str, Any]) -> dict[str, Any]:
-        if fault.kind == "kill":
-            return self.nemesis.restart(started["node"])
-        if fault.kind == "pause":
-            return self.nemesis.resume(started["node"])
-        return self.nemesis.heal_network()
+    def _end(self, fault: Fault, started: Mapping[str, Any]) -> dict[str, Any]:
+        if fault.kind in ("kill", "pause"):
+            node = started["node"]
+            self._held.pop(node, None)
+            if fault.kind == "kill":
+                return self.nemesis.restart(node)
+            return self.nemesis.resume(node)
+        if fault.kind == "partition":
+            self._grudge = None
+        return self.nemesis.heal_network(started.get("added", ()))
+
+    def timeline(self) -> list[tuple[float, int, int, bool]]:
+        """(time, order, fault index, is_start), sorted: ends before starts at equal
+        times, except a fault that lasts 0 s, whose end comes right after its own start."""
+        events: list[tuple[float, int, int, bool]] = []
+        for i, f in enumerate(self.schedule.faults):
+            events.append((f.start_s, 1, i, True))
+            events.append((f.end_s, 0, i, False) if f.duration_s > 0
+                          else (f.start_s, 1, i, False))
+        # at one (time, order, index) False sorts before True: put a start first
+        return sorted(events, key=lambda e: (e[0], e[1], e[2], not e[3]))
+
+    def _begin(self, i: int, started: dict[int, dict[str, Any]]) -> None:
+        fault = self.schedule.faults[i]
+        self._leader_memo = None
+        try:
+            started[i] = self._start(fault)
+        except Exception as e:
+            self.errors.append(f"{fault.kind}: {e}")
+            self.recorder.nemesis(f"start-{fault.kind}", {"error": str(e)})
+            return
+        self.recorder.nemesis(f"start-{fault.kind}", started[i])
+        self.active.append(fault.kind)
+
+    def _finish(self, i: int, started: dict[int, dict[str, Any]]) -> None:
+        fault = self.schedule.faults[i]
+        self._leader_memo = None
+        try:
+            ended = self._end(fault, started.pop(i))
+        except Exception as e:
+            self.errors.append(f"end {fault.kind}: {e}")
+            ended = {"error": str(e)}
+        self.recorder.nemesis(f"stop-{fault.kind}", ended)
+        self.active.remove(fault.kind)
 
     def run(self, t0: float) -> None:
-        for fault in self.schedule.faults:
-            if self.stop.wait(max(0.0, t0 + fault.start_s - time.monotonic())):
-                return
-            try:
-                started = self._start(fault)
-            except Exception as e:
-                self.errors.append(f"{fault.kind}: {e}")
-                self.recorder.nemesis(f"start-{fault.kind}", {"error": str(e)})
-                continue
-            self.recorder.nemesis(f"start-{fault.kind}", started)
-            self.active = [fault.kind]
-            self.stop.wait(max(0.0, t0 + fault.end_s - time.monotonic()))
-            try:
-                ended = self._end(fault, started)
-            except Exception as e:
-                self.errors.append(f"end {fault.kind}: {e}")
-                ended = {"error": str(e)}
-            self.recorder.nemesis(f"stop-{fault.kind}", ended)
-            self.active = []
-            if self.stop.is_set():
-                return
+        started: dict[int, dict[str, Any]] = {}  # insertion order: order of starts
+        for at_s, _, i, is_start in self.timeline():
+            if self.stop.wait(max(0.0, t0 + at_s - time.monotonic())):
+                break
+            if is_start:
+                self._begin(i, started)
+            elif i in started:
+                self._finish(i, started)
+        for i in reversed(list(started)):
+            self._finish(i, started)
 
 
 def run(cfg: RunConfig, *, progress: Callable[[dict[str, Any]], None] | None = None

@@ -96,3 +96,45 @@ def test_random_schedule_reproducible(seed: int) -> None:
                                nodes=["n1", "n2", "n3"], time_limit_s=60.0)
 
     assert make() == make()
+
+
+# ------------------------------------------------------------------ overlapping faults
+
+
+def test_faults_of_different_kinds_may_overlap_and_round_trip() -> None:
+    s = FaultSchedule((
+        Fault("partition", 1.0, 5.0, {"plan": "cut", "between": [["leader", "follower"]]}),
+        Fault("latency", 1.0, 5.0, {"node": "leader", "to": "follower", "latency_ms": 300}),
+        Fault("kill", 2.0, 0.5, {"node": "cut-off"}),
+        Fault("kill", 2.2, 0.0, {"node": "follower"}),
+    ), seed=9)
+    assert s.overlapping
+    assert [f.kind for f in s.active_at(2.1)] == ["partition", "latency", "kill"]
+    assert FaultSchedule.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+
+
+@pytest.mark.parametrize("kind", ["partition", "latency", "stall"])
+def test_network_faults_of_one_kind_must_not_overlap(kind: str) -> None:
+    with pytest.raises(ValueError, match=f"two {kind} faults overlap"):
+        FaultSchedule((Fault(kind, 1.0, 3.0), Fault(kind, 3.5, 1.0), Fault(kind, 2.0, 1.0)))
+    with pytest.raises(ValueError, match="overlap"):  # a stored schedule is checked too
+        FaultSchedule.from_dict({"faults": [Fault(kind, 0.0, 2.0).to_dict(),
+                                            Fault(kind, 1.9, 2.0).to_dict()]})
+    # back to back is not overlapping, and neither is a 0 s fault at another's end
+    s = FaultSchedule((Fault(kind, 1.0, 2.0), Fault(kind, 3.0, 1.0), Fault(kind, 4.0, 0.0)))
+    assert not s.overlapping
+
+
+def test_overlapping_is_about_time_not_the_order_faults_are_listed() -> None:
+    assert not FaultSchedule((Fault("kill", 5.0, 1.0), Fault("pause", 0.0, 5.0))).overlapping
+    assert FaultSchedule((Fault("kill", 5.0, 1.0), Fault("pause", 0.0, 5.5))).overlapping
+    # a long fault covers a later one even when a short one ends in between
+    assert FaultSchedule((Fault("kill", 0.0, 10.0), Fault("pause", 1.0, 1.0),
+                          Fault("kill", 5.0, 1.0))).overlapping
+    assert not FaultSchedule().overlapping
+
+
+@settings(max_examples=50, deadline=None)
+@given(fault_schedules(time_limit_s=20, nodes=("a", "b", "c")))
+def test_generated_schedules_stay_sequential(s: FaultSchedule) -> None:
+    assert not s.overlapping

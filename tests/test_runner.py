@@ -6,11 +6,16 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness.cli import main
+from harness.errors import HarnessError
 from harness.generator import Fault, FaultSchedule
 from harness.pytest_plugin import require
 from harness.runner import RunConfig, run
@@ -136,3 +141,258 @@ def test_ctrl_c_tears_down_and_keeps_a_checkable_history(tmp_path: Path) -> None
     for pattern in (str(tmp_path), "harness-refsys-queue-pause-"):  # LB config, node data
         leftover = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
         assert leftover.stdout.strip() == "", (pattern, leftover.stdout)
+
+
+# --------------------------------------------------------------- overlapping faults
+#
+# The fault driver alone, against a fake cluster and a fake Toxiproxy: what it
+# applies, in which order, and what it records. Times are tenths of a second.
+
+
+class _FakeToxiproxy:
+    def __init__(self) -> None:
+        self.toxics: set[tuple[str, str]] = set()
+
+    def add_toxic(self, proxy: str, *, type: str, name: str, stream: str,
+                  attributes: dict[str, Any]) -> None:
+        assert (proxy, name) not in self.toxics, f"{proxy}/{name} added twice"
+        self.toxics.add((proxy, name))
+
+    def remove_toxic(self, proxy: str, name: str) -> None:
+        self.toxics.remove((proxy, name))
+
+    def close(self) -> None:
+        pass
+
+
+class _FakeCluster:
+    def __init__(self) -> None:
+        from harness.cluster.backend import plan_links
+
+        self.nodes = ("n1", "n2", "n3")
+        self.links = plan_links(self.nodes, ["peer"], "client", load_balancer=True)
+        self.calls: list[tuple[str, str]] = []
+
+    def toxiproxy_url(self) -> str:
+        return "http://127.0.0.1:1"
+
+    def client_address(self, node: str) -> tuple[str, int]:
+        return ("127.0.0.1", 1)
+
+    def kill(self, node: str) -> None:
+        self.calls.append(("kill", node))
+
+    def restart(self, node: str) -> None:
+        self.calls.append(("restart", node))
+
+    def pause(self, node: str) -> None:
+        self.calls.append(("pause", node))
+
+    def resume(self, node: str) -> None:
+        self.calls.append(("resume", node))
+
+
+class _FakeSystem:
+    """Names a fixed leader, and only among the nodes it is asked about."""
+
+    def __init__(self, leader: str | None) -> None:
+        self.lead = leader
+
+    def leader(self, client_addresses: Mapping[str, Any], *, timeout_s: float) -> str | None:
+        return self.lead if self.lead in client_addresses else None
+
+
+class _FakeRecorder:
+    def __init__(self) -> None:
+        self.ops: list[tuple[str, dict[str, Any]]] = []
+
+    def nemesis(self, f: str, value: Any) -> None:
+        self.ops.append((f, value))
+
+
+def _driver(*faults: Fault, leader: str | None = "n2") -> tuple[Any, _FakeToxiproxy,
+                                                               _FakeCluster, _FakeRecorder]:
+    from harness.nemesis.faults import Nemesis
+    from harness.runner import _FaultDriver
+
+    cluster = _FakeCluster()
+    nem = Nemesis(cluster)  # type: ignore[arg-type]
+    tp = _FakeToxiproxy()
+    nem.tp = tp  # type: ignore[assignment]
+    rec = _FakeRecorder()
+    driver = _FaultDriver(nem, cluster, _FakeSystem(leader), rec,  # type: ignore[arg-type]
+                          FaultSchedule(faults), threading.Event())
+    return driver, tp, cluster, rec
+
+
+def _drive_all(driver: Any) -> None:
+    driver.run(time.monotonic())
+
+
+def test_overlapping_faults_apply_in_time_order_and_each_end_undoes_only_its_own() -> None:
+    """A kill inside a partition, and a latency outlasting the partition."""
+    driver, tp, cluster, rec = _driver(
+        Fault("partition", 0.0, 0.3, {"plan": "cut", "between": [["leader", "follower"]]}),
+        Fault("latency", 0.05, 0.4, {"node": "leader", "to": "follower", "latency_ms": 100}),
+        Fault("kill", 0.1, 0.1, {"node": "cut-off"}),
+    )
+    seen: list[set[tuple[str, str]]] = []
+    original = driver.recorder.nemesis
+
+    def record(f: str, value: Any) -> None:
+        seen.append(set(tp.toxics))  # the toxics in force once each event is done
+        original(f, value)
+
+    driver.recorder.nemesis = record
+    _drive_all(driver)
+    assert [f for f, _ in rec.ops] == ["start-partition", "start-latency", "start-kill",
+                                       "stop-kill", "stop-partition", "stop-latency"]
+    ops = dict(rec.ops)
+    # leader n2; the follower it is cut from is the first other node; the
+    # latency goes to the follower it still talks with; the kill hits the cut-off one
+    assert ops["start-partition"]["grudge"] == {"n1": ["n2"], "n2": ["n1"], "n3": []}
+    assert ops["start-latency"]["links"] == ["n2-to-n3-peer"]
+    assert ops["start-kill"] == {"fault": "kill", "node": "n1"}
+    assert cluster.calls == [("kill", "n1"), ("restart", "n1")]
+    cuts = {tuple(a.split("/")) for a in ops["start-partition"]["added"]}
+    slow = {tuple(a.split("/")) for a in ops["start-latency"]["added"]}
+    assert seen[2] == seen[3] == cuts | slow  # the kill and its restart leave both in force
+    assert sorted(ops["stop-partition"]["removed"]) == sorted(ops["start-partition"]["added"])
+    assert seen[0] == cuts and seen[4] == slow and seen[5] == tp.toxics == set()
+    assert driver.errors == [] and driver.active == []
+
+
+def test_back_to_back_faults_end_before_the_next_starts() -> None:
+    """At equal times an end goes first (the sequential behaviour), and a 0 s fault
+    still ends after it starts; otherwise the second kill would find n1 held."""
+    driver, _, cluster, rec = _driver(Fault("kill", 0.1, 0.0, {"node": "n1"}),
+                                      Fault("kill", 0.0, 0.1, {"node": "n1"}),
+                                      Fault("pause", 0.1, 0.1, {"node": "n1"}))
+    _drive_all(driver)
+    assert driver.errors == []
+    assert cluster.calls == [("kill", "n1"), ("restart", "n1"), ("kill", "n1"),
+                             ("restart", "n1"), ("pause", "n1"), ("resume", "n1")]
+    assert [f for f, _ in rec.ops] == ["start-kill", "stop-kill", "start-kill", "stop-kill",
+                                       "start-pause", "stop-pause"]
+
+
+def test_sequential_faults_record_what_they_always_did() -> None:
+    driver, tp, cluster, rec = _driver(
+        Fault("partition", 0.0, 0.1, {"plan": "isolate-leader"}),
+        Fault("kill", 0.15, 0.05, {"node": "leader"}),
+        Fault("latency", 0.25, 0.05, {"node": "all", "latency_ms": 50}))
+    _drive_all(driver)
+    assert [f for f, _ in rec.ops] == ["start-partition", "stop-partition", "start-kill",
+                                       "stop-kill", "start-latency", "stop-latency"]
+    ops = dict(rec.ops)
+    assert ops["start-partition"]["grudge"]["n2"] == ["n1", "n3"]
+    assert ops["start-kill"]["node"] == "n2"
+    assert len(ops["start-latency"]["links"]) == len(cluster.links)
+    assert tp.toxics == set() and cluster.calls == [("kill", "n2"), ("restart", "n2")]
+
+
+def test_a_fault_on_a_held_node_is_refused_and_never_ended() -> None:
+    driver, _, cluster, rec = _driver(Fault("kill", 0.0, 0.2, {"node": "n3"}),
+                                      Fault("pause", 0.1, 0.2, {"node": "n3"}))
+    _drive_all(driver)
+    assert cluster.calls == [("kill", "n3"), ("restart", "n3")]
+    assert [f for f, _ in rec.ops] == ["start-kill", "start-pause", "stop-kill"]
+    assert "already held" in rec.ops[1][1]["error"] and len(driver.errors) == 1
+
+
+def test_stopping_ends_every_active_fault_in_reverse_order() -> None:
+    driver, tp, cluster, rec = _driver(Fault("partition", 0.0, 30.0, {"plan": "isolate-one"}),
+                                       Fault("kill", 0.05, 30.0, {"node": "n3"}),
+                                       Fault("stall", 20.0, 1.0, {"node": "n1"}))
+    threading.Timer(0.2, driver.stop.set).start()
+    t0 = time.monotonic()
+    _drive_all(driver)
+    assert time.monotonic() - t0 < 5
+    assert [f for f, _ in rec.ops] == ["start-partition", "start-kill", "stop-kill",
+                                       "stop-partition"]
+    assert tp.toxics == set() and cluster.calls == [("kill", "n3"), ("restart", "n3")]
+
+
+def test_node_rules_follow_the_leader_the_partition_and_held_nodes() -> None:
+    from harness.nemesis import grudge as grudges
+
+    driver, _, _, _ = _driver(leader="n3")
+    assert driver._node("leader") == "n3"
+    assert driver._node("follower") == "n1"
+    assert driver._node("follower", exclude={"n1"}) == "n2"
+    assert driver._node("majority") == "n1"
+    with pytest.raises(HarnessError, match="no up node is cut-off"):
+        driver._node("cut-off")
+    with pytest.raises(HarnessError, match="no up node is minority"):
+        driver._node("minority")
+    driver._grudge = grudges.cut([("n3", "n1")], ("n1", "n2", "n3"))
+    assert driver._node("cut-off") == "n1" and driver._node("follower") == "n2"
+    driver._grudge = grudges.isolate("n1", ("n1", "n2", "n3"))
+    assert driver._node("minority") == "n1" and driver._node("majority") == "n2"
+    driver._held["n2"] = "kill"
+    assert driver._node("majority") == "n3"
+    driver._leader_memo = None  # the leader is asked again for a new event
+    driver._held["n3"] = "kill"
+    assert driver._node("leader") == "n1"  # nobody names a leader: the first up node
+    with pytest.raises(HarnessError, match="no leader is known"):
+        driver._node("follower")
+    with pytest.raises(HarnessError, match="unknown node 'boss'"):
+        driver._node("boss")
+    assert driver._node("n2") == "n2"  # a name is a name, held or not
+
+
+def test_a_kill_inside_a_partition_on_a_real_cluster(tmp_path: Path) -> None:
+    """Overlapping faults end to end: the kill's restart leaves the cut in force, the
+    history pairs every start with its stop, the report is written, and the run replays."""
+    from harness.commands.run import _replay
+    from harness.formats import read_history
+    from harness.report.data import fault_intervals
+
+    sched = FaultSchedule((
+        Fault("partition", 1.0, 3.0, {"plan": "cut", "between": [["leader", "follower"]]}),
+        Fault("kill", 1.5, 1.0, {"node": "cut-off"}),
+    ), seed=4)
+    r = run(RunConfig(workload="register", nemesis=("partition", "kill"), time_limit_s=5,
+                      seed=4, schedule=sched, reports_dir=tmp_path, rate_hz=40,
+                      through_lb=False, op_timeout_s=1.0))
+    assert r.error is None
+    assert r.valid is True, {k: v.to_dict() for k, v in r.results.items()}
+    h = read_history(r.run_dir / "history.jsonl")
+    nem = [(op.f, op.value) for op in h.nemesis_ops()]
+    assert [f for f, _ in nem][:4] == ["start-partition", "start-kill", "stop-kill",
+                                       "stop-partition"]
+    grudge, killed = nem[0][1]["grudge"], nem[1][1]["node"]
+    assert grudge[killed], "the node killed was the one cut off from the leader"
+    assert "removed" not in nem[2][1]  # the restart healed nothing
+    assert sorted(nem[3][1]["removed"]) == sorted(nem[0][1]["added"])
+    iv = fault_intervals(h)
+    part, kill = (next(i for i in iv if i.kind == k) for k in ("partition", "kill"))
+    assert part.end_ns is not None and kill.end_ns is not None
+    assert part.start_ns < kill.start_ns < kill.end_ns < part.end_ns
+    assert (r.run_dir / "report.html").exists() and not (r.run_dir / "report-error.txt").exists()
+    replayed, config, seed = _replay(str(r.run_dir / "results.json"))
+    assert replayed == sched and seed == 4 and config["nemesis"] == ["partition", "kill"]
+
+
+def test_report_pairs_overlapping_stops_with_their_own_starts() -> None:
+    """Two kills open at once end out of order; a failed start is never in force."""
+    from harness.history import History, Op, OpType
+    from harness.report.data import fault_intervals
+
+    def nem(i: int, f: str, value: Any) -> Op:
+        return Op(i, i, OpType.INFO, "nemesis", f, value)
+
+    h = History([
+        nem(0, "start-partition", {"grudge": {"n1": ["n2"], "n2": ["n1"], "n3": []}}),
+        nem(1, "start-kill", {"fault": "kill", "node": "n1"}),
+        nem(2, "start-kill", {"fault": "kill", "node": "n3"}),
+        nem(3, "start-kill", {"error": "no up node is cut-off"}),
+        nem(4, "stop-kill", {"fault": "restart", "node": "n1"}),
+        nem(5, "stop-partition", {"fault": "heal-network", "removed": []}),
+        nem(6, "stop-kill", {"fault": "restart", "node": "n3"}),
+    ])
+    got = [(i.kind, i.label, i.start_ns, i.end_ns) for i in fault_intervals(h)]
+    assert [(k, s, e) for k, _, s, e in got] == [("partition", 0, 5), ("kill", 1, 4),
+                                                 ("kill", 2, 6), ("kill", 3, 3)]
+    assert [label for _, label, _, _ in got[1:]] == [
+        "kill n1", "kill n3", "kill (failed: no up node is cut-off)"]

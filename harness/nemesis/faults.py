@@ -13,6 +13,11 @@ Process faults (kill, restart, pause, resume) go to the cluster backend.
 Every method returns a JSON-ready description of exactly what it did, which
 the runner records as the nemesis operation in the history, so a report can
 shade it and a replay can repeat it.
+
+Faults may overlap (a partition while nodes are killed and restarted), so a
+network fault's description names the toxics it added (``added``) and
+:meth:`Nemesis.heal_network` can remove exactly those: ending one fault must
+not lift another that is still in force.
 """
 
 from __future__ import annotations
@@ -56,62 +61,73 @@ class Nemesis:
     # --- network -------------------------------------------------------------------
 
     def _add(self, proxy: str, name: str, kind: str, stream: str,
-             attributes: Mapping[str, Any]) -> None:
+             attributes: Mapping[str, Any], added: list[str]) -> None:
         self.tp.add_toxic(proxy, type=kind, name=name, stream=stream,
                           attributes=dict(attributes))
         self._toxics.add((proxy, name))
+        added.append(f"{proxy}/{name}")
 
     def partition(self, grudge: Grudge) -> dict[str, Any]:
         """Cut every directed link the grudge names (dst drops what src sends)."""
         cuts = cut_links(grudge)
         applied: list[str] = []
+        added: list[str] = []
         for src, dst in sorted(cuts):
             # src's traffic to dst flows upstream on src's proxy to dst, and
             # downstream (as replies) on dst's proxy to src
             for link in self._links.get((src, dst), []):
-                self._add(link.name, f"{CUT}-up", "timeout", "upstream", {"timeout": 0})
+                self._add(link.name, f"{CUT}-up", "timeout", "upstream", {"timeout": 0}, added)
                 applied.append(f"{link.name}/upstream")
             for link in self._links.get((dst, src), []):
-                self._add(link.name, f"{CUT}-down", "timeout", "downstream", {"timeout": 0})
+                self._add(link.name, f"{CUT}-down", "timeout", "downstream", {"timeout": 0},
+                          added)
                 applied.append(f"{link.name}/downstream")
         return {"fault": "partition", "grudge": {k: sorted(v) for k, v in grudge.items()},
-                "toxics": applied}
+                "toxics": applied, "added": added}
 
     def latency(self, links: Iterable[Link], *, latency_ms: int, jitter_ms: int = 0
                 ) -> dict[str, Any]:
         names = []
+        added: list[str] = []
         for link in links:
             for stream in ("upstream", "downstream"):
                 self._add(link.name, f"{SLOW}-{stream}", "latency", stream,
-                          {"latency": latency_ms, "jitter": jitter_ms})
+                          {"latency": latency_ms, "jitter": jitter_ms}, added)
             names.append(link.name)
         return {"fault": "latency", "latency_ms": latency_ms, "jitter_ms": jitter_ms,
-                "links": names}
+                "links": names, "added": added}
 
     def stall(self, links: Iterable[Link]) -> dict[str, Any]:
         names = []
+        added: list[str] = []
         for link in links:
             for stream in ("upstream", "downstream"):
-                self._add(link.name, f"{STALL}-{stream}", "bandwidth", stream, {"rate": 0})
+                self._add(link.name, f"{STALL}-{stream}", "bandwidth", stream, {"rate": 0},
+                          added)
             names.append(link.name)
-        return {"fault": "stall", "links": names}
+        return {"fault": "stall", "links": names, "added": added}
 
     def links_of(self, node: str | None = None) -> list[Link]:
         """Every link touching ``node`` (all links when None)."""
         return [lk for lk in self.cluster.links
                 if node is None or node in (lk.src, lk.dst)]
 
-    def heal_network(self) -> dict[str, Any]:
-        """Remove every toxic this nemesis added."""
+    def heal_network(self, only: Iterable[str] | None = None) -> dict[str, Any]:
+        """Remove every toxic this nemesis added, or ``only`` those named (``proxy/name``,
+        as a network fault's ``added`` lists them), so one fault ends while another
+        that overlaps it stays in force."""
         removed = []
         errors = []
+        wanted = None if only is None else set(only)
         for proxy, name in sorted(self._toxics):
+            if wanted is not None and f"{proxy}/{name}" not in wanted:
+                continue
             try:
                 self.tp.remove_toxic(proxy, name)
                 removed.append(f"{proxy}/{name}")
             except Exception as e:
                 errors.append(f"{proxy}/{name}: {e}")
-        self._toxics.clear()
+            self._toxics.discard((proxy, name))
         if errors:
             raise NemesisError("could not remove toxics: " + "; ".join(errors))
         return {"fault": "heal-network", "removed": removed}

@@ -24,6 +24,7 @@ __all__ = [
     "bridge",
     "complete_grudge",
     "connectivity",
+    "cut",
     "cut_links",
     "isolate",
     "majorities_ring",
@@ -120,3 +121,23 @@ def connectivity(nodes: Sequence[str], grudge: Grudge) -> nx.DiGraph:
 def cut_links(grudge: Grudge) -> set[tuple[str, str]]:
     """The directed links ``(src, dst)`` to cut: dst drops what src sends."""
     return {(src, dst) for dst, srcs in grudge.items() for src in srcs}
+
+
+def cut(pairs: Iterable[Sequence[str]], nodes: Sequence[str]) -> dict[str, frozenset[str]]:
+    """Exactly the named links cut, both ways; everything else connected.
+
+    ``cut([("a", "b")], nodes)`` keeps a and b apart while both still hear
+    every other node (with three nodes: a bridge whose ends are chosen).
+    """
+    ns = _check(nodes)
+    drops: dict[str, set[str]] = {n: set() for n in ns}
+    for pair in pairs:
+        a, b = pair
+        for n in (a, b):
+            if n not in drops:
+                raise ValueError(f"{n!r} is not one of {ns}")
+        if a == b:
+            raise ValueError(f"cannot cut {a!r} from itself")
+        drops[a].add(b)
+        drops[b].add(a)
+    return {n: frozenset(s) for n, s in drops.items()}

@@ -95,17 +95,28 @@ class FaultInterval:
 def fault_intervals(history: History) -> tuple[FaultInterval, ...]:
     """The faults of a run, paired from the nemesis's ``start-X`` / ``stop-X`` events.
 
-    ``stop-X`` ends the most recent open ``X``; ``heal-all`` ends every open
-    fault. Other nemesis events (``recovered``) are marks, not intervals.
+    Faults may overlap (two kills open at once, a kill inside a partition), so
+    ``stop-X`` ends the open ``X`` on the same node when both name one, else
+    the most recent open ``X``; ``heal-all`` ends every open fault. A start
+    that failed (its value holds an ``error``) was never in force: it is a
+    zero-length interval, and no stop ends it. Other nemesis events
+    (``recovered``) are marks, not intervals.
     """
     open_: dict[str, list[Op]] = {}
     out: list[FaultInterval] = []
     for op in history.nemesis_ops():
         f = op.f
-        if f.startswith("start-"):
+        if f.startswith("start-") and isinstance(op.value, dict) and "error" in op.value:
+            out.append(_interval(f[6:], op, op))
+        elif f.startswith("start-"):
             open_.setdefault(f[6:], []).append(op)
         elif f.startswith("stop-") and open_.get(f[5:]):
-            start = open_[f[5:]].pop()
+            starts = open_[f[5:]]
+            node = op.value.get("node") if isinstance(op.value, dict) else None
+            same = [k for k, s in enumerate(starts)
+                    if node is not None and isinstance(s.value, dict)
+                    and s.value.get("node") == node]
+            start = starts.pop(same[-1] if same else -1)
             out.append(_interval(f[5:], start, op))
         elif f == "heal-all":
             for kind, starts in open_.items():

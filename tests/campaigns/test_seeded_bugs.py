@@ -11,10 +11,8 @@ system and catches a broken one. Every test also checks that its run did
 what it claims (faults applied, items held past their lease, ...), so none
 passes vacuously.
 
-``forget_promise`` has no test here: no campaign has caught it from outside
-yet (its recipe in :mod:`harness.bench.campaigns` says why it is rare with
-real processes); that gap is tracked in the issue, not hidden by a test that
-cannot fail.
+``forget_promise`` needs faults that overlap (restarts behind a cut that is
+still in force); its test also checks that they did overlap.
 """
 
 from __future__ import annotations
@@ -120,6 +118,30 @@ def test_small_quorum_splits_the_brain(tmp_path: Path, harness_seed: int) -> Non
     _faults_applied(r, "partition")
 
 
+def _overlapped(r: RunResult) -> None:
+    """Kills of the node cut off from the leader and of the node linking both were
+    applied (and ended) while the partition was in force: the faults overlapped."""
+    nem = _nemesis_ops(r)
+    fs = [o["f"] for o in nem]
+    start, stop = fs.index("start-partition"), fs.index("stop-partition")
+    kills = [o for o in nem[start:stop] if o["f"] in ("start-kill", "stop-kill")]
+    assert len(kills) >= 4 and all("error" not in o["value"] for o in kills), kills
+    grudge = nem[start]["value"]["grudge"]
+    killed = {o["value"]["node"] for o in kills}
+    assert any(grudge[n] for n in killed) and any(not grudge[n] for n in killed), \
+        (grudge, killed)
+
+
+def test_forget_promise_lets_two_leaders_commit_one_slot(tmp_path: Path, harness_seed: int
+                                                         ) -> None:
+    """A restarted acceptor forgets the leader's ballot and promises a lower one: two
+    leaders commit the same slots, and writes acked by one are lost."""
+    r = _hunt("forget_promise", tmp_path, harness_seed)
+    assert r.results["linearizable"].details["counterexample"]
+    _faults_applied(r, "partition", "latency", "kill")
+    _overlapped(r)
+
+
 # ---------------------------------------------------------------- the correct system passes
 
 
@@ -136,6 +158,15 @@ def test_correct_system_passes_the_partition_campaigns(bug: str, tmp_path: Path,
     r = run(CAMPAIGNS[bug].config(harness_seed, tmp_path, buggy=False))
     _valid(r)
     _faults_applied(r, "partition")
+
+
+def test_correct_system_keeps_its_promises_across_restarts_behind_a_cut(
+        tmp_path: Path, harness_seed: int) -> None:
+    """The forget_promise recipe, overlapping faults and all, on the correct system."""
+    r = run(CAMPAIGNS["forget_promise"].config(harness_seed, tmp_path, buggy=False))
+    _valid(r)
+    _faults_applied(r, "partition", "latency", "kill")
+    _overlapped(r)
 
 
 def test_correct_system_refuses_late_holders_under_short_leases(tmp_path: Path,
