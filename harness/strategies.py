@@ -11,6 +11,7 @@ shrunk example replays exactly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,10 +48,15 @@ def faults(
 ) -> Fault:
     """One fault somewhere in ``[0, time_limit_s)``; shrinks to early and short."""
     kind = draw(st.sampled_from(list(kinds)))
-    start = draw(st.floats(0, max(0.0, time_limit_s - min_duration_s), allow_nan=False))
-    longest = max(min_duration_s, min(max_duration_s, time_limit_s - start))
-    dur = draw(st.floats(min_duration_s, longest, allow_nan=False))
-    return Fault(kind, round(start, 3), round(dur, 3), draw(_params(kind, nodes)))
+    # Times are whole tenths of a second, drawn as integers: Hypothesis shrinks
+    # an integer in a few steps but a float in many, and with floats its shrink
+    # budget could run out before it tried deleting a fault that does not matter.
+    start_ds = draw(st.integers(0, max(0, int((time_limit_s - min_duration_s) * 10))))
+    start = start_ds / 10
+    min_ds = math.ceil(min_duration_s * 10)
+    longest_ds = max(min_ds, int(min(max_duration_s, time_limit_s - start) * 10))
+    dur = draw(st.integers(min_ds, longest_ds)) / 10
+    return Fault(kind, start, dur, draw(_params(kind, nodes)))
 
 
 @st.composite
