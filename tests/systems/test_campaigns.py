@@ -93,3 +93,32 @@ def test_redis_sentinel_loses_acknowledged_items(tmp_path: Path) -> None:
     html = (r.run_dir / "report.html").read_text()
     assert "lost" in html
     assert all(iid in html for iid in lost[:20]), lost[:20]
+
+
+def test_etcd_is_valid_under_overlapping_faults(tmp_path: Path) -> None:
+    """Overlapping faults in Docker: a cut between the leader and one follower stays in
+    force while the cut-off node is killed and restarted, the leader's links are slowed
+    and the other follower is paused; each fault's end undoes only its own effect."""
+    sched = FaultSchedule((
+        Fault("partition", 2.0, 8.0, {"plan": "cut", "between": [["leader", "follower"]]}),
+        Fault("kill", 3.0, 2.0, {"node": "cut-off"}),
+        Fault("latency", 4.0, 4.0, {"node": "leader", "latency_ms": 50}),
+        Fault("pause", 6.0, 2.0, {"node": "follower"}),
+    ), seed=5)
+    r = run(RunConfig(system="etcd", workload="queue",
+                      nemesis=("partition", "kill", "latency", "pause"), time_limit_s=12.0,
+                      concurrency=6, rate_hz=60.0, backend="docker", seed=5, schedule=sched,
+                      reports_dir=tmp_path, op_timeout_s=2.0))
+    assert r.error is None, r.error
+    assert applied(r) == {"partition", "kill", "latency", "pause"}, nemesis_ops(r)
+    done = [o for o in nemesis_ops(r) if o["type"] != "invoke"]
+    order = [o["f"] for o in done]
+    assert order.index("start-kill") < order.index("stop-kill") < order.index("stop-partition")
+    starts = {o["f"]: o["value"] for o in done if o["f"].startswith("start-")}
+    stops = {o["f"]: o["value"] for o in done if o["f"].startswith("stop-")}
+    # the cut-off node is the one the cut separates from the leader
+    cut = starts["start-partition"]["grudge"]
+    assert cut[starts["start-kill"]["node"]], cut
+    for kind in ("partition", "latency"):
+        assert sorted(stops[f"stop-{kind}"]["removed"]) == sorted(starts[f"start-{kind}"]["added"])
+    assert r.valid is True, f"{verdicts(r)} ({r.run_dir})"
