@@ -9,13 +9,13 @@ change nothing, so a read that did not answer may be recorded as ``fail``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableSequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from harness.history import OpType
 
-__all__ = ["Client", "ClientFactory", "Outcome", "fail", "info", "ok"]
+__all__ = ["Client", "ClientFactory", "Outcome", "fail", "info", "ok", "prepare_held"]
 
 
 @dataclass(frozen=True)
@@ -57,3 +57,24 @@ class Client(Protocol):
 
 
 ClientFactory = Callable[[int], Client]
+
+
+def prepare_held(held: MutableSequence[dict[str, Any]], worker: str, f: str, value: Any
+                 ) -> tuple[str, Any]:
+    """A queue client's ``prepare``: a ``complete`` or ``renew`` with no value refers to
+    the oldest item this worker holds (``held``: ``{"id", "token"}`` per claim, oldest
+    first; a completion takes it out), and with nothing held it becomes a ``claim``.
+
+    Filling the item in before the invocation is recorded is what lets the checkers
+    see which item and token each completion names.
+    """
+    if f in ("complete", "renew") and value is None:
+        if not held:
+            return "claim", None
+        item = held[0] if f == "renew" else held.pop(0)
+        v: dict[str, Any] = {"id": item["id"], "token": item["token"]}
+        if f == "complete":
+            v["result"] = f"done-by-{worker}"
+        return f, v
+    return f, value
+

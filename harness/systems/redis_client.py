@@ -28,7 +28,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from harness.client import Outcome, fail, info, ok
+from harness.client import Outcome, fail, info, ok, prepare_held
 from harness.system import Address
 from harness.systems.resp import Resp, RespConnectionError, RespError
 
@@ -140,15 +140,7 @@ class RedisQueueClient:
 
     def prepare(self, f: str, value: Any) -> tuple[str, Any]:
         """Complete or renew one held item; with none held, claim instead."""
-        if f in ("complete", "renew") and value is None:
-            if not self.held:
-                return "claim", None
-            item = self.held[0] if f == "renew" else self.held.pop(0)
-            v: dict[str, Any] = {"id": item["id"], "token": item["token"]}
-            if f == "complete":
-                v["result"] = f"done-by-{self.worker}"
-            return f, v
-        return f, value
+        return prepare_held(self.held, self.worker, f, value)
 
     def invoke(self, f: str, value: Any) -> Outcome:
         if f not in OPS:

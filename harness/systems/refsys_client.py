@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from harness.client import Outcome, fail, info, ok
+from harness.client import Outcome, fail, info, ok, prepare_held
 from harness.system import Address
 from harness.systems.http import HttpJson
 
@@ -35,15 +35,7 @@ class RefsysClient:
 
     def prepare(self, f: str, value: Any) -> tuple[str, Any]:
         """Complete or renew one held item; with none held, claim instead."""
-        if f in ("complete", "renew") and value is None:
-            if not self.held:
-                return "claim", None
-            item = self.held[0] if f == "renew" else self.held.pop(0)
-            v: dict[str, Any] = {"id": item["id"], "token": item["token"]}
-            if f == "complete":
-                v["result"] = f"done-by-{self.worker}"
-            return f, v
-        return f, value
+        return prepare_held(self.held, self.worker, f, value)
 
     def _outcome(self, f: str, status: int, body: Any) -> Outcome | None:
         if status == 200:

@@ -182,3 +182,17 @@ def test_refused_connection_is_a_definite_fail_for_http_adapters() -> None:
         assert outcome(EtcdClient(dropping, worker="w").invoke("write", ["k", 1])) == "info"
     finally:
         srv.close()
+
+
+def test_prepare_held_names_the_oldest_item_and_claims_when_none() -> None:
+    from harness.client import prepare_held
+
+    held: list[dict[str, Any]] = []
+    assert prepare_held(held, "w1", "complete", None) == ("claim", None)
+    held += [{"id": "a", "token": 1}, {"id": "b", "token": 2}]
+    assert prepare_held(held, "w1", "renew", None) == ("renew", {"id": "a", "token": 1})
+    assert len(held) == 2  # a renewal keeps the item
+    assert prepare_held(held, "w1", "complete", None) == (
+        "complete", {"id": "a", "token": 1, "result": "done-by-w1"})
+    assert held == [{"id": "b", "token": 2}]
+    assert prepare_held(held, "w1", "enqueue", {"id": "c"}) == ("enqueue", {"id": "c"})
