@@ -44,6 +44,7 @@ import pytest
 
 from harness.cluster.image import ImageSpec
 from harness.cluster.local import LocalCluster, http_status
+from harness.errors import HarnessError
 from harness.nemesis.faults import Nemesis
 from harness.nemesis.grudge import isolate
 from harness.runner import RunConfig, run
@@ -148,7 +149,9 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
     (``nodes=5`` is a number, ``image=mine`` a string)."""
     out: dict[str, Any] = {}
     for kv in pairs:
-        key, _, raw = kv.partition("=")
+        key, eq, raw = kv.partition("=")
+        if not eq:
+            raise HarnessError(f"system option {kv!r} is not KEY=VALUE")
         try:
             out[key] = json.loads(raw)
         except ValueError:

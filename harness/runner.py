@@ -302,22 +302,23 @@ class _FaultDriver:
         self._held: dict[str, str] = {}
         #: the grudge of the partition in force, if one is
         self._grudge: Mapping[str, frozenset[str]] | None = None
-        #: the leader as asked once per event (None: not asked yet this event)
-        self._leader_memo: list[str | None] | None = None
+        #: the leader, asked at most once per event (``_leader_asked`` resets per event)
+        self._leader_asked = False
+        self._leader_found: str | None = None
 
     def _up(self) -> list[str]:
         return [str(n) for n in self.cluster.nodes if n not in self._held]
 
     def _leader(self) -> str | None:
-        if self._leader_memo is None:
+        if not self._leader_asked:
             leader: str | None = None
             if isinstance(self.system, HasLeader):
                 addrs = {n: self.cluster.client_address(n) for n in self._up()}
                 found = self.system.leader(addrs, timeout_s=1.0)
                 if found in self.cluster.nodes:
                     leader = str(found)
-            self._leader_memo = [leader]
-        return self._leader_memo[0]
+            self._leader_found, self._leader_asked = leader, True
+        return self._leader_found
 
     def _talks(self, a: str, b: str) -> bool:
         """Whether a and b hear each other (both ways) under the partition in force."""
@@ -446,7 +447,7 @@ class _FaultDriver:
 
     def _begin(self, i: int, started: dict[int, dict[str, Any]]) -> None:
         fault = self.schedule.faults[i]
-        self._leader_memo = None
+        self._leader_asked = False
         try:
             started[i] = self._start(fault)
         except Exception as e:
@@ -458,7 +459,7 @@ class _FaultDriver:
 
     def _finish(self, i: int, started: dict[int, dict[str, Any]]) -> None:
         fault = self.schedule.faults[i]
-        self._leader_memo = None
+        self._leader_asked = False
         try:
             ended = self._end(fault, started.pop(i))
         except Exception as e:

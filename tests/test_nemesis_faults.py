@@ -9,12 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fault_fakes import NODES, FakeCluster
 
-from harness.cluster.backend import Link, plan_links
 from harness.nemesis import grudge as grudges
 from harness.nemesis.faults import Nemesis, NemesisError
-
-NODES = ("n1", "n2", "n3")
 
 
 class FakeToxiproxy:
@@ -36,33 +34,6 @@ class FakeToxiproxy:
 
     def close(self) -> None:
         pass
-
-
-class FakeCluster:
-    """Nodes and links as a real backend plans them; process faults are recorded."""
-
-    def __init__(self, nodes: tuple[str, ...] = NODES) -> None:
-        self.nodes = nodes
-        self.links: list[Link] = plan_links(nodes, ["peer"], "client", load_balancer=True)
-        self.calls: list[tuple[str, str]] = []
-
-    def toxiproxy_url(self) -> str:
-        return "http://127.0.0.1:1"
-
-    def client_address(self, node: str) -> tuple[str, int]:
-        return ("127.0.0.1", 1000 + self.nodes.index(node))
-
-    def kill(self, node: str) -> None:
-        self.calls.append(("kill", node))
-
-    def restart(self, node: str) -> None:
-        self.calls.append(("restart", node))
-
-    def pause(self, node: str) -> None:
-        self.calls.append(("pause", node))
-
-    def resume(self, node: str) -> None:
-        self.calls.append(("resume", node))
 
 
 def fake_nemesis(nodes: tuple[str, ...] = NODES) -> tuple[Nemesis, FakeToxiproxy, FakeCluster]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fault_fakes import FakeCluster
 
 from harness.cli import main
 from harness.errors import HarnessError
@@ -165,33 +166,6 @@ class _FakeToxiproxy:
         pass
 
 
-class _FakeCluster:
-    def __init__(self) -> None:
-        from harness.cluster.backend import plan_links
-
-        self.nodes = ("n1", "n2", "n3")
-        self.links = plan_links(self.nodes, ["peer"], "client", load_balancer=True)
-        self.calls: list[tuple[str, str]] = []
-
-    def toxiproxy_url(self) -> str:
-        return "http://127.0.0.1:1"
-
-    def client_address(self, node: str) -> tuple[str, int]:
-        return ("127.0.0.1", 1)
-
-    def kill(self, node: str) -> None:
-        self.calls.append(("kill", node))
-
-    def restart(self, node: str) -> None:
-        self.calls.append(("restart", node))
-
-    def pause(self, node: str) -> None:
-        self.calls.append(("pause", node))
-
-    def resume(self, node: str) -> None:
-        self.calls.append(("resume", node))
-
-
 class _FakeSystem:
     """Names a fixed leader, and only among the nodes it is asked about."""
 
@@ -211,11 +185,11 @@ class _FakeRecorder:
 
 
 def _driver(*faults: Fault, leader: str | None = "n2") -> tuple[Any, _FakeToxiproxy,
-                                                               _FakeCluster, _FakeRecorder]:
+                                                               FakeCluster, _FakeRecorder]:
     from harness.nemesis.faults import Nemesis
     from harness.runner import _FaultDriver
 
-    cluster = _FakeCluster()
+    cluster = FakeCluster()
     nem = Nemesis(cluster)  # type: ignore[arg-type]
     tp = _FakeToxiproxy()
     nem.tp = tp  # type: ignore[assignment]
@@ -331,7 +305,7 @@ def test_node_rules_follow_the_leader_the_partition_and_held_nodes() -> None:
     assert driver._node("minority") == "n1" and driver._node("majority") == "n2"
     driver._held["n2"] = "kill"
     assert driver._node("majority") == "n3"
-    driver._leader_memo = None  # the leader is asked again for a new event
+    driver._leader_asked = False  # the leader is asked again for a new event
     driver._held["n3"] = "kill"
     assert driver._node("leader") == "n1"  # nobody names a leader: the first up node
     with pytest.raises(HarnessError, match="no leader is known"):

@@ -131,8 +131,7 @@ def cut(pairs: Iterable[Sequence[str]], nodes: Sequence[str]) -> dict[str, froze
     """
     ns = _check(nodes)
     drops: dict[str, set[str]] = {n: set() for n in ns}
-    for pair in pairs:
-        a, b = pair
+    for a, b in pairs:
         for n in (a, b):
             if n not in drops:
                 raise ValueError(f"{n!r} is not one of {ns}")

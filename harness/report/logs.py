@@ -37,19 +37,17 @@ class LogLine:
     text: str
 
 
+#: stamps in local time with milliseconds: (pattern, strptime format of group 1)
+_LOCAL_STAMPS = ((_ASCTIME, "%Y-%m-%d %H:%M:%S"), (_HAPROXY, "%d/%b/%Y:%H:%M:%S"),
+                 (_REDIS, "%d %b %Y %H:%M:%S"))
+
+
 def _stamp(line: str) -> float | None:
-    m = _ASCTIME.match(line)
-    if m:
-        dt = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")
-        return dt.timestamp() + int(m.group(2)) / 1000
-    m = _HAPROXY.search(line[:80])
-    if m:
-        dt = datetime.strptime(m.group(1), "%d/%b/%Y:%H:%M:%S")
-        return dt.timestamp() + int(m.group(2)) / 1000
-    m = _REDIS.match(line)
-    if m:
-        dt = datetime.strptime(m.group(1), "%d %b %Y %H:%M:%S")
-        return dt.timestamp() + int(m.group(2)) / 1000
+    head = line[:80]
+    for pattern, fmt in _LOCAL_STAMPS:
+        m = pattern.search(head)
+        if m:
+            return datetime.strptime(m.group(1), fmt).timestamp() + int(m.group(2)) / 1000
     m = _ISO.search(line[:120])
     if m:
         zone = m.group(4) or ""
