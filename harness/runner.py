@@ -187,10 +187,19 @@ def drive_worker(client: Client, recorder: Recorder, ops: Iterable[ClientOp], *,
 class _Final:
     """The final phase's view of the run (see :class:`harness.workloads.base.FinalContext`)."""
 
-    def __init__(self, recorder: Recorder, process: int, deadline: float) -> None:
+    def __init__(self, recorder: Recorder, process: int, deadline: float, *,
+                 nodes: Sequence[str] = (),
+                 pinned: Callable[[str], Client] | None = None) -> None:
         self.recorder = recorder
         self.process = process
         self.deadline = deadline
+        self.nodes = tuple(nodes)
+        self._pinned = pinned
+
+    def pinned_client(self, node: str) -> Client:
+        if self._pinned is None:
+            raise HarnessError("this run offers no clients pinned to a node")
+        return self._pinned(node)
 
     def call(self, client: Client, f: str, value: Any) -> tuple[Op, Outcome]:
         inv, out = _call(self.recorder, client, self.process, f, value)
@@ -640,8 +649,14 @@ def _drive(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: R
         recorder.nemesis("recovered", {})
     except HarnessError as e:
         recorder.nemesis("not-recovered", {"error": str(e)})
+    def pinned_client(node: str) -> Client:
+        return system.client(cfg.workload, cluster.client_address(node),
+                             worker=f"w{cfg.concurrency}-{node}",
+                             timeout_s=cfg.op_timeout_s, nodes=nodes)
+
     final = _Final(recorder, 10 * cfg.concurrency + 1_000_000,
-                   time.monotonic() + cfg.final_timeout_s)
+                   time.monotonic() + cfg.final_timeout_s, nodes=list(cluster.nodes),
+                   pinned=pinned_client)
     workload.final(final, lambda: new_client(cfg.concurrency))
     if progress:
         progress({"elapsed_s": time.monotonic() - t0, "time_limit_s": cfg.time_limit_s,

@@ -13,7 +13,20 @@ __all__ = ["FinalContext", "Workload"]
 
 
 class FinalContext(Protocol):
-    """What a workload's final phase may use: a client and the recorder."""
+    """What a workload's final phase may use: a client and the recorder.
+
+    ``nodes`` names the cluster's nodes and ``pinned_client(node)`` opens a
+    client that talks to that node directly, bypassing the load balancer:
+    final reads through every node catch a replica whose applied state
+    diverged, which reads through the LB (served by whichever node leads)
+    would hide.
+    """
+
+    nodes: Sequence[str]
+
+    def pinned_client(self, node: str) -> Client:
+        """A client that sends every request to ``node`` itself."""
+        ...
 
     def call(self, client: Client, f: str, value: Any) -> tuple[Op, Outcome]:
         """Invoke through ``client``, recording invocation and completion."""
