@@ -7,7 +7,8 @@ listens on (peer traffic, client traffic) and takes, for each node, the
 addresses it must *use* to reach its peers: those are proxy addresses, and a
 toxic on one proxy acts on exactly one directed link.
 
-Optional abilities (leader discovery, a load balancer, log files) are
+Optional abilities (leader discovery, a load balancer, log files, reading a
+replica's applied state) are
 separate protocols, checked with ``isinstance`` at run time, so a minimal
 adapter stays minimal.
 """
@@ -27,6 +28,7 @@ __all__ = [
     "CheckReady",
     "HasLeader",
     "HasLogFiles",
+    "HasReplicaState",
     "HealthCheck",
     "LoadBalanced",
     "NodeContext",
@@ -193,6 +195,39 @@ class HasLogFiles(Protocol):
 
     def log_files(self, node: str) -> Sequence[str]:
         """The node's log files, as paths relative to its data directory."""
+        ...
+
+
+@runtime_checkable
+class HasReplicaState(Protocol):
+    """A system that can read one node's applied state from that node alone.
+
+    Clients see a replicated system through its leader (or a quorum), so a
+    replica whose applied state diverged goes unseen until it leads and a
+    client happens to read the divergent key. After the final phase the runner
+    reads every node this way and records what it got, and the convergence
+    checker compares them at equal applied positions.
+    """
+
+    def replica_state(self, node: str, addresses: Mapping[str, Address], *,
+                      timeout_s: float) -> Mapping[str, Any]:
+        """The applied state of ``node``, read from that node without consensus.
+
+        ``addresses`` gives that node's address per port role, as the harness
+        reaches it. The answer is a JSON-ready mapping:
+
+        * ``applied``: the position the state is at (a log index, a revision, a
+          replication offset), comparable between nodes of one system; two
+          nodes' states are compared only when their ``applied`` are equal;
+        * ``digest``: a string equal for equal states (the system's own, or the
+          adapter's over the dump);
+        * ``state``: key-value contents, ``{key: value}``;
+        * ``items``: work items, ``{id: {"state": ..., "token": ..., ...}}``.
+
+        ``state`` and ``items`` may be omitted when the system has none. Raise
+        (any exception) when the node cannot be read: the runner records a
+        ``fail`` and the checker says "unknown" for that node, never "invalid".
+        """
         ...
 
 

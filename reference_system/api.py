@@ -20,6 +20,9 @@ Routes (bodies are JSON objects; ``request_id`` is optional on every mutation):
 * ``POST /kv/{key}`` ``{"value"}`` -> ``{"ok"}``
 * ``POST /kv/{key}/cas`` ``{"from", "to"}`` -> ``{"ok"}``; 409 ``mismatch`` with ``value``
 * ``GET /status``: role, leader, ballot, commit, applied, snapshot, item counts
+* ``GET /replica``: this node's applied state, from this node alone (no log, no
+  leader): ``{"node", "applied", "digest", "kv", "items", "queue"}``, for
+  comparing replicas; a lagging or divergent node answers with what it holds
 * ``GET /health``: 200 when a live leader is known and this node is caught up, else 503
 """
 
@@ -134,6 +137,8 @@ class Api:
             return json_response(200 if ok else 503, {"ok": ok, **node.status(brief=True)})
         if seg == ["status"] and m == "GET":
             return json_response(200, node.status())
+        if seg == ["replica"] and m == "GET":
+            return json_response(200, node.replica_state())
         if len(seg) == 1 and seg[0] in {"enqueue", "claim", "renew", "complete", "fail"}:
             if m != "POST":
                 return _method()

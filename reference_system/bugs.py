@@ -50,6 +50,14 @@ BUGS: dict[str, str] = {
         "ballot; two values chosen for one slot (lost, phantom or divergent "
         "writes; replicas disagree)."
     ),
+    "local_clock": (
+        "state_machine.py: a replica stamps work items (enqueued_ms, updated_ms) "
+        "with its own wall clock when it applies a command, instead of the leader's "
+        "ts carried in the command. Anomaly: replicas diverge (each node holds "
+        "different timestamps for the same items at the same log position); no "
+        "client read goes through more than one replica, so only comparing the "
+        "replicas (the convergence checker) shows it."
+    ),
 }
 
 

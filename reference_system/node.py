@@ -457,6 +457,17 @@ class Node:
             out["worker"] = self.worker.stats() if self.worker is not None else None
         return out
 
+    def replica_state(self) -> dict[str, Any]:
+        """This node's applied index and state machine contents, read locally.
+
+        Deliberately not through the log: the point is to see what *this*
+        replica applied, divergent or behind, not what the cluster agrees on.
+        Taken in one step on the event loop, so index and contents match.
+        """
+        core = self.core
+        assert core is not None
+        return {"node": self.id, "applied": core.applied, **self.machine.contents()}
+
     def healthy(self) -> bool:
         """Serving-ready: a live leader is known and this node is caught up."""
         core = self.core

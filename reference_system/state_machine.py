@@ -22,7 +22,9 @@ Results are dicts: ``{"ok": true, ...}`` or ``{"error": code, ...}`` where
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from collections import OrderedDict, deque
 from typing import Any
 
@@ -72,8 +74,12 @@ class WorkQueueMachine:
         handler = getattr(self, f"_op_{op}", None) if isinstance(op, str) else None
         if handler is None:
             return {"error": "bad_command"}
+        ts = command.get("ts", 0)
+        if "local_clock" in self.bugs:
+            # Bug "local_clock": stamp from this replica's clock, not the leader's.
+            ts = int(time.time() * 1000)
         try:
-            result = handler(command, position, command.get("ts", 0))
+            result = handler(command, position, ts)
         except (KeyError, TypeError, ValueError):
             result = {"error": "bad_command"}
         if op in MUTATING and isinstance(rid, str):
@@ -109,6 +115,21 @@ class WorkQueueMachine:
         self._processing = {i for i, it in self.items.items() if it["state"] == "processing"}
 
     # ------------------------------------------------------------ queries
+
+    def contents(self) -> dict[str, Any]:
+        """Everything a replica holds, for comparing replicas: a fresh deep copy.
+
+        ``digest`` covers the request-id table too (it is replicated state: a
+        retry's answer comes from it), which the dump leaves out for size; two
+        replicas whose dumps agree but whose digests differ differ there.
+        """
+        state = json.loads(self.snapshot())
+        # Sorted keys: equal states must hash equal whatever order a replica
+        # happened to build its dicts in (lists keep their order: it matters).
+        canonical = json.dumps(state, sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        return {"digest": digest, "kv": state["kv"], "items": state["items"],
+                "queue": state["queue"]}
 
     def item(self, item_id: str) -> dict[str, Any] | None:
         """The public view of an item (a copy), or None."""

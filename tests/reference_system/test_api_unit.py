@@ -98,6 +98,7 @@ def test_bug_names_are_validated() -> None:
         "expire_early",
         "small_quorum",
         "forget_promise",
+        "local_clock",
     }
 
 

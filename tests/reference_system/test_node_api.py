@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from refsys_helpers import NODE_ARGS
+from refsys_helpers import NODE_ARGS, until
 
 from reference_system.local import LocalCluster, free_base_port, http_json
 
@@ -186,6 +186,24 @@ def test_status_and_health(c: LocalCluster) -> None:
         assert s["leader"] == leader and s["role"] == ("leader" if i == leader else "follower")
         assert {"ballot", "commit", "applied", "snapshot", "healthy", "items"} <= s.keys()
         assert call(c, i, "GET", "/health")[0] == 200
+
+
+def test_every_node_reads_its_own_replica_state_and_they_agree(c: LocalCluster) -> None:
+    f = follower(c)
+    assert call(c, f, "POST", "/kv/conv", {"value": "same"})[0] == 200
+    assert call(c, f, "POST", "/enqueue", {"id": "conv-item", "payload": 7})[0] == 200
+
+    def caught_up() -> list[dict[str, Any]] | None:
+        states = [call(c, i, "GET", "/replica")[1] for i in c.ids]
+        return states if len({s["applied"] for s in states}) == 1 else None
+
+    states = until(caught_up, 10, "every node at one applied index")
+    assert [s["node"] for s in states] == list(c.ids)  # each answered for itself
+    assert len({s["digest"] for s in states}) == 1
+    for s in states:
+        assert s["kv"]["conv"] == "same"
+        assert s["items"]["conv-item"]["state"] == "queued"
+        assert s["items"]["conv-item"]["payload"] == 7
 
 
 def test_expect_100_continue_is_honoured(c: LocalCluster) -> None:

@@ -111,6 +111,37 @@ def test_http_api_of_an_in_process_node(tmp_path: Path, n: int) -> None:
     asyncio.run(main())
 
 
+def test_replica_state_is_served_by_the_node_alone(tmp_path: Path) -> None:
+    """A node of a three-node cluster whose peers never answer has no leader, so
+    nothing through the log works; its own applied state is still readable."""
+    base = free_base_port(3)
+    cfg = NodeConfig(
+        node_id=1,
+        peer_listen=("127.0.0.1", base + 101),
+        peers={2: ("127.0.0.1", base + 102), 3: ("127.0.0.1", base + 103)},
+        http=("127.0.0.1", base + 1),
+        data_dir=tmp_path,
+        request_timeout_s=1.0,
+    )
+
+    async def main() -> None:
+        node = Node(cfg)
+        await node.start()
+        try:
+            port = cfg.http[1]
+            code, _ = await asyncio.to_thread(http_json, port, "GET", "/kv/x")
+            assert code == 503  # no leader: a read through the log cannot be served
+            code, body = await asyncio.to_thread(http_json, port, "GET", "/replica")
+            assert code == 200
+            assert body["node"] == 1 and body["applied"] == 0
+            assert (body["kv"], body["items"], body["queue"]) == ({}, {}, [])
+            assert body["digest"] == node.machine.contents()["digest"]
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
+
+
 def test_replies_wait_for_their_records_to_be_synced(tmp_path: Path) -> None:
     """The driver's half of the durability rule: a promise or an accept is on
     disk before the reply that shows it leaves the node."""

@@ -123,6 +123,55 @@ def test_deterministic_and_snapshot_restore_is_transparent(
     assert rc == ra[cut:]
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(commands(), max_size=40), st.integers(0, 40))
+def test_contents_digest_is_equal_for_equal_histories_and_survives_a_snapshot(
+    cmds: list[dict[str, Any]], cut: int
+) -> None:
+    a, _ = run(cmds)
+    b, _ = run(cmds[:cut])
+    c = WorkQueueMachine(max_attempts=3)
+    c.restore(b.snapshot())
+    for n, cmd in enumerate(cmds, start=1):
+        if n > cut:
+            c.apply(cmd, n * SLOT_STRIDE)
+    assert c.contents() == a.contents()
+    assert a.contents()["kv"] == a.kv and a.contents()["items"] == a.items
+
+
+def test_contents_digest_differs_when_one_item_differs() -> None:
+    cmds = [{"op": "enqueue", "id": "a", "payload": 1}, {"op": "write", "key": "k", "value": 1}]
+    a, _ = run(cmds)
+    b, _ = run(cmds)
+    b.items["a"]["payload"] = 2
+    assert a.contents()["digest"] != b.contents()["digest"]
+    b, _ = run(cmds)
+    b.results["only-here"] = {"ok": True}  # not in the dump, but replicated state
+    assert a.contents()["digest"] != b.contents()["digest"]
+    assert {k: v for k, v in a.contents().items() if k != "digest"} == {
+        k: v for k, v in b.contents().items() if k != "digest"
+    }
+
+
+def test_local_clock_bug_makes_replicas_of_one_log_differ(monkeypatch: Any) -> None:
+    import reference_system.state_machine as sm
+
+    cmds = [
+        {"op": "enqueue", "id": "a", "payload": 1, "ts": 5},
+        {"op": "claim", "worker": "w", "ts": 6},
+    ]
+    correct = [run(cmds)[0] for _ in range(2)]
+    assert correct[0].contents() == correct[1].contents()
+    assert correct[0].items["a"]["updated_ms"] == 6  # the leader's stamp, on every replica
+    buggy = []
+    for now_s in (100.0, 100.5):  # two replicas applying the same log half a second apart
+        monkeypatch.setattr(sm.time, "time", lambda now_s=now_s: now_s)
+        m = WorkQueueMachine(max_attempts=3, bugs=frozenset({"local_clock"}))
+        buggy.append(run(cmds, m)[0])
+    assert buggy[0].items["a"]["updated_ms"] == 100_000
+    assert buggy[0].contents()["digest"] != buggy[1].contents()["digest"]
+
+
 def test_lifecycle_claim_complete_repeat_and_stale() -> None:
     m = WorkQueueMachine(max_attempts=2)
     assert m.apply({"op": "enqueue", "id": "w", "payload": 1}, 1024) == {"ok": True, "id": "w"}
