@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.checker.compose import Checker, compose
+from harness.checker.convergence import convergence, has_replica_states
 from harness.checker.fencing import fencing
 from harness.checker.queue import queue
 from harness.checker.result import Result
@@ -22,9 +23,9 @@ from harness.checker.stats import stats
 from harness.errors import HarnessError
 from harness.history import History
 
-__all__ = ["CHECKERS", "CheckPlan", "check_history", "plan_checks"]
+__all__ = ["CHECKERS", "CheckPlan", "check_history", "plan_checks", "with_convergence"]
 
-CHECKERS = ("linearizable", "queue", "fencing", "lease", "stats")
+CHECKERS = ("linearizable", "queue", "fencing", "lease", "stats", "convergence")
 _QUEUE_FS = frozenset({"enqueue", "dequeue", "drain", "claim", "complete", "renew", "fail",
                        "read-item"})
 _FORMAT_MODELS = {"etcd-log": "etcd", "kv-lines": "kv"}
@@ -87,7 +88,22 @@ def plan_checks(
         )
     if "linearizable" in chosen and model is None:
         raise HarnessError("the linearizable checker needs a model: pass --model")
+    if not checkers:
+        chosen = with_convergence(chosen, history)
     return CheckPlan(chosen, model)
+
+
+def with_convergence(checkers: Sequence[str], history: History) -> tuple[str, ...]:
+    """``checkers`` plus ``convergence`` when the history holds replica reads.
+
+    Added by what the history holds, not by workload: whether replicas were
+    read depends on the system (an adapter with ``HasReplicaState``), and a
+    run against a system without it must not turn "unknown" for lack of them.
+    """
+    chosen = tuple(checkers)
+    if "convergence" not in chosen and has_replica_states(history):
+        chosen += ("convergence",)
+    return chosen
 
 
 def build_checker(plan: CheckPlan, *, time_limit_s: float | None = 60.0,
@@ -116,6 +132,8 @@ def build_checker(plan: CheckPlan, *, time_limit_s: float | None = 60.0,
             table[name] = lease
         elif name == "stats":
             table[name] = functools.partial(stats, required=required_fs)
+        elif name == "convergence":
+            table[name] = convergence
     return compose(table)
 
 
@@ -166,4 +184,37 @@ def summarize(result: Result) -> str:
         return f"{d.get('op_count', d.get('ops', '?'))} ops, {d.get('partitions', 1)} partition(s)"
     if result.checker == "stats":
         return f"{d.get('count', 0)} calls"
+    if result.checker == "convergence":
+        if result.valid is False:
+            counts = d.get("difference_count") or {}
+            return "replicas differ: " + ", ".join(f"{n} ({k} differences)"
+                                                   for n, k in counts.items())
+        if result.valid == "unknown":
+            return str(d.get("reason") or "not compared")
+        return f"{len(d.get('nodes') or {})} replicas equal at position {d.get('position')!r}"
     return ""
+
+
+_CHECKER_FS = {
+    "queue": frozenset({"enqueue", "dequeue", "drain", "complete", "read-item"}),
+    "fencing": frozenset({"claim", "complete"}),
+    "lease": frozenset({"claim"}),
+}
+
+
+def misfit(checker: str, history: History) -> str | None:
+    """Why ``checker`` has nothing to judge in ``history``, or None when it fits.
+
+    A checker pointed at operations it does not know passes vacuously (the queue
+    checker on a register history finds "0 acked", nothing lost): a verdict of
+    "valid" that proves nothing. ``harness check`` asks this for a checker the
+    user named and says the history does not fit instead. Checkers without an
+    entry here (linearizable, stats, and any added later) are not second-guessed.
+    """
+    fs = {c.f for c in history.calls()}
+    wanted = _CHECKER_FS.get(checker)
+    if wanted is None or fs & wanted:
+        return None
+    return (f"the {checker} checker does not fit this history: it judges "
+            f"{', '.join(sorted(wanted))} operations, and the history has "
+            f"{', '.join(sorted(fs)) or 'none'}")

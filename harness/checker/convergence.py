@@ -1,0 +1,190 @@
+"""Convergence: do the replicas hold the same applied state at the same position?
+
+Client operations see a replicated system through its leader or a quorum, so
+a replica whose applied state diverged goes unnoticed until it leads and a
+client happens to read the divergent key. After the final phase the runner
+reads every node's own applied state (:class:`harness.system.HasReplicaState`)
+and records it as ops of the non-client process :data:`REPLICAS`, ``f``
+:data:`REPLICA_STATE`: an invocation ``{"node": n}`` and an ``ok`` whose value
+is ``{"node", "applied", "digest", "state", "items", ...}``, or a ``fail`` /
+``info`` with the reason the node could not be read. Client checkers never
+see these ops (they are not client calls).
+
+The verdict:
+
+* **invalid** (anomaly ``divergent-replicas``) when two nodes at the *same*
+  applied position hold different states. The nodes agreeing with the most
+  others are the reference; every other node is listed with the keys and
+  items where it differs (a bounded list);
+* **unknown** when a node could not be read, or is at another position than
+  the most advanced nodes (it never caught up within the runner's bounded
+  wait): states at different positions may legitimately differ, so they are
+  never compared, and a node not compared must not pass as converged;
+* **valid** when every node was read, all at one position, with one state.
+
+Only equality is judged, never which state is right: the reference is a
+majority of equal states (ties go to the node named first), not a truth.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from harness.checker.result import UNKNOWN, Result
+from harness.history import History, OpType
+
+__all__ = ["MAX_DIFFERENCES", "REPLICAS", "REPLICA_STATE", "convergence", "has_replica_states"]
+
+REPLICAS = "replicas"
+"""The process name of the runner's replica reads (not a client, not the nemesis)."""
+
+REPLICA_STATE = "replica-state"
+"""The ``f`` of a replica read."""
+
+MAX_DIFFERENCES = 50
+"""At most this many differences are listed (all are counted): a node that
+diverged early differs everywhere, and the first few say what went wrong."""
+
+_META = frozenset({"node", "applied", "digest"})
+
+
+def has_replica_states(history: History) -> bool:
+    """Whether the history holds replica reads (so the convergence checker applies)."""
+    return any(op.f == REPLICA_STATE and op.process == REPLICAS for op in history)
+
+
+def _digest(state: Mapping[str, Any]) -> str:
+    """The adapter's digest, or one over the dump when it gave none."""
+    d = state.get("digest")
+    if isinstance(d, str) and d:
+        return d
+    dump = {k: v for k, v in state.items() if k not in _META}
+    text = json.dumps(dump, sort_keys=True, separators=(",", ":"), default=str)
+    return "dump:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _diff(node: str, mine: Mapping[str, Any], ref: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Where ``mine`` differs from ``ref``: per key for mappings, whole otherwise."""
+    out: list[dict[str, Any]] = []
+    for section in sorted((set(mine) | set(ref)) - _META):
+        a, b = mine.get(section), ref.get(section)
+        if a == b:
+            continue
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            for key in sorted(set(a) | set(b), key=str):
+                va, vb = a.get(key), b.get(key)
+                if key in a and key in b and va == vb:
+                    continue
+                d: dict[str, Any] = {"node": node, "kind": section, "key": key}
+                if key not in a:
+                    d["missing"] = True
+                elif key not in b:
+                    d["extra"] = True
+                if isinstance(va, Mapping) and isinstance(vb, Mapping):
+                    d["fields"] = {f: [vb.get(f), va.get(f)]
+                                   for f in sorted(set(va) | set(vb), key=str)
+                                   if va.get(f) != vb.get(f)}
+                else:
+                    d["reference"], d["value"] = vb, va
+                out.append(d)
+        else:
+            out.append({"node": node, "kind": section, "reference": b, "value": a})
+    if not out:
+        # Equal dumps, different digests: the difference is in state the
+        # system hashes but does not dump (e.g. a request-id table).
+        out.append({"node": node, "kind": "digest", "reference": _digest(ref),
+                    "value": _digest(mine)})
+    return out
+
+
+def convergence(history: History) -> Result:
+    """Compare the recorded replica states (see the module docstring)."""
+    read: dict[str, Mapping[str, Any]] = {}
+    unreadable: dict[str, str] = {}
+    order: list[str] = []
+    for call in history.calls(clients_only=False):
+        if call.process != REPLICAS or call.f != REPLICA_STATE:
+            continue
+        v = call.invoke.value
+        node = str(v.get("node")) if isinstance(v, Mapping) else "?"
+        if node not in order:
+            order.append(node)
+        comp = call.complete
+        if comp is not None and comp.type is OpType.OK and isinstance(comp.value, Mapping) \
+                and comp.value.get("applied") is not None:
+            read[node] = comp.value
+            unreadable.pop(node, None)
+        elif node not in read:
+            why = comp.error if comp is not None else None
+            unreadable[node] = str(why or ("never answered" if comp is None
+                                           else "answer had no applied position"))
+    if not order:
+        return Result(UNKNOWN, details={"reason": "no replica states were recorded",
+                                        "nodes": {}})
+    nodes: dict[str, dict[str, Any]] = {}
+    for n in order:
+        if n in unreadable:
+            nodes[n] = {"status": "unreadable", "reason": unreadable[n]}
+        else:
+            st = read[n]
+            nodes[n] = {"applied": st.get("applied"), "digest": _digest(st), "status": "same"}
+
+    # Compare within each group of nodes at one position; positions that are
+    # not comparable (different types) are grouped by their text.
+    groups: dict[str, list[str]] = {}
+    for n in order:
+        if n in read:
+            groups.setdefault(json.dumps(read[n].get("applied"), default=str), []).append(n)
+    differences: list[dict[str, Any]] = []
+    difference_count: dict[str, int] = {}
+    reference: list[str] = []
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        by_digest: dict[str, list[str]] = {}
+        for n in members:
+            by_digest.setdefault(nodes[n]["digest"], []).append(n)
+        ref_nodes = max(by_digest.values(), key=len)  # first of the largest: ties by order
+        reference.extend(ref_nodes)
+        ref = read[ref_nodes[0]]
+        for n in members:
+            if n in ref_nodes:
+                continue
+            diff = _diff(n, read[n], ref)
+            nodes[n]["status"] = "differs"
+            nodes[n]["compared_with"] = ref_nodes[0]
+            difference_count[n] = len(diff)
+            differences.extend(diff[:max(0, MAX_DIFFERENCES - len(differences))])
+
+    # Nodes not at the most advanced position never caught up (or the most
+    # advanced one ran ahead alone): not compared, so not known to agree.
+    positions: list[Any] = [read[n].get("applied") for n in read]
+    try:
+        top = max(positions)
+    except TypeError:  # mixed types: nothing is "most advanced"
+        top = None
+    for n in read:
+        a = read[n].get("applied")
+        alone = len(groups[json.dumps(a, default=str)]) < 2
+        if (a != top or alone) and nodes[n]["status"] == "same":
+            nodes[n]["status"] = "behind" if a != top else "uncompared"
+            nodes[n]["reason"] = (f"at position {a!r}, the most advanced node(s) at {top!r}"
+                                  if a != top else
+                                  f"the only node at position {a!r}: nothing to compare with")
+    details: dict[str, Any] = {
+        "position": top, "nodes": nodes, "reference": reference,
+        "differences": differences, "difference_count": difference_count,
+        "differences_listed": len(differences),
+    }
+    if difference_count:
+        details["anomalies"] = ["divergent-replicas"]
+        return Result(False, details=details)
+    not_compared = {n: d["reason"] for n, d in nodes.items()
+                    if d["status"] in ("unreadable", "behind", "uncompared")}
+    if not_compared:
+        details["reason"] = "; ".join(f"{n}: {why}" for n, why in not_compared.items())
+        return Result(UNKNOWN, details=details)
+    return Result(True, details=details)
