@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,22 +35,38 @@ def _build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="harness", description="Find consistency bugs in distributed systems.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    c = sub.add_parser("check", help="check stored or foreign histories")
+    from harness.checker.models import MODELS
+    from harness.formats import FORMATS
+
+    models = textwrap.fill(", ".join(sorted(MODELS)), width=76, initial_indent="  ",
+                           subsequent_indent="  ", break_on_hyphens=False)
+    c = sub.add_parser(
+        "check", help="check stored or foreign histories",
+        description="Check histories (files, or run folders) and print each one's verdict.",
+        epilog=f"models (--model):\n{models}\n\n{_CHECK_EPILOG}",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("paths", nargs="+", help="history files, or run folders")
-    c.add_argument("--format", dest="fmt", help="jsonl, edn, etcd-log or kv-lines (default: sniff)")
-    c.add_argument("--model", help="linearizability model (default: from the history)")
+    c.add_argument("--format", dest="fmt",
+                   help=f"{', '.join(FORMATS)} (default: sniffed from the content)")
+    c.add_argument("--model", metavar="MODEL",
+                   help="linearizability model, listed below (default: from the history, or "
+                        "a run folder's results.json)")
     c.add_argument(
         "--checker",
         action="append",
         dest="checkers",
         choices=["linearizable", "queue", "fencing", "stats"],
-        help="linearizable, queue, fencing, stats (repeatable; default: from the history)",
+        help="linearizable, queue, fencing, stats (repeatable; default: from the history's "
+             "operations)",
     )
-    c.add_argument("--time-limit", type=float, default=60.0, dest="time_limit_s",
-                   help="per-history seconds before the linearizability search says unknown")
+    c.add_argument("--time-limit", type=_positive_seconds, default=60.0, dest="time_limit_s",
+                   metavar="SECONDS",
+                   help="per-history seconds before the linearizability search says unknown "
+                        "(default: %(default)g)")
     c.add_argument("--allow-duplicates", action="store_true",
                    help="a redelivered queue item is reported but not an anomaly")
-    c.add_argument("--json", action="store_true", help="print results as JSON lines")
+    c.add_argument("--json", action="store_true",
+                   help="print one JSON object per history instead of a table")
 
     d = sub.add_parser("demo", help="check example histories (generated, and the shared corpus)")
     d.add_argument("--corpus", help="corpus folder (default: ../shared/corpus beside the project)")
@@ -100,6 +118,37 @@ def _build_parser() -> argparse.ArgumentParser:
     b.add_argument("--corpus", help="corpus folder (checker benchmark)")
     b.add_argument("--repeats", type=int, default=5)
     return p
+
+
+_CHECK_EPILOG = """\
+exit codes:
+  0  every history is valid
+  1  some history is invalid: a proven anomaly (shown even when another
+     history has an error, so it is never hidden)
+  2  no history is invalid, but one is unknown (undecided, e.g. the time
+     limit) or could not be checked (a bad file, no operations, a checker or
+     model that does not fit); each error is one line on stderr naming the
+     file, the line and the cause
+
+A torn last line of a JSONL history (a run killed mid-write) is skipped with a
+warning on stderr, and listed under "warnings" in --json output.
+"""
+
+
+def _positive_seconds(text: str) -> float:
+    """argparse type for a time limit: a finite number of seconds above zero.
+
+    ``float()`` alone takes "nan" (every comparison with it is false, so it
+    meant "no limit") and negative numbers; both are refused.
+    """
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive, finite number of seconds, got {text!r}")
+    return v
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -158,7 +207,27 @@ def exit_code(valid: object) -> int:
 
 
 def dump_json(obj: Any) -> str:
-    return json.dumps(obj, default=_json_default, sort_keys=True)
+    """``obj`` as one line of JSON, whatever values a history put in it.
+
+    Foreign histories can carry map keys JSON cannot have, or keys of mixed
+    types that cannot be sorted (EDN ``{1 :a, :b 2}``); then every key is
+    written as text rather than the output failing.
+    """
+    try:
+        return json.dumps(obj, default=_json_default, sort_keys=True)
+    except TypeError:
+        return json.dumps(_str_keys(obj), default=_json_default, sort_keys=True)
+
+
+def _str_keys(v: Any) -> Any:
+    if hasattr(v, "to_dict"):
+        v = v.to_dict()
+    if isinstance(v, dict):
+        return {k if isinstance(k, str) else json.dumps(_str_keys(k), default=_json_default):
+                _str_keys(x) for k, x in v.items()}
+    if isinstance(v, list | tuple | set | frozenset):
+        return [_str_keys(x) for x in v]
+    return v
 
 
 def _json_default(v: Any) -> Any:

@@ -173,7 +173,8 @@ class History(Sequence[Op]):
             self._by_index = {}
             for pos, op in enumerate(self._ops):
                 if op.index in self._by_index:
-                    raise HistoryError(f"event {pos}: duplicate index {op.index}")
+                    raise HistoryError(f"duplicate index {op.index}", index=pos, position=pos,
+                                       related=self._by_index[op.index])
                 self._by_index[op.index] = pos
         self._partner: list[int] = [-1] * n  # position of the other half of each pair
         partner = self._partner
@@ -186,8 +187,9 @@ class History(Sequence[Op]):
                 if op.process in open_by_process:
                     prev = self._ops[open_by_process[op.process]]
                     raise HistoryError(
-                        f"event {op.index}: process {op.process!r} invokes {op.f!r} while its "
-                        f"invocation at index {prev.index} is still open"
+                        f"process {op.process!r} invokes {op.f!r} while its "
+                        f"invocation at index {prev.index} is still open",
+                        index=op.index, position=pos, related=open_by_process[op.process],
                     )
                 open_by_process[op.process] = pos
                 call_pos[pos] = len(calls)
@@ -199,14 +201,15 @@ class History(Sequence[Op]):
                         # Jepsen's nemesis often logs bare :info events; keep them unpaired.
                         continue
                     raise HistoryError(
-                        f"event {op.index}: process {op.process!r} completes {op.f!r} "
-                        "with no open invocation"
+                        f"process {op.process!r} completes {op.f!r} with no open invocation",
+                        index=op.index, position=pos,
                     )
                 inv = self._ops[inv_pos]
                 if inv.f != op.f:
                     raise HistoryError(
-                        f"event {op.index}: completion f {op.f!r} does not match "
-                        f"invocation f {inv.f!r} at index {inv.index}"
+                        f"completion f {op.f!r} does not match "
+                        f"invocation f {inv.f!r} at index {inv.index}",
+                        index=op.index, position=pos, related=inv_pos,
                     )
                 partner[inv_pos] = pos
                 partner[pos] = inv_pos

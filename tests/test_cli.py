@@ -75,10 +75,11 @@ def test_unknown_operation_for_the_model_is_an_error(tmp_path: Path) -> None:
     assert r.returncode == 2 and "frob" in (r.stdout + r.stderr)
 
 
-def test_empty_history_is_valid(tmp_path: Path) -> None:
+def test_empty_history_is_not_valid(tmp_path: Path) -> None:
+    """Nothing to check proves nothing: exit 2, not 0 (tests/test_check_command.py says more)."""
     p = tmp_path / "empty.jsonl"
     p.write_text("")
-    assert main(["check", str(p)]) == 0
+    assert main(["check", str(p)]) == 2
 
 
 def test_check_of_a_run_folder_uses_the_runs_model(tmp_path: Path) -> None:

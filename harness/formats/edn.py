@@ -11,13 +11,16 @@ Jepsen's JSON export does: keywords become their name without the colon.
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import edn_format
 
 from harness.errors import FormatError
+from harness.formats.records import MAX_DEPTH, digits_message
 
 __all__ = ["dumps", "iter_located", "iter_values", "loads"]
 
@@ -75,9 +78,18 @@ def _atom(text: str) -> Any:
             raise ValueError("empty keyword ':'")
         return text[1:]
     if _INT.match(text):
+        if len(text) > sys.get_int_max_str_digits():
+            raise ValueError(digits_message())
         return int(text.rstrip("N"))
     if _FLOAT.match(text):
-        return float(text.rstrip("M"))
+        v = float(text.rstrip("M"))
+        if not math.isfinite(v):
+            raise ValueError(f"number {text} is out of range")
+        return v
+    if text.startswith("##"):
+        # ##NaN, ##Inf: a NaN never equals itself, so a read of it would look
+        # like a consistency violation; no real history holds one.
+        raise ValueError(f"{text} is not a usable value in a history")
     if text[0].isdigit():
         raise ValueError(f"bad number {text!r}")
     return text  # a symbol: keep its name
@@ -150,6 +162,8 @@ def iter_located(
             if unwrap and not unwrapped and not stack and tok in ("[", "("):
                 unwrapped = True
                 base = 1
+            if len(stack) - base >= MAX_DEPTH:
+                raise fail(f"nested deeper than {MAX_DEPTH} levels", start)
             stack.append(_Frame(tok, start))
         elif kind == "close":
             if not stack:
@@ -178,7 +192,11 @@ def iter_located(
                 value = frame.items
             yield from emit(value, frame.start)
         elif kind == "string":
-            yield from emit(_unescape(tok[1:-1]), start)
+            try:
+                text_value = _unescape(tok[1:-1])
+            except ValueError:
+                raise fail("bad \\u escape in a string (4 hex digits expected)", start) from None
+            yield from emit(text_value, start)
         elif kind == "discard":
             discards.append(len(stack))
         elif kind == "tag":

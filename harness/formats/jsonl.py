@@ -2,19 +2,27 @@
 
 Line-per-op means a run killed half-way leaves a history that is still
 readable up to its last complete line, so it can be checked. A torn last line
-(no trailing newline and not valid JSON) is therefore ignored with a warning
-in the reader's result rather than rejected.
+(no trailing newline and not valid JSON) is therefore skipped rather than
+rejected, and reported as a :class:`~harness.errors.FormatWarning` so the
+user learns that the verdict is about one line less than the file holds.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable
 from typing import IO, Any
 
-from harness.errors import FormatError
-from harness.formats.records import op_from_record
+from harness.errors import FormatError, FormatWarning
+from harness.formats.records import (
+    MAX_DEPTH,
+    build_history,
+    depth_exceeds,
+    digits_message,
+    op_from_record,
+)
 from harness.history import History, Op
 
 __all__ = ["HistoryWriter", "dumps_op", "read_jsonl", "write_jsonl"]
@@ -55,8 +63,30 @@ def _default(v: Any) -> Any:
     raise TypeError(f"not JSON-serializable: {type(v).__name__}")
 
 
-def read_jsonl(text: str, *, path: str | None = None) -> History:
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError(f"number {text} is out of range")
+    return v
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not a number JSON allows")
+
+
+# NaN and Infinity are not JSON, and a NaN value compares unequal to itself, so
+# a read of it would look like a linearizability violation: refused, as are
+# numbers too large for a float (1e400 would silently become infinity).
+_decode = json.JSONDecoder(parse_float=_finite_float, parse_constant=_no_constant).decode
+
+
+def read_jsonl(
+    text: str, *, path: str | None = None, warnings: list[FormatWarning] | None = None
+) -> History:
+    """Parse our JSONL. A torn last line is skipped and, when ``warnings`` is
+    given, reported there (the caller decides how to show it)."""
     ops: list[Op] = []
+    linenos: list[int] = []
     lines = text.split("\n")
     torn_tail = not text.endswith("\n")
     for lineno, raw in enumerate(lines, start=1):
@@ -64,15 +94,30 @@ def read_jsonl(text: str, *, path: str | None = None) -> History:
         if not s:
             continue
         try:
-            rec = json.loads(s)
+            rec = _decode(s)
         except json.JSONDecodeError as e:
             if torn_tail and lineno == len(lines):
-                break  # the writer was killed mid-line: everything before it stands
+                # The writer was killed mid-line: everything before it stands.
+                if warnings is not None:
+                    warnings.append(FormatWarning(
+                        "torn last line ignored (no newline at the end and not valid JSON, "
+                        "as a run killed mid-write leaves it)",
+                        path=path, line=lineno, kind="torn-line"))
+                break
             raise FormatError(
                 f"invalid JSON: {e.msg} (column {e.colno})", path=path, line=lineno
             ) from None
+        except RecursionError:
+            raise FormatError(f"nested deeper than {MAX_DEPTH} levels",
+                              path=path, line=lineno) from None
+        except ValueError as e:
+            msg = digits_message() if "digits" in str(e) else str(e)
+            raise FormatError(f"invalid JSON: {msg}", path=path, line=lineno) from None
+        if s.count("[") + s.count("{") > MAX_DEPTH and depth_exceeds(rec):
+            raise FormatError(f"nested deeper than {MAX_DEPTH} levels", path=path, line=lineno)
         ops.append(op_from_record(rec, position=len(ops), path=path, line=lineno))
-    return History(ops)
+        linenos.append(lineno)
+    return build_history(ops, linenos, path=path)
 
 
 def write_jsonl(ops: Iterable[Op], path: str | os.PathLike[str]) -> None:

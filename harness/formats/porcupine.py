@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import re
 
-from harness.errors import FormatError
+from harness.errors import FormatError, FormatWarning
 from harness.formats.edn import iter_values
-from harness.formats.records import op_from_record
+from harness.formats.records import build_history, op_from_record
 from harness.history import History, Op, OpType
 
 __all__ = ["read_etcd_log", "read_kv_lines"]
@@ -41,8 +41,11 @@ def _etcd_value(text: str, *, path: str | None, line: int) -> object:
     return vals[0]
 
 
-def read_etcd_log(text: str, *, path: str | None = None) -> History:
+def read_etcd_log(
+    text: str, *, path: str | None = None, warnings: list[FormatWarning] | None = None
+) -> History:
     ops: list[Op] = []
+    lines: list[int] = []
     for lineno, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
@@ -66,11 +69,15 @@ def read_etcd_log(text: str, *, path: str | None = None) -> History:
             error = "mismatch"
         rec = {"type": t, "process": process, "f": m.group("f"), "value": value, "error": error}
         ops.append(op_from_record(rec, position=len(ops), path=path, line=lineno))
-    return History(ops)
+        lines.append(lineno)
+    return build_history(ops, lines, path=path)
 
 
-def read_kv_lines(text: str, *, path: str | None = None) -> History:
+def read_kv_lines(
+    text: str, *, path: str | None = None, warnings: list[FormatWarning] | None = None
+) -> History:
     ops: list[Op] = []
+    lines: list[int] = []
     for lineno, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
@@ -82,4 +89,5 @@ def read_kv_lines(text: str, *, path: str | None = None) -> History:
             raise FormatError("missing :key", path=path, line=lineno)
         rec["value"] = [rec.pop("key"), rec.get("value")]
         ops.append(op_from_record(rec, position=len(ops), path=path, line=lineno))
-    return History(ops)
+        lines.append(lineno)
+    return build_history(ops, lines, path=path)
