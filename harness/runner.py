@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.analysis import check_history
+from harness.analysis import check_history, with_convergence
 from harness.checker.result import UNKNOWN, Result
 from harness.client import Client, Outcome
 from harness.errors import HarnessError
@@ -37,6 +37,7 @@ from harness.generator import (
 from harness.history import NEMESIS, History, Op, OpType
 from harness.nemesis import grudge as grudges
 from harness.nemesis.faults import Nemesis
+from harness.replicas import record_replica_states
 from harness.store import RunStore, new_run_dir
 from harness.system import Address, HasLeader
 from harness.workloads import get_workload
@@ -547,7 +548,8 @@ def run(cfg: RunConfig, *, progress: Callable[[dict[str, Any]], None] | None = N
     valid: Any = UNKNOWN
     if error is None or interrupted:
         _, composed = check_history(history, model=workload.model,
-                                       checkers=workload.checkers, time_limit_s=120,
+                                       checkers=with_convergence(workload.checkers,
+                                                                 history), time_limit_s=120,
                                        collect_s=5.0,
                                        required_fs=getattr(workload, "required_fs", None),
                                        checker_options={"queue": getattr(
@@ -658,6 +660,8 @@ def _drive(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: R
                    time.monotonic() + cfg.final_timeout_s, nodes=list(cluster.nodes),
                    pinned=pinned_client)
     workload.final(final, lambda: new_client(cfg.concurrency))
+    # every replica's own state, for the convergence checker (systems with HasReplicaState)
+    record_replica_states(system, recorder._record, nodes, timeout_s=cfg.op_timeout_s)
     if progress:
         progress({"elapsed_s": time.monotonic() - t0, "time_limit_s": cfg.time_limit_s,
                   "counts": dict(recorder.counts), "faults": [], "phase": "done"})

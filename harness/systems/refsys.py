@@ -92,6 +92,18 @@ class ReferenceSystem:
         """Node names are ``n1..nN`` in id order, so node id ``k`` is ``n{k}``."""
         return find_leader(client_addresses, timeout_s=timeout_s)
 
+    def replica_state(self, node: str, addresses: Mapping[str, Address], *,
+                      timeout_s: float = 5.0) -> dict[str, Any]:
+        """``GET /replica`` of that node: what it applied, read from it alone (no log)."""
+        addr = addresses[self.client_role]
+        with urllib.request.urlopen(f"http://{addr}/replica", timeout=timeout_s) as r:
+            body = json.loads(r.read())
+        if not isinstance(body, dict) or not isinstance(body.get("applied"), int):
+            raise HarnessError(f"{node}: /replica answered {str(body)[:200]}")
+        return {"applied": body["applied"], "digest": body.get("digest"),
+                "state": body.get("kv", {}), "items": body.get("items", {}),
+                "queue": body.get("queue", [])}
+
     def image(self) -> ImageSpec:
         return ImageSpec(
             name="harness-refsys",

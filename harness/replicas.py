@@ -1,0 +1,84 @@
+"""Reading every replica's applied state at the end of a run, for the convergence checker.
+
+The runner calls :func:`record_replica_states` after the final phase when the
+system has :class:`harness.system.HasReplicaState`. Replicas apply the log at
+their own pace, so comparing them at once would compare a node with a lagging
+one; instead each node is polled until all answer at one applied position
+that holds still between two polls (bounded: a node that never catches up is
+recorded as it is, and the checker says "unknown" for it, never "invalid").
+Then each node is read once more, and that read is recorded as an invocation
+and a completion of the non-client process ``"replicas"``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from harness.checker.convergence import REPLICA_STATE, REPLICAS
+from harness.history import Op, OpType
+from harness.system import Address, HasReplicaState
+
+__all__ = ["read_replica", "record_replica_states", "wait_caught_up"]
+
+Record = Callable[[OpType, str, str, Any, Any], Op]
+"""How an event is written to the history: (type, process, f, value, error)."""
+
+
+def read_replica(system: HasReplicaState, node: str, addresses: Mapping[str, Address], *,
+                 timeout_s: float) -> tuple[dict[str, Any] | None, str | None]:
+    """One node's state, or None and why not (an adapter error is a reason, not a crash)."""
+    try:
+        state = system.replica_state(node, addresses, timeout_s=timeout_s)
+    except Exception as e:
+        return None, f"{type(e).__name__}: {e}"
+    if not isinstance(state, Mapping) or "applied" not in state:
+        return None, f"the adapter answered {type(state).__name__} without 'applied'"
+    return dict(state), None
+
+
+def wait_caught_up(system: HasReplicaState, nodes: Mapping[str, Mapping[str, Address]], *,
+                   timeout_s: float, wait_s: float, poll_s: float = 0.5) -> dict[str, Any]:
+    """Poll until every node answers at one applied position, twice in a row.
+
+    Returns what was seen last: ``{"caught_up": bool, "waited_s", "applied":
+    {node: position or None}}`` (recorded with the reads, so a report can say
+    how long replicas took, or that they never agreed).
+    """
+    t0 = time.monotonic()
+    deadline = t0 + wait_s
+    last: dict[str, Any] | None = None
+    while True:
+        seen = {n: (read_replica(system, n, a, timeout_s=timeout_s)[0] or {}).get("applied")
+                for n, a in nodes.items()}
+        values = list(seen.values())
+        agreed = None not in values and all(v == values[0] for v in values)
+        if agreed and seen == last:
+            return {"caught_up": True, "waited_s": round(time.monotonic() - t0, 3),
+                    "applied": seen}
+        if time.monotonic() + poll_s >= deadline:
+            return {"caught_up": False, "waited_s": round(time.monotonic() - t0, 3),
+                    "applied": seen}
+        last = seen if agreed else None
+        time.sleep(poll_s)
+
+
+def record_replica_states(system: object, record: Record,
+                          nodes: Mapping[str, Mapping[str, Address]], *, timeout_s: float,
+                          wait_s: float = 10.0) -> None:
+    """Wait (bounded) for the replicas to agree on a position, then record each one's state.
+
+    Does nothing for a system without :class:`HasReplicaState` (the history
+    then has no replica reads, and the convergence checker is not planned).
+    """
+    if not isinstance(system, HasReplicaState):
+        return
+    wait = wait_caught_up(system, nodes, timeout_s=timeout_s, wait_s=wait_s)
+    for node, addresses in nodes.items():
+        record(OpType.INVOKE, REPLICAS, REPLICA_STATE, {"node": node, "wait": wait}, None)
+        state, why = read_replica(system, node, addresses, timeout_s=timeout_s)
+        if state is None:
+            record(OpType.FAIL, REPLICAS, REPLICA_STATE, {"node": node}, why)
+        else:
+            record(OpType.OK, REPLICAS, REPLICA_STATE, {**state, "node": node}, None)
