@@ -30,6 +30,7 @@ __all__ = [
     "TrailGroup",
     "TrailStep",
     "compact",
+    "convergence_view",
     "counterexample_layout",
     "fault_intervals",
     "faults_between",
@@ -729,3 +730,54 @@ def latency_quantiles(series: LatencySeries, qs: Sequence[float] = QUANTILES
         vals.sort()
         rows.append(QuantileRow(f, o, len(vals), tuple((q, nearest_rank(vals, q)) for q in qs)))
     return rows
+
+
+def convergence_view(result: Any) -> dict[str, Any] | None:
+    """The convergence checker's result as tables: each node, and where replicas differ.
+
+    ``result`` is the checker's ``Result.to_dict()``; None when the run has
+    none, or when it passed (the verdict table says enough then). Each
+    difference is one row: node, what (a key, an item, a whole section), the
+    reference nodes' value and this node's (for an item, only the fields that
+    differ).
+    """
+    if not isinstance(result, Mapping) or result.get("valid") is True:
+        return None
+    raw_nodes = result.get("nodes")
+    if not isinstance(raw_nodes, Mapping):
+        return None
+    nodes = [{"node": str(n), "status": str(d.get("status", "?")),
+              "applied": compact(d.get("applied"), limit=40) if "applied" in d else "",
+              "digest": str(d.get("digest") or "")[:12],
+              "note": str(d.get("reason") or (f"compared with {d['compared_with']}"
+                                              if d.get("compared_with") else ""))}
+             for n, d in raw_nodes.items() if isinstance(d, Mapping)]
+    rows = []
+    for d in result.get("differences") or []:
+        if not isinstance(d, Mapping):
+            continue
+        what = str(d.get("kind", "?")) + (f" {d['key']}" if "key" in d else "")
+        if d.get("missing"):
+            what += " (missing on this node)"
+        elif d.get("extra"):
+            what += " (only on this node)"
+        ref: Any
+        mine: Any
+        if isinstance(d.get("fields"), Mapping):
+            ref = {f: v[0] for f, v in d["fields"].items() if isinstance(v, list) and len(v) == 2}
+            mine = {f: v[1] for f, v in d["fields"].items() if isinstance(v, list) and len(v) == 2}
+        else:
+            ref, mine = d.get("reference"), d.get("value")
+        rows.append({"node": str(d.get("node", "?")), "what": what,
+                     "reference": compact(ref), "value": compact(mine)})
+    counts = result.get("difference_count") or {}
+    return {
+        "valid": result.get("valid"),
+        "position": compact(result.get("position"), limit=40),
+        "reference": [str(n) for n in result.get("reference") or []],
+        "nodes": nodes,
+        "differences": rows,
+        "difference_total": sum(int(v) for v in counts.values()) if isinstance(counts, Mapping)
+        else len(rows),
+        "reason": str(result.get("reason") or result.get("error") or ""),
+    }

@@ -215,6 +215,7 @@ def report_context(run: RunFiles) -> dict[str, Any]:
         "layouts": [{"layout": lay, "svg": counterexample_svg(lay), "rows": _prefix_rows(lay)}
                     for lay in layouts],
         "trails": trails,
+        "convergence": data.convergence_view(checker_results.get("convergence")),
         "faults": [_fault_row(i, end_ns) for i in intervals],
         "latency_svg": plots.latency_svg(shown, intervals, end_s=end_s, total=len(series.t_s)),
         "throughput_svg": plots.throughput_svg(thr, intervals, end_s=end_s),
