@@ -66,7 +66,7 @@ def wait_caught_up(system: HasReplicaState, nodes: Mapping[str, Mapping[str, Add
 
 def record_replica_states(system: object, record: Record,
                           nodes: Mapping[str, Mapping[str, Address]], *, timeout_s: float,
-                          wait_s: float = 10.0) -> None:
+                          wait_s: float = 10.0, poll_s: float = 0.5) -> None:
     """Wait (bounded) for the replicas to agree on a position, then record each one's state.
 
     Does nothing for a system without :class:`HasReplicaState` (the history
@@ -74,7 +74,7 @@ def record_replica_states(system: object, record: Record,
     """
     if not isinstance(system, HasReplicaState):
         return
-    wait = wait_caught_up(system, nodes, timeout_s=timeout_s, wait_s=wait_s)
+    wait = wait_caught_up(system, nodes, timeout_s=timeout_s, wait_s=wait_s, poll_s=poll_s)
     for node, addresses in nodes.items():
         record(OpType.INVOKE, REPLICAS, REPLICA_STATE, {"node": node, "wait": wait}, None)
         state, why = read_replica(system, node, addresses, timeout_s=timeout_s)
