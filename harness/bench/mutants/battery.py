@@ -1,0 +1,260 @@
+"""The campaign battery each mutant faces, how its nodes run the mutant, and what a kill is.
+
+The battery is generic: not one recipe per known bug (``harness.bench.
+campaigns`` has those) but short runs that each exercise a broad promise, so
+an unforeseen bug has a fair chance: the queue with leader kills and pauses
+and a lease shorter than the faults (queue, fencing and lease checkers;
+restarts replay the write-ahead log), registers behind a partition that
+isolates the leader with clients pinned to every node (linearizability:
+stale reads, split brain), the nodes' own workers taking over items from a
+killed leader (every acknowledged item must end completed), registers
+through repeated kills (recovery), and the queue with its leader cut off and
+clients pinned to every node (acknowledged but uncommitted items). On the
+correct system the five take about 60 s of the 90 s budget. The same seeds
+every time, so mutants face the same schedules.
+
+Nodes run the mutant: :class:`MutantSystem` is the reference system's adapter
+with the nodes' environment set to ``PYTHONPATH=<copy>`` and
+``PYTHONSAFEPATH=1``. The local backend starts nodes with the project root as
+working directory, and ``python -m`` would put that directory first on
+``sys.path`` (ahead of ``PYTHONPATH``), so the working tree's
+``reference_system`` would win; ``PYTHONSAFEPATH`` leaves it out, and the copy
+comes first (before the editable install too).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.generator import Fault, FaultSchedule
+from harness.runner import RunConfig, RunResult
+from harness.system import NodeContext, NodeLaunch
+from harness.systems.refsys import ReferenceSystem
+
+__all__ = ["BATTERY", "PROGRESS_ANOMALIES", "Kill", "MutantSystem", "Outcome", "Recipe",
+           "kill_of", "run_battery"]
+
+#: how the runner loads the adapter (``module:factory``)
+SYSTEM = "harness.bench.mutants.battery:MutantSystem"
+
+
+@dataclass
+class MutantSystem(ReferenceSystem):
+    """The reference system whose nodes import ``reference_system`` from ``mutant_path``."""
+
+    mutant_path: str = ""
+
+    def launch(self, ctx: NodeContext) -> NodeLaunch:
+        launch = super().launch(ctx)
+        if not self.mutant_path:
+            return launch
+        return NodeLaunch(launch.argv, {**launch.env, "PYTHONPATH": self.mutant_path,
+                                        "PYTHONSAFEPATH": "1"})
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One run of the battery: a name and the :class:`RunConfig` keywords."""
+
+    name: str
+    build: Callable[[], dict[str, Any]]
+    seed: int
+
+    def config(self, mutant_path: Path, reports_dir: Path, test: str) -> RunConfig:
+        kw = self.build()
+        options = {**kw.pop("system_options", {}), "mutant_path": str(mutant_path)}
+        # bounded waits: a mutant that never recovers or never finishes must not
+        # eat the battery's budget; the correct system needs a few seconds
+        kw.setdefault("recovery_timeout_s", 10.0)
+        kw.setdefault("final_timeout_s", 15.0)
+        return RunConfig(system=SYSTEM, seed=self.seed, reports_dir=reports_dir, test=test,
+                         system_options=options, **kw)
+
+
+def _sched(seed: int, *faults: Fault) -> FaultSchedule:
+    return FaultSchedule(tuple(faults), seed=seed)
+
+
+#: clients that claim more than they complete, so items are held, some past
+#: their lease (fencing and lease checks need holders that outlive it)
+_HOLDING = {"enqueue": 2.0, "claim": 2.5, "complete": 1.5, "renew": 0.3}
+
+
+def _queue_kill_pause() -> dict[str, Any]:
+    return dict(
+        workload="queue", nemesis=("kill", "pause"), time_limit_s=6.0, concurrency=5,
+        rate_hz=60.0, op_timeout_s=1.0,
+        schedule=_sched(11, Fault("kill", 1.0, 1.5, {"node": "leader"}),
+                        Fault("pause", 3.5, 1.5, {"node": "leader"})),
+        system_options={"lease_ms": 1000.0},
+        workload_options={"lease_ms": 1000.0, "weights": _HOLDING, "drain_quiet_s": 1.5})
+
+
+def _register_partition() -> dict[str, Any]:
+    return dict(
+        workload="register", nemesis=("partition",), time_limit_s=6.0, concurrency=6,
+        rate_hz=80.0, through_lb=False, op_timeout_s=1.0,
+        schedule=_sched(12, Fault("partition", 1.0, 3.0, {"plan": "isolate-leader"})))
+
+
+def _takeover_kill() -> dict[str, Any]:
+    return dict(
+        workload="takeover", nemesis=("kill",), time_limit_s=5.0, concurrency=3, rate_hz=30.0,
+        op_timeout_s=1.0,
+        schedule=_sched(13, Fault("kill", 1.5, 2.0, {"node": "leader"})))
+
+
+def _queue_partition() -> dict[str, Any]:
+    return dict(
+        workload="queue", nemesis=("partition",), time_limit_s=5.0, concurrency=6,
+        rate_hz=100.0, through_lb=False, op_timeout_s=1.0,
+        schedule=_sched(15, Fault("partition", 1.0, 2.5, {"plan": "isolate-leader"})),
+        workload_options={"weights": {"enqueue": 4.0, "claim": 1.5, "complete": 1.5},
+                          "drain_quiet_s": 1.0})
+
+
+def _register_kills() -> dict[str, Any]:
+    return dict(
+        workload="register", nemesis=("kill",), time_limit_s=6.0, concurrency=5, rate_hz=60.0,
+        op_timeout_s=1.0,
+        schedule=_sched(14, Fault("kill", 1.0, 1.0, {"node": "leader"}),
+                        Fault("kill", 3.0, 0.5, {"node": "follower"}),
+                        Fault("kill", 4.0, 1.0, {"node": "leader"})))
+
+
+BATTERY: tuple[Recipe, ...] = (
+    Recipe("queue-kill-pause", _queue_kill_pause, 11),
+    Recipe("register-partition", _register_partition, 12),
+    Recipe("takeover-kill", _takeover_kill, 13),
+    Recipe("register-kills", _register_kills, 14),
+    Recipe("queue-partition", _queue_partition, 15),
+)
+
+#: anomalies that break a progress promise (the system stopped doing its work);
+#: every other anomaly an invalid checker names breaks a safety promise
+PROGRESS_ANOMALIES = frozenset({"unfinished", "stuck", "dead-lettered", "required-op-missing"})
+#: named anomalies known to break safety (for the record; anything invalid that
+#: is not a progress anomaly counts as safety, so a new checker is not missed)
+SAFETY_ANOMALIES = frozenset({"lost", "duplicated", "unexpected", "failed-then-seen",
+                              "double-completion", "token-reuse", "token-regression",
+                              "stale-accepted", "lease-overlap", "nonlinearizable",
+                              "divergence", "convergence"})
+
+
+@dataclass(frozen=True)
+class Kill:
+    """What caught a mutant in one run: each (checker, anomaly), and its class."""
+
+    findings: tuple[tuple[str, str], ...]
+
+    @property
+    def kind(self) -> str:
+        """``safety`` if any finding broke a safety promise, else ``progress``."""
+        return "progress" if all(a in PROGRESS_ANOMALIES for _, a in self.findings) \
+            else "safety"
+
+    def describe(self) -> str:
+        return ", ".join(f"{c}:{a}" for c, a in self.findings)
+
+
+def kill_of(result: RunResult) -> Kill | None:
+    """Whether a run caught the mutant, read generically from each checker's result.
+
+    An invalid checker kills with the anomalies it names (``details
+    ["anomalies"]``; linearizable's counterexample is ``nonlinearizable``; an
+    invalid checker naming none, with the checker's name). A checker that is
+    unknown or valid kills only by a progress anomaly it names (``unfinished``
+    in the queue checker's ``progress``, a required operation that never
+    succeeded in ``stats``); ``unresolved`` items and a search that ran out of
+    time do not kill: they say the history proves nothing, not that the
+    system broke a promise. A run that errored kills nothing.
+    """
+    if result.error is not None:
+        return None
+    found: list[tuple[str, str]] = []
+    for name, r in sorted(result.results.items()):
+        d = r.details
+        named = [str(a) for a in (d.get("anomalies") or [])]
+        if r.valid is False:
+            if name == "linearizable" and not named and d.get("counterexample") is not None:
+                named = ["nonlinearizable"]
+            found += [(name, a) for a in (named or ["invalid"])]
+            continue
+        progress = [a for a in [*named, *(str(p) for p in d.get("progress") or [])]
+                    if a in PROGRESS_ANOMALIES]
+        if name == "stats" and d.get("never_ok"):
+            progress.append("required-op-missing")
+        found += [(name, a) for a in dict.fromkeys(progress)]
+    return Kill(tuple(found)) if found else None
+
+
+@dataclass
+class Outcome:
+    """How one mutant (or the control) fared: ``killed``, ``survived``, ``broken`` or
+    ``error``, by which run, in how many campaign seconds."""
+
+    status: str
+    seconds: float = 0.0
+    runs: int = 0
+    recipe: str | None = None
+    kill: Kill | None = None
+    error: str | None = None
+    #: recipes not run because the budget was spent
+    skipped: list[str] = field(default_factory=list)
+    #: campaign seconds per recipe run
+    per_run_s: dict[str, float] = field(default_factory=dict)
+
+
+def _not_started(result: RunResult) -> bool:
+    """The run failed before a single operation: the cluster never got ready."""
+    return result.error is not None and result.op_count == 0
+
+
+def run_battery(mutant_path: Path, reports_dir: Path, *, label: str, budget_s: float = 90.0,
+                nominal_s: dict[str, float] | None = None,
+                battery: tuple[Recipe, ...] = BATTERY,
+                runner: Callable[[RunConfig], RunResult] | None = None) -> Outcome:
+    """Run ``battery`` against the nodes importing from ``mutant_path``; stop at the first kill.
+
+    A run starts only while the campaign time spent plus the run's nominal
+    time (``nominal_s``, measured on the control; else its time limit + 8 s)
+    stays within ``budget_s``. A cluster that never got ready is ``broken``
+    (nothing checked it: the mutant does not start). A run that errored after
+    starting is noted and the battery goes on; if nothing killed the mutant
+    and some run errored, the outcome is ``error``, not ``survived``.
+    """
+    if runner is None:
+        from harness.runner import run
+
+        runner = run
+    out = Outcome("survived")
+    errors: list[str] = []
+    for recipe in battery:
+        cfg = recipe.config(mutant_path, reports_dir, f"{label}-{recipe.name}")
+        nominal = (nominal_s or {}).get(recipe.name, cfg.time_limit_s + 8.0)
+        if out.seconds + nominal > budget_s:
+            out.skipped.append(recipe.name)
+            continue
+        t0 = time.monotonic()
+        result = runner(cfg)
+        spent = time.monotonic() - t0
+        out.seconds += spent
+        out.runs += 1
+        out.per_run_s[recipe.name] = spent
+        if _not_started(result):
+            out.status, out.recipe, out.error = "broken", recipe.name, result.error
+            return out
+        if result.error is not None:
+            errors.append(f"{recipe.name}: {result.error}")
+            continue
+        kill = kill_of(result)
+        if kill is not None:
+            out.status, out.recipe, out.kill = "killed", recipe.name, kill
+            return out
+    if errors:
+        out.status, out.error = "error", "; ".join(errors)
+    return out

@@ -1,0 +1,229 @@
+"""``python -m harness.bench.mutants``: the battery against sampled mutants, and the score.
+
+Steps: snapshot ``reference_system/`` once (other work on the tree during a
+long benchmark must not change what is mutated), enumerate and judge every
+cosmic-ray mutant of the chosen modules, draw a seeded stratified sample, run
+the battery once against an unmutated copy (the control: if the correct
+system fails the battery, no kill means anything, so the benchmark stops),
+then each mutant in its own copy. Every copy and every run's reports live in
+one temporary folder removed at the end, on an exception and on Ctrl-C
+(``--keep`` keeps it); the runner tears each cluster down itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from harness.bench.mutants.battery import BATTERY, Outcome, run_battery
+from harness.bench.mutants.generate import (
+    MODULES,
+    PACKAGE,
+    Mutant,
+    enumerate_mutants,
+    materialize,
+    sample,
+)
+from harness.system import project_root
+
+__all__ = ["QUICK", "main", "score_lines"]
+
+#: ``--quick``: a fixed sample small enough for a slow-tier test (at most ~10 minutes:
+#: enumeration, the control and three mutants at most 90 s each)
+QUICK = {"sample": 3, "seed": 1}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m harness.bench.mutants",
+        description="Mutation score of the campaign battery against cosmic-ray mutants of "
+                    "the reference system.")
+    p.add_argument("--sample", type=int, default=40, help="mutants to draw (default 40)")
+    p.add_argument("--seed", type=int, default=1, help="sampling seed (default 1)")
+    p.add_argument("--modules", default=",".join(MODULES),
+                   help=f"comma-separated modules of {PACKAGE} (default: {','.join(MODULES)})")
+    p.add_argument("--quick", action="store_true",
+                   help=f"the fixed small sample {QUICK} (a slow-tier test runs it)")
+    p.add_argument("--budget-s", type=float, default=90.0,
+                   help="campaign seconds per mutant at most (default 90)")
+    p.add_argument("--judgements", type=Path, default=None,
+                   help="JSON file: mutant id -> judgement of a survivor; one starting "
+                        "with 'equivalent' leaves the mutant out of the score")
+    p.add_argument("--no-control", action="store_true",
+                   help="skip the control run of the battery on the unmutated system")
+    p.add_argument("--dry-run", action="store_true",
+                   help="enumerate and sample only: print the sample, run nothing")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the copies and every run's reports (the folder is printed)")
+    return p
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so clusters are torn down and copies removed."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _is_equivalent(judgement: str | None) -> bool:
+    return bool(judgement) and str(judgement).strip().lower().startswith("equivalent")
+
+
+def score_lines(results: list[tuple[Mutant, Outcome]], judgements: dict[str, str]
+                ) -> list[str]:
+    """The summary: counts by outcome and kind, then the score line (always last).
+
+    N leaves out broken mutants (they never started: nothing was tested),
+    mutants whose runs errored (the harness, not a checker, stopped them) and
+    survivors judged equivalent.
+    """
+    killed = [o for _, o in results if o.status == "killed"]
+    safety = sum(1 for o in killed if o.kill is not None and o.kill.kind == "safety")
+    broken = sum(1 for _, o in results if o.status == "broken")
+    errors = sum(1 for _, o in results if o.status == "error")
+    survivors = [m for m, o in results if o.status == "survived"]
+    equivalent = sum(1 for m in survivors if _is_equivalent(judgements.get(m.id)))
+    n = len(results) - broken - errors - equivalent
+    pct = f"{100 * len(killed) / n:.0f}%" if n else "n/a"
+    return [
+        f"killed: {len(killed)} (safety {safety}, progress {len(killed) - safety}); "
+        f"survived: {len(survivors)}; broken: {broken}; errors: {errors}",
+        f"N = {len(results)} sampled - {broken} broken - {errors} errored "
+        f"- {equivalent} judged equivalent = {n}",
+        f"mutation score: {len(killed)}/{n} killed ({pct})",
+    ]
+
+
+def _line(i: int, total: int, m: Mutant, o: Outcome) -> str:
+    where = f"{m.module}.py:{m.line}"
+    if o.status == "killed" and o.kill is not None:
+        what = f"killed   {o.kill.kind:<8} by {o.kill.describe()} in {o.recipe}"
+    elif o.status == "broken":
+        what = f"broken   (not ready in {o.recipe}: {(o.error or '')[:80]})"
+    elif o.status == "error":
+        what = f"error    ({(o.error or '')[:100]})"
+    else:
+        what = "survived" + (f" (budget: skipped {','.join(o.skipped)})" if o.skipped else "")
+    return (f"[{i:>2}/{total}] {m.id:<58} {where:<22} {m.operator_short:<40} {what}  "
+            f"{o.seconds:.0f} s")
+
+
+def _run(a: argparse.Namespace, out: TextIO, work: Path) -> int:
+    def say(s: str = "") -> None:
+        print(s, file=out, flush=True)
+
+    modules = [m for m in a.modules.split(",") if m]
+    judgements: dict[str, str] = {}
+    if a.judgements is not None:
+        judgements = {str(k): str(v) for k, v in json.loads(a.judgements.read_text()).items()}
+    base = work / "base"
+    base.mkdir()
+    shutil.copytree(project_root() / PACKAGE, base / PACKAGE,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    t0 = time.monotonic()
+    population = enumerate_mutants(modules, root=base)
+    per_module = {k: len(v) for k, v in sorted(population.by_module().items())}
+    say(f"mutants of {PACKAGE} ({', '.join(modules)}) by cosmic-ray: "
+        f"{len(population.candidates)} candidates in {time.monotonic() - t0:.0f} s")
+    say(f"  dropped, syntax errors: {population.count('syntax')}")
+    say(f"  excluded as equivalent (annotation only, or text unchanged): "
+        f"{population.count('equivalent')}")
+    say(f"  valid: {len(population.valid)}  "
+        + " ".join(f"{k}={v}" for k, v in per_module.items()))
+    chosen = sample(population, a.sample, a.seed)
+    drawn: dict[str, int] = {}
+    for m in chosen:
+        drawn[m.module] = drawn.get(m.module, 0) + 1
+    say(f"sample: {len(chosen)} (seed {a.seed}) "
+        + " ".join(f"{k}={v}" for k, v in sorted(drawn.items())))
+    say(f"battery: {', '.join(r.name for r in BATTERY)}; at most {a.budget_s:.0f} s of "
+        "campaign time per mutant, stopping at the first kill")
+    if a.dry_run:
+        for i, m in enumerate(chosen, 1):
+            say(f"[{i:>2}/{len(chosen)}] {m.id:<58} {m.module}.py:{m.line}")
+        return 0
+    reports = work / "reports"
+    nominal: dict[str, float] | None = None
+    if not a.no_control:
+        ctl = run_battery(materialize(None, work / "control", root=base), reports,
+                          label="control", budget_s=float("inf"))
+        say(f"control (unmutated copy): {ctl.status} in {ctl.seconds:.0f} s ("
+            + ", ".join(f"{k} {v:.0f} s" for k, v in ctl.per_run_s.items()) + ")")
+        if ctl.status != "survived":
+            detail = ctl.kill.describe() if ctl.kill else ctl.error
+            say(f"the unmutated system does not pass the battery ({ctl.recipe}: {detail}); "
+                "kills would mean nothing, so no mutant is run")
+            return 2
+        nominal = ctl.per_run_s
+        shutil.rmtree(work / "control", ignore_errors=True)
+    results: list[tuple[Mutant, Outcome]] = []
+    started = time.monotonic()
+    for i, m in enumerate(chosen, 1):
+        copy = materialize(m, work / f"m{i:03d}", root=base)
+        try:
+            o = run_battery(copy, reports, label=f"mutant{i:03d}", budget_s=a.budget_s,
+                            nominal_s=nominal)
+        finally:
+            if not a.keep:
+                shutil.rmtree(copy, ignore_errors=True)
+        results.append((m, o))
+        say(_line(i, len(chosen), m, o))
+    minutes = (time.monotonic() - started) / 60
+    say(f"{len(results)} mutants in {minutes:.1f} min "
+        f"({minutes / max(1, len(results)):.2f} min per mutant)")
+    survivors = [m for m, o in results if o.status == "survived"]
+    if survivors:
+        say("")
+        say(f"survivors ({len(survivors)}):")
+        for m in survivors:
+            say("")
+            say(f"{m.id} ({m.module}.py:{m.line}, {m.operator_short})")
+            say(m.diff())
+            say(f"judgement: {judgements.get(m.id, '?')}")
+    say("")
+    for s in score_lines(results, judgements):
+        say(s)
+    return 0
+
+
+def main(argv: list[str] | None = None, *, out: TextIO | None = None) -> int:
+    """Run the benchmark; 0 when it ran (whatever the score), 2 when it could not."""
+    a = _parser().parse_args(argv)
+    if a.quick:
+        a.sample, a.seed = QUICK["sample"], QUICK["seed"]
+    out = out or sys.stdout
+    if a.keep:
+        work = Path(tempfile.mkdtemp(prefix="harness-bench-mutants-"))
+        print(f"keeping copies and reports in {work}", file=out, flush=True)
+        try:
+            with _sigterm_as_interrupt():
+                return _run(a, out, work)
+        except KeyboardInterrupt:
+            print("interrupted", file=out, flush=True)
+            return 130
+    try:
+        with _sigterm_as_interrupt(), \
+                tempfile.TemporaryDirectory(prefix="harness-bench-mutants-") as tmp:
+            return _run(a, out, Path(tmp))
+    except KeyboardInterrupt:
+        print("interrupted", file=out, flush=True)
+        return 130
