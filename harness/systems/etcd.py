@@ -13,15 +13,19 @@ operation. See :mod:`harness.systems.etcd_client` for the operations.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.cluster.image import BaseSpec, ImageSpec
+from harness.errors import HarnessError
 from harness.system import Address, NodeContext, NodeLaunch
-from harness.systems.etcd_client import EtcdClient, EtcdError, gateway_call
+from harness.systems.etcd_client import EtcdClient, EtcdError, b64, gateway_call, unb64
 from harness.systems.http import HttpJson
 
-__all__ = ["Etcd"]
+__all__ = ["Etcd", "replica_dump"]
 
 #: python3 and haproxy let the proxy container reuse this base (one debootstrap)
 BASE_PACKAGES = ("etcd-server", "iptables", "tini", "python3", "haproxy", "iproute2",
@@ -78,6 +82,25 @@ class Etcd:
         return self.leader({n: r["client"] for n, r in nodes.items()},
                            timeout_s=timeout_s) is not None
 
+    def replica_state(self, node: str, addresses: Mapping[str, Address], *,
+                      timeout_s: float = 5.0) -> dict[str, Any]:
+        """That member's whole keyspace as its own store holds it.
+
+        A *serializable* range is answered from the member's local store, with
+        no read index through the leader (a linearizable one would show the
+        leader's state on every member); its header's revision is the revision
+        the member has applied, so members are compared at equal revisions.
+        """
+        http = HttpJson(addresses[self.client_role], timeout_s=timeout_s)
+        try:
+            answer = gateway_call(http, "/v3/kv/range", {
+                "key": b64("\0"), "range_end": b64("\0"), "serializable": True})
+        except EtcdError as e:
+            raise HarnessError(f"{node}: serializable range failed: {e}") from e
+        finally:
+            http.close()
+        return replica_dump(answer)
+
     def leader(self, client_addresses: Mapping[str, Address], *, timeout_s: float = 1.0
                ) -> str | None:
         """The member a majority of members name as leader, by name."""
@@ -99,3 +122,39 @@ class Etcd:
             if n > len(client_addresses) // 2:
                 return name
         return None
+
+
+def replica_dump(answer: Mapping[str, Any]) -> dict[str, Any]:
+    """A range answer as :meth:`Etcd.replica_state` gives it.
+
+    ``state`` holds every key but the queue's item records, which go to
+    ``items`` (the record, plus its ``mod_revision`` as ``token``: the fencing
+    token the queue uses). The digest covers each key's value *and* its
+    revisions, so two members that hold equal values written at different
+    revisions still differ (the dump lists only values; the checker then
+    names the digest).
+    """
+    header = answer.get("header") or {}
+    applied = int(header.get("revision", 0))
+    state: dict[str, Any] = {}
+    items: dict[str, Any] = {}
+    rows = []
+    for kv in answer.get("kvs") or []:
+        key = unb64(kv.get("key")) or ""
+        value = unb64(kv.get("value", "")) or ""
+        mod = int(kv.get("mod_revision", 0))
+        rows.append([key, value, int(kv.get("create_revision", 0)), mod,
+                     int(kv.get("version", 0))])
+        if key.startswith("q/item/"):
+            try:
+                rec = json.loads(value)
+            except ValueError:
+                rec = {"raw": value}
+            items[key.removeprefix("q/item/")] = {
+                **(rec if isinstance(rec, dict) else {"raw": rec}), "token": mod}
+        else:
+            state[key] = value
+    rows.sort()
+    text = json.dumps(rows, separators=(",", ":"))
+    return {"applied": applied, "digest": hashlib.sha256(text.encode()).hexdigest(),
+            "state": state, "items": items}

@@ -25,13 +25,15 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.cluster.image import BaseSpec, ImageSpec
+from harness.errors import HarnessError
 from harness.system import Address, NodeContext, NodeLaunch
 from harness.systems.redis_client import MASTER, RedisQueueClient, primary_of, role_vote
-from harness.systems.resp import Resp, RespConnectionError
+from harness.systems.resp import Resp, RespConnectionError, RespError
 
-__all__ = ["RedisSentinel"]
+__all__ = ["RedisSentinel", "read_replica"]
 
 #: python3 and haproxy let the proxy container reuse this base (one debootstrap)
 BASE_PACKAGES = ("redis-server", "redis-sentinel", "iptables", "tini", "python3", "haproxy",
@@ -145,6 +147,20 @@ class RedisSentinel:
                 sentinel.close()
         return True
 
+    def replica_state(self, node: str, addresses: Mapping[str, Address], *,
+                      timeout_s: float = 5.0) -> dict[str, Any]:
+        """That server's own queue keys (replicas answer reads from their own data).
+
+        Replication is asynchronous, so replicas that still differ from the
+        primary after the heal and the catch-up wait are a finding about
+        Redis, not an adapter error.
+        """
+        conn = Resp(addresses[self.client_role], timeout_s=timeout_s)
+        try:
+            return read_replica(conn)
+        finally:
+            conn.close()
+
     def leader(self, client_addresses: Mapping[str, Address], *, timeout_s: float = 1.0
                ) -> str | None:
         """The primary by a majority of the nodes' own ``ROLE`` answers (a replica names
@@ -159,3 +175,57 @@ class RedisSentinel:
             if name:
                 votes[name] = votes.get(name, 0) + 1
         return next((n for n, v in votes.items() if v > len(client_addresses) // 2), None)
+
+
+def read_replica(conn: Any, *, attempts: int = 3) -> dict[str, Any]:
+    """One Redis server's queue keys, at the replication offset it has processed.
+
+    ``applied`` is ``[offset, replication id]``: offsets count bytes of one
+    replication stream, so they are comparable only under the same id (a
+    replica in sync shares its primary's). The server keeps applying what its
+    primary streams, so the offset is read before and after the keys, and the
+    read is repeated when it moved. There is no server digest (``DEBUG
+    DIGEST`` is off by default), so the checker hashes the dump.
+    """
+    for _ in range(attempts):
+        before = _replication_position(conn)
+        items: dict[str, Any] = {}
+        state: dict[str, Any] = {}
+        keys = conn.command("KEYS", "q:*")
+        if not isinstance(keys, list):
+            raise HarnessError(f"KEYS answered {keys!r}")
+        for key in sorted(keys):
+            value = _read_key(conn, key)
+            if key.startswith("q:item:") and isinstance(value, dict):
+                items[key.removeprefix("q:item:")] = value
+            else:
+                state[key] = value
+        if _replication_position(conn) == before:
+            return {"applied": before, "state": state, "items": items}
+    raise HarnessError(f"the replication offset kept moving over {attempts} reads")
+
+
+def _replication_position(conn: Any) -> list[Any]:
+    info = conn.command("INFO", "replication")
+    if not isinstance(info, str) or isinstance(info, RespError):
+        raise HarnessError(f"INFO replication answered {info!r}")
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    return [int(fields.get("master_repl_offset", "0")), fields.get("master_replid", "")]
+
+
+def _read_key(conn: Any, key: str) -> Any:
+    """A key's value by its type (a hash as a dict, a sorted set as [member, score] pairs)."""
+    kind = conn.command("TYPE", key)
+    if kind == "hash":
+        flat = conn.command("HGETALL", key)
+        return dict(zip(flat[::2], flat[1::2], strict=True))
+    if kind == "list":
+        return conn.command("LRANGE", key, 0, -1)
+    if kind == "zset":
+        flat = conn.command("ZRANGE", key, 0, -1, "WITHSCORES")
+        return [list(p) for p in zip(flat[::2], flat[1::2], strict=True)]
+    if kind == "set":
+        return sorted(conn.command("SMEMBERS", key))
+    if kind == "none":
+        return None  # deleted between KEYS and now: the offset check sees the move
+    return conn.command("GET", key)
