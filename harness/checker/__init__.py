@@ -5,6 +5,7 @@ through :func:`compose` becomes ``"unknown"`` with the error, never a crash.
 """
 
 from harness.checker.compose import Checker, compose, run_checker
+from harness.checker.convergence import convergence
 from harness.checker.fencing import fencing
 from harness.checker.linearizable import linearizable
 from harness.checker.models import INCONSISTENT, MODELS, get_model
@@ -20,6 +21,7 @@ __all__ = [
     "Result",
     "Validity",
     "compose",
+    "convergence",
     "fencing",
     "get_model",
     "linearizable",
