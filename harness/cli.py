@@ -131,7 +131,9 @@ exit codes:
      file, the line and the cause
 
 A torn last line of a JSONL history (a run killed mid-write) is skipped with a
-warning on stderr, and listed under "warnings" in --json output.
+warning on stderr; --json lists it under "warnings" and "ignored_torn_line".
+With --json, a history that could not be checked has "valid": "unknown" and
+its one-line "error".
 """
 
 

@@ -149,7 +149,9 @@ def test_a_crash_end_to_end_is_one_line_without_traceback(tmp_path: Path) -> Non
     ("\n\n", "no operations"),
     ("[]\n", "no operations"),
     ('{"type":"info","process":"nemesis","f":"start"}\n',
-     "no client operations (only 1 nemesis events)"),
+     "no client operations (only 1 event of named processes such as the nemesis)"),
+    ('{"type":"invoke","process":"w","f":"x"}\n{"type":"ok","process":"w","f":"x"}\n',
+     "no client operations (only 2 events of named processes such as the nemesis)"),
 ])
 def test_a_history_without_operations_is_not_valid(check: Run, tmp_path: Path, content: str,
                                                    cause: str) -> None:

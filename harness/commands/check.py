@@ -97,8 +97,10 @@ def _check_one(raw: str, args: argparse.Namespace) -> _Outcome:
         out.warnings = list(out.loaded.warnings)
         history = out.loaded.history
         if not history.calls():
-            raise HarnessError("no operations" if len(history) == 0 else
-                               f"no client operations (only {len(history)} nemesis events)")
+            n = len(history)
+            raise HarnessError("no operations" if n == 0 else
+                               f"no client operations (only {n} event{'s' if n > 1 else ''} "
+                               "of named processes such as the nemesis)")
         for name in args.checkers or ():
             why = misfit(name, history)
             if why is not None:
@@ -135,7 +137,7 @@ def _json_record(o: _Outcome) -> dict[str, Any]:
         "warnings": [str(w) for w in o.warnings],
         "ignored_torn_line": torn[0] if torn else None,
     }
-    if o.error is not None:
+    if o.error is not None:  # could not be checked: "valid" is "unknown"
         rec["error"] = o.error
     if o.loaded is not None:
         rec["format"] = o.loaded.fmt

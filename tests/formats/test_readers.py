@@ -250,3 +250,54 @@ def test_edn_writer_round_trips_an_op() -> None:
 def test_info_op_value_and_json_are_plain() -> None:
     h = history(invoke(0, "write", 1), info(0, "write", 1))
     assert json.loads(json.dumps([op.to_dict() for op in h]))[1]["error"] == "timeout"
+
+
+# --- issue 14: nothing a reader meets may crash it ----------------------------------------
+
+@pytest.mark.parametrize("fmt", ["jsonl", "edn-vector", "edn-lines"])
+def test_nesting_limit_is_the_same_in_every_reader(fmt: str) -> None:
+    """A value nested MAX_DEPTH - 1 deep (inside its op's map) reads; one more level is
+    refused with the line, in JSON and in both EDN layouts alike."""
+    from harness.formats.records import MAX_DEPTH
+
+    def text(depth: int) -> str:
+        v = "[" * depth + "]" * depth
+        if fmt == "jsonl":
+            return ('{"type":"invoke","process":0,"f":"write"}\n'
+                    f'{{"type":"invoke","process":1,"f":"write","value":{v}}}\n')
+        op = f"{{:type :invoke :process 1 :f :write :value {v}}}"
+        first = "{:type :invoke :process 0 :f :write}"
+        return f"[{first}\n {op}]\n" if fmt == "edn-vector" else f"{first}\n{op}\n"
+
+    parsed = parse_history(text(MAX_DEPTH - 1), fmt=fmt.split("-")[0], path="h")
+    assert len(parsed) == 2
+    with pytest.raises(FormatError, match=f"^h:2: nested deeper than {MAX_DEPTH} levels$"):
+        parse_history(text(MAX_DEPTH), fmt=fmt.split("-")[0], path="h")
+
+
+@pytest.mark.parametrize(("text", "fmt"), [
+    ('{"type":"invoke","process":0,"f":"w","value":Infinity}\n', "jsonl"),
+    ('{"type":"invoke","process":0,"f":"w","value":1e309}\n', "jsonl"),
+    ('{"type":"invoke","process":0,"f":"w","time":NaN}\n', "jsonl"),
+    ("{:type :invoke :process 0 :f :w :value ##Inf}\n", "edn"),
+    ("{:type :invoke :process 0 :f :w :value -1e309}\n", "edn"),
+    ("INFO  jepsen.util - 0\t:invoke\t:write\t1e309\n", "etcd-log"),
+])
+def test_non_finite_numbers_are_refused_with_their_line(text: str, fmt: str) -> None:
+    """NaN never equals itself and 1e309 reads as infinity: either would turn a read into
+    a false anomaly, so readers refuse them rather than pass them to a checker."""
+    with pytest.raises(FormatError, match=r"^h:1: "):
+        parse_history(text, fmt=fmt, path="h")
+
+
+def test_load_history_reports_a_torn_line_as_a_warning(tmp_path: Path) -> None:
+    from harness.formats import load_history
+
+    p = tmp_path / "h.jsonl"
+    p.write_text('{"type":"invoke","process":0,"f":"read"}\n{"type":"ok","pro')
+    loaded = load_history(p)
+    assert len(loaded.history) == 1 and loaded.fmt == "jsonl" and loaded.path == p
+    (w,) = loaded.warnings
+    assert (w.kind, w.path, w.line) == ("torn-line", str(p), 2)
+    p.write_text('{"type":"invoke","process":0,"f":"read"}\n')
+    assert load_history(p).warnings == ()
