@@ -217,7 +217,8 @@ def _not_started(result: RunResult) -> bool:
 def run_battery(mutant_path: Path, reports_dir: Path, *, label: str, budget_s: float = 90.0,
                 nominal_s: dict[str, float] | None = None,
                 battery: tuple[Recipe, ...] = BATTERY,
-                runner: Callable[[RunConfig], RunResult] | None = None) -> Outcome:
+                runner: Callable[[RunConfig], RunResult] | None = None,
+                clock: Callable[[], float] = time.monotonic) -> Outcome:
     """Run ``battery`` against the nodes importing from ``mutant_path``; stop at the first kill.
 
     A run starts only while the campaign time spent plus the run's nominal
@@ -239,9 +240,9 @@ def run_battery(mutant_path: Path, reports_dir: Path, *, label: str, budget_s: f
         if out.seconds + nominal > budget_s:
             out.skipped.append(recipe.name)
             continue
-        t0 = time.monotonic()
+        t0 = clock()
         result = runner(cfg)
-        spent = time.monotonic() - t0
+        spent = clock() - t0
         out.seconds += spent
         out.runs += 1
         out.per_run_s[recipe.name] = spent

@@ -144,6 +144,8 @@ def _in_annotation(node: Any) -> bool:
     while parent is not None:
         if parent.type == "param" and child is getattr(parent, "annotation", None):
             return True
+        if parent.type == "tfpdef" and len(parent.children) == 3 and child is parent.children[2]:
+            return True  # `name: annotation` of a parameter
         if parent.type in ("funcdef", "async_funcdef") and \
                 child is getattr(parent, "annotation", None):
             return True
@@ -251,14 +253,13 @@ def enumerate_mutants(modules: Sequence[str] = MODULES, *, root: Path | None = N
 
 
 def _allocate(sizes: dict[str, int], n: int) -> dict[str, int]:
-    """How many of ``n`` to draw per module: one each first (when ``n`` allows), the
-    rest in proportion to each module's mutants (largest remainders), never more
-    than a module has."""
+    """How many of ``n`` to draw per module: one each first (the largest modules
+    first when ``n`` is smaller than their number), the rest in proportion to
+    each module's mutants (largest remainders), never more than a module has."""
     alloc = dict.fromkeys(sizes, 0)
     n = min(n, sum(sizes.values()))
-    if n >= len([s for s in sizes.values() if s]):
-        for k, s in sizes.items():
-            alloc[k] = 1 if s else 0
+    for k in sorted((k for k in sizes if sizes[k]), key=lambda k: (-sizes[k], k))[:n]:
+        alloc[k] = 1
     while sum(alloc.values()) < n:
         left = n - sum(alloc.values())
         room = {k: sizes[k] - alloc[k] for k in sizes if sizes[k] > alloc[k]}
