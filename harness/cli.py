@@ -31,6 +31,29 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_UNKNOWN)
 
 
+_RUN_EPILOG = """\
+exit codes: 0 valid, 1 invalid, 2 unknown or an error; interrupted by SIGINT,
+SIGTERM or SIGHUP: the cluster is torn down, results.json written, and the exit
+code is 128 + the signal (130, 143, 129). What a harness killed with SIGKILL
+leaves behind, 'harness gc' removes."""
+
+
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show (None, a flag's
+    False) or the help already says it in words."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" not in text:  # a paragraph: wrap it; else laid out by hand (the epilog)
+            return super()._fill_text(text, width, indent)
+        return "".join(indent + line for line in text.splitlines(keepends=True))
+
+
 def _build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="harness", description="Find consistency bugs in distributed systems.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -73,20 +96,45 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=1)
     d.add_argument("--out", default="reports/examples", help="where generated histories go")
 
-    r = sub.add_parser("run", help="run a fault campaign against a cluster")
-    r.add_argument("--system", default="refsys", help="a system from 'harness systems'")
-    r.add_argument("--workload", default="register", help="register or queue")
+    from harness.generator import FAULT_KINDS
+    from harness.workloads import WORKLOADS
+
+    r = sub.add_parser(
+        "run", help="run a fault campaign against a cluster", formatter_class=_DefaultsFormatter,
+        description="Run one fault campaign: start a cluster, drive clients while faults are "
+                    "injected, heal, run the workload's final reads, tear down, check.",
+        epilog=_RUN_EPILOG)
+    r.add_argument("--system", default="refsys",
+                   help="a system from 'harness systems', or module:factory")
+    r.add_argument("--workload", default="register", choices=sorted(WORKLOADS),
+                   help="what the clients do (each system supports some: 'harness systems')")
     r.add_argument("--nemesis", default="partition",
-                   help="comma-separated faults: partition,kill,pause,latency,stall (or none)")
-    r.add_argument("--time-limit", type=float, default=30.0, dest="time_limit_s")
-    r.add_argument("--concurrency", type=int, default=5)
+                   help=f"comma-separated faults: {','.join(FAULT_KINDS)} (or none)")
+    r.add_argument("--time-limit", type=float, default=30.0, dest="time_limit_s",
+                   metavar="SECONDS",
+                   help="how long clients and faults run (healing, recovery and the final "
+                        "reads come after)")
+    r.add_argument("--concurrency", type=int, default=5, metavar="N",
+                   help="client workers; each is one process in the history")
     r.add_argument("--rate", type=float, default=50.0, dest="rate_hz",
                    help="operations per second across all clients")
-    r.add_argument("--backend", choices=["local", "docker"], default="local")
-    r.add_argument("--nodes", type=int, default=3)
-    r.add_argument("--seed", type=int)
-    r.add_argument("--bug", help="a seeded bug of the system under test")
-    r.add_argument("--test", help="name of the test (the reports folder)")
+    r.add_argument("--backend", choices=["local", "docker"], default="local",
+                   help="local processes on loopback, or containers")
+    r.add_argument("--nodes", type=int, default=3, metavar="N", help="cluster size")
+    r.add_argument("--seed", type=int,
+                   help="seed of the fault schedule and the operations (default: a fresh one, "
+                        "printed and stored in results.json)")
+    r.add_argument("--option", action="append", dest="options", metavar="KEY=VALUE",
+                   help="an option of the system under test, e.g. lease_ms=1500 (repeatable; "
+                        "value read as JSON when it parses)")
+    r.add_argument("--bug", help="start the system with this seeded bug (refsys: "
+                                 "reference_system/bugs.py)")
+    r.add_argument("--check-time-limit", type=float, default=120.0, dest="check_time_limit_s",
+                   metavar="SECONDS",
+                   help="seconds the check may take before a checker says unknown (at most "
+                        "10 after an interrupt)")
+    r.add_argument("--test", help="name of the test: the run folder's parent (default: "
+                                  "<system>-<workload>-<faults>)")
     r.add_argument("--reports", default="reports", help="where run folders go")
     r.add_argument("--replay",
                    help="a run's results.json (its whole configuration, seed and faults) or a "
@@ -110,8 +158,20 @@ def _build_parser() -> argparse.ArgumentParser:
     cf.add_argument("-k", dest="keyword", help="only the kit's tests matching this expression")
     cf.add_argument("-v", "--verbose", action="store_true")
 
-    g = sub.add_parser("gc", help="remove Docker objects that killed runs left behind")
+    g = sub.add_parser(
+        "gc", help="remove what killed runs left behind (processes, containers, ...)",
+        description="Remove what runs that could not clean up (killed with SIGKILL, or on a "
+                    "machine that went down) left behind: a local run's processes and temp "
+                    "folders (from its record in the state dir, $HARNESS_STATE_DIR or "
+                    "~/.cache/harness/runs), a Docker run's containers, network and volumes "
+                    "(labelled harness=1). A run whose harness process is still alive (same "
+                    "pid, host and start time) is skipped unless --force.")
     g.add_argument("--run-id", help="only this run's objects")
+    g.add_argument("--force", action="store_true",
+                   help="also remove runs whose harness is still alive (they will fail)")
+    g.add_argument("--images", action="store_true",
+                   help="also remove the Docker images the harness built (labelled "
+                        "harness.image; a cache, rebuilt by the next run, which takes minutes)")
 
     b = sub.add_parser("bench", help="benchmarks that print figures")
     b.add_argument("what", choices=["checker", "queue", "history", "proxy", "driver"])
@@ -181,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return conform_command(args)
         if args.command == "gc":
-            from harness.commands.systems import gc_command
+            from harness.commands.gc import gc_command
 
             return gc_command(args)
         if args.command == "bench":
@@ -191,9 +251,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessError as e:
         sys.stderr.write(f"harness: {e}\n")
         return EXIT_UNKNOWN
-    except KeyboardInterrupt:
-        sys.stderr.write("harness: interrupted\n")
-        return 130
+    except KeyboardInterrupt as e:
+        # SIGINT, SIGTERM or SIGHUP (harness.interrupts): 128 + the signal, and where the
+        # interrupted run's files are, checkable with 'harness check <run dir>'
+        where = getattr(e, "run_dir", None)
+        sys.stderr.write(f"harness: interrupted ({getattr(e, 'signal_name', 'SIGINT')})"
+                         + (f"; run folder: {where}" if where else "") + "\n")
+        return int(getattr(e, "exit_code", 130))
     except BrokenPipeError:
         return EXIT_UNKNOWN
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover

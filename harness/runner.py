@@ -10,6 +10,7 @@ interrupted run can be checked afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
@@ -35,10 +36,11 @@ from harness.generator import (
     random_schedule,
 )
 from harness.history import NEMESIS, History, Op, OpType
+from harness.interrupts import Interrupted, StopSignals
 from harness.nemesis import grudge as grudges
 from harness.nemesis.faults import Nemesis
 from harness.replicas import record_replica_states
-from harness.store import RunStore, new_run_dir
+from harness.store import RunStore, new_run_dir, new_run_id
 from harness.system import Address, HasLeader
 from harness.workloads import get_workload
 
@@ -65,6 +67,8 @@ class RunConfig:
     recovery_timeout_s: float = 30.0
     final_timeout_s: float = 60.0
     op_timeout_s: float = 5.0
+    #: seconds the check may take before a checker says unknown
+    check_time_limit_s: float = 120.0
     through_lb: bool = True
     toxiproxy_url: str | None = None
     system_options: dict[str, Any] = field(default_factory=dict)
@@ -79,6 +83,8 @@ class RunConfig:
             "rate_hz": self.rate_hz, "backend": self.backend, "nodes": self.nodes,
             "seed": self.seed, "bug": self.bug, "test": self.test,
             "through_lb": self.through_lb, "op_timeout_s": self.op_timeout_s,
+            "check_time_limit_s": self.check_time_limit_s,
+            "system_options": dict(self.system_options),
             "workload_options": dict(self.workload_options),
         }
 
@@ -510,7 +516,7 @@ def run(cfg: RunConfig, *, progress: Callable[[dict[str, Any]], None] | None = N
     test = cfg.test or f"{cfg.system}-{cfg.workload}-{'+'.join(cfg.nemesis) or 'none'}"
     run_dir = new_run_dir(cfg.reports_dir, test)
     store = RunStore(run_dir)
-    run_id = f"{run_dir.parent.name}-{run_dir.name}"[-40:]
+    run_id = new_run_id(test)
     node_names = [f"n{i}" for i in range(1, cfg.nodes + 1)]
     schedule = cfg.schedule or random_schedule(
         random.Random(rng.randrange(2**31)), kinds=list(cfg.nemesis), nodes=node_names,
@@ -520,11 +526,14 @@ def run(cfg: RunConfig, *, progress: Callable[[dict[str, Any]], None] | None = N
     store.write_json("schedule.json", schedule.to_dict())
     started_at = time.time()
     error: str | None = None
-    interrupted = False
-    with HistoryWriter(store.history_path) as writer:
+    interrupted: Interrupted | None = None
+    cluster: Any = None
+    # SIGTERM and SIGHUP stop the run as SIGINT does (see harness.interrupts)
+    with HistoryWriter(store.history_path) as writer, StopSignals() as signals:
         recorder = Recorder(writer)
         try:
-            with _make_cluster(cfg, system, run_dir, run_id) as cluster:
+            cluster = _make_cluster(cfg, system, run_dir, run_id)
+            with cluster:
                 lb_stop = threading.Event()
                 observer = _LbObserver(cluster, recorder, store.dir / "lb.jsonl", lb_stop)
                 lb_thread = threading.Thread(target=observer.run, name="lb-observer",
@@ -536,20 +545,26 @@ def run(cfg: RunConfig, *, progress: Callable[[dict[str, Any]], None] | None = N
                     lb_stop.set()
                     lb_thread.join(timeout=5)
                     cluster.collect_logs(store.dir / "logs")
-        except KeyboardInterrupt:
-            interrupted = True
-            error = "interrupted"
+        except KeyboardInterrupt as e:
+            interrupted = e if isinstance(e, Interrupted) else Interrupted()
+            error = f"interrupted ({interrupted.signal_name})"
         except HarnessError as e:
             error = str(e)
         except Exception as e:
             error = "".join(traceback.format_exception_only(type(e), e)).strip()
+        finally:
+            signals.defer()
+            if cluster is not None:  # finish a teardown that a signal cut short
+                with contextlib.suppress(Exception):
+                    cluster.teardown()
     history = History(recorder.ops)
     results: dict[str, Result] = {}
     valid: Any = UNKNOWN
     if error is None or interrupted:
         _, composed = check_history(history, model=workload.model,
                                        checkers=with_convergence(workload.checkers,
-                                                                 history), time_limit_s=120,
+                                                                 history),
+                                       time_limit_s=_check_time_limit(cfg, interrupted),
                                        collect_s=5.0,
                                        required_fs=getattr(workload, "required_fs", None),
                                        checker_options={"queue": getattr(
@@ -565,9 +580,17 @@ def run(cfg: RunConfig, *, progress: Callable[[dict[str, Any]], None] | None = N
         "results": {k: r.to_dict() for k, r in results.items()},
     })
     _write_reports(run_dir, cfg.reports_dir)
-    if interrupted:
-        raise KeyboardInterrupt
+    if interrupted is None and signals.received is not None:
+        interrupted = Interrupted(signals.received)  # came during the check: results written
+    if interrupted is not None:
+        raise Interrupted(interrupted.signum, run_dir)
     return result
+
+
+def _check_time_limit(cfg: RunConfig, interrupted: Interrupted | None) -> float:
+    """The check's budget: the configured one, but at most 10 s after a signal, whose
+    sender expects an exit soon (the verdict of an interrupted run is unknown anyway)."""
+    return cfg.check_time_limit_s if interrupted is None else min(cfg.check_time_limit_s, 10.0)
 
 
 def _write_reports(run_dir: Path, reports_dir: Path) -> None:

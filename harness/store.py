@@ -11,15 +11,32 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunStore", "new_run_dir"]
+__all__ = ["RunStore", "new_run_dir", "new_run_id"]
+
+#: how much of the test's name a run id keeps (Docker names are ``harness-<id>-<part>``)
+RUN_ID_NAME_CHARS = 32
 
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
+
+
+def new_run_id(test: str) -> str:
+    """A run's id: the test's name (cut to :data:`RUN_ID_NAME_CHARS` at its end, so its
+    readable start stays) and a random suffix, e.g. ``refsys-register-partition-3fa9c1``.
+
+    It names the run's Docker objects and labels them, so it must be unique
+    even for two runs of one test started in the same second (the run folder's
+    timestamp is not), and valid in a Docker name: letters, digits, ``_.-``,
+    starting with a letter or digit.
+    """
+    name = re.sub(r"^[^A-Za-z0-9]+", "", _safe(test))[:RUN_ID_NAME_CHARS].rstrip("-_.")
+    return f"{name or 'run'}-{secrets.token_hex(3)}"
 
 
 def new_run_dir(reports: Path, test: str) -> Path:

@@ -1,11 +1,12 @@
 """Run a cluster as local processes on 127.0.0.1, with HAProxy in front when
 it is installed. For development and fast integration tests::
 
-    python -m reference_system.local --nodes 3 --base-port 18000 [--worker]
+    python -m reference_system.local --nodes 3 [--base-port 18000] [--worker]
 
 Ports, from ``base``: the load balancer on ``base``, node ``i``'s HTTP API on
-``base + i``, its peer port on ``base + 100 + i``. HAProxy's runtime API
-socket is ``<dir>/haproxy.sock``. Ctrl-C stops everything.
+``base + i``, its peer port on ``base + 100 + i``; without ``--base-port``, a
+base whose ports are all free is picked (and printed). HAProxy's runtime API
+socket is ``<dir>/haproxy.sock``. Ctrl-C, SIGTERM or SIGHUP stops everything.
 
 :class:`LocalCluster` is the same thing as a Python object (a context
 manager that always kills what it started), with kill / restart / pause /
@@ -145,6 +146,11 @@ class LocalCluster:
         env: dict[str, str] | None = None,
         haproxy: bool | None = None,
     ):
+        if base_port == 0:  # "pick for me": never port 0 for HAProxy and 1.. for the nodes
+            base_port = free_base_port(nodes)
+        if base_port <= 0 or base_port + 100 + nodes > 65535:
+            raise ValueError(f"base port {base_port} leaves no room for {nodes} nodes' ports "
+                             f"(base .. base + 100 + {nodes} must be in 1..65535)")
         self.n = nodes
         self.base_port = base_port
         self._own_dir = data_dir is None
@@ -337,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--nodes", type=int, default=3, choices=[1, 3, 5])
-    p.add_argument("--base-port", type=int, default=0, help="0: pick free ports")
+    p.add_argument("--base-port", type=int, default=0,
+                   help="first port (see above); 0, the default: a free range")
     p.add_argument("--data-dir", type=Path, default=None)
     p.add_argument("--worker", action="store_true")
     p.add_argument("--no-haproxy", action="store_true")
@@ -348,6 +355,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     a = p.parse_args(argv)
     extra = tuple(x for x in a.node_args if x != "--")
+    stop = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    for sig in stop:  # while starting, a signal unwinds the with-block, which kills the nodes
+        signal.signal(sig, _exit_on_signal)
+    try:
+        return _serve(a, extra, stop)
+    except (OSError, RuntimeError, TimeoutError, ValueError) as e:
+        print(f"{p.prog}: {e}", file=sys.stderr)
+        return 2
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _serve(a: argparse.Namespace, extra: tuple[str, ...], stop: set[signal.Signals]) -> int:
     cluster = LocalCluster(
         a.nodes,
         base_port=a.base_port,
@@ -368,7 +390,6 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             print("  haproxy: not installed; no load balancer", flush=True)
-        stop = {signal.SIGINT, signal.SIGTERM}
         signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # so the with-block cleans up
         signal.sigwait(stop)
     return 0

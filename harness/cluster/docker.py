@@ -32,11 +32,12 @@ restart starts the same container again (its data lives in a named volume, so
 the write-ahead log survives), pause is ``docker pause`` (cgroup freezer: an
 unresponsive instance, not a dead one).
 
-Everything the backend creates carries the labels ``harness=1`` and
-``harness.run=<run id>``. Teardown removes all of it on a normal exit, on an
+Everything the backend creates carries the labels ``harness=1``,
+``harness.run=<run id>`` and the run's owner (``harness.owner.pid``,
+``.host``, ``.start``). Teardown removes all of it on a normal exit, on an
 exception, on Ctrl-C, on SIGTERM (turned into ``SystemExit`` while a cluster
 is up) and from an ``atexit`` hook; :func:`gc` removes what a run killed with
-SIGKILL left behind.
+SIGKILL left behind (``harness gc`` only where the owner is gone).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from harness.cluster.backend import LB, Link, link_name, plan_links
 from harness.cluster.haproxy import haproxy_config, read_server_states
 from harness.cluster.image import BaseSpec, ImageSpec, ensure_image
 from harness.cluster.local import ClusterError, free_port, http_status
+from harness.cluster.owner import Owner
 from harness.system import (
     Address,
     CheckReady,
@@ -158,7 +160,9 @@ def infra_image(system_image: object = None) -> ImageSpec:
 
 
 def _labels(run_id: str) -> dict[str, str]:
-    return {HARNESS_LABEL: "1", RUN_LABEL: run_id}
+    """Every object's labels: the harness's, the run's, and the run's owner (pid, host,
+    process start time), by which ``harness gc`` tells a live run from a killed one."""
+    return {HARNESS_LABEL: "1", RUN_LABEL: run_id, **Owner.current().labels()}
 
 
 def _explain(e: BaseException) -> str:

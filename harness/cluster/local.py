@@ -8,13 +8,21 @@ users without Docker.
 
 Every process runs in its own session and is tracked; teardown stops them
 all, also when the run fails or is interrupted, and an ``atexit`` hook is the
-last line of defence.
+last line of defence. Teardown can be resumed: a signal that cuts it short
+leaves it to be finished by the next call (the runner's, or ``atexit``).
+
+None of that runs when the harness itself is killed with SIGKILL, so each
+cluster also keeps a record of its owner and of every child process (pid and
+start time) and temp folder in the state dir (see
+:func:`harness.cluster.owner.state_dir`); :func:`gc` reads the records of
+runs whose owner is gone and removes what they name.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -24,12 +32,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 from harness.cluster.backend import LB, Link, link_name, plan_links
 from harness.cluster.haproxy import haproxy_config
+from harness.cluster.owner import Owner, pid_alive, process_start, state_dir
 from harness.errors import HarnessError
 from harness.system import (
     Address,
@@ -43,7 +52,7 @@ from harness.system import (
     project_root,
 )
 
-__all__ = ["ClusterError", "LocalCluster", "free_port"]
+__all__ = ["ClusterError", "LocalCluster", "free_port", "gc", "records"]
 
 HOST = "127.0.0.1"
 
@@ -84,7 +93,8 @@ class _PortPool:
 class _Proc:
     """One tracked process with its log file."""
 
-    def __init__(self, name: str, launch: NodeLaunch, log_path: Path, cwd: Path) -> None:
+    def __init__(self, name: str, launch: NodeLaunch, log_path: Path, cwd: Path,
+                 on_start: Callable[[str, int], None] | None = None) -> None:
         self.name = name
         self.launch = launch
         self.log_path = log_path
@@ -92,6 +102,7 @@ class _Proc:
         self.popen: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self.paused = False
+        self._on_start = on_start  # records the pid, so gc finds it if we are SIGKILLed
 
     def start(self) -> None:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
@@ -101,6 +112,8 @@ class _Proc:
             stdin=subprocess.DEVNULL, cwd=self.cwd, env=env, start_new_session=True,
         )
         self.paused = False
+        if self._on_start is not None:
+            self._on_start(self.name, self.popen.pid)
 
     def running(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
@@ -144,7 +157,9 @@ class LocalCluster:
         self.system = system
         self.run_id = run_id
         self.nodes = tuple(f"n{i}" for i in range(1, nodes + 1))
-        self.run_dir = Path(run_dir)
+        # absolute: HAProxy runs with the run folder as its working directory, and a
+        # relative path (the default ``reports``) would be resolved from there
+        self.run_dir = Path(run_dir).resolve()
         self.log_dir = self.run_dir / "logs"
         self.env = dict(env or {})
         if peer_addressing(system) != "proxied":
@@ -165,6 +180,8 @@ class LocalCluster:
         self._lb_stats: Address | None = None
         self._data_root: Path | None = None
         self._torn_down = False
+        self._in_teardown = False
+        self._record: _Record | None = None
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -184,10 +201,19 @@ class LocalCluster:
 
         atexit.register(self.teardown)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        record = self._record = _Record.create(self.run_id, self.run_dir)
         self._data_root = Path(tempfile.mkdtemp(prefix=f"harness-{self.run_id}-"))
+        record.add_path(self._data_root)
         if self._toxiproxy_url is None:
             self._toxiproxy = toxiproxy_server(host=HOST)
             self._toxiproxy_url = self._toxiproxy.url
+            record.add_child("toxiproxy", self._toxiproxy.process.pid)
+            log = getattr(getattr(self._toxiproxy, "_log", None), "name", None)
+            if log:  # its stderr, a temp file the server removes when stopped
+                record.add_path(Path(log))
+        else:
+            record.set_shared_toxiproxy(self._toxiproxy_url,
+                                              [link.name for link in self.links])
         pool = _PortPool()
         try:
             for n in self.nodes:
@@ -204,7 +230,7 @@ class LocalCluster:
             pool.release()
         for i, n in enumerate(self.nodes):
             proc = _Proc(n, self.system.launch(self._context(n, i)), self.log_dir / f"{n}.log",
-                         project_root())
+                         project_root(), on_start=record.add_child)
             self._procs[n] = proc
             proc.start()
         if self.use_lb:
@@ -235,7 +261,8 @@ class LocalCluster:
         cfg_path = self.run_dir / "haproxy.cfg"
         cfg_path.write_text(cfg)
         self._lb = _Proc(LB, NodeLaunch((haproxy, "-db", "-f", str(cfg_path))),
-                         self.log_dir / "haproxy.log", self.run_dir)
+                         self.log_dir / "haproxy.log", self.run_dir,
+                         on_start=self._record.add_child if self._record else None)
         self._lb.start()
         deadline = time.monotonic() + 10
         while not _port_open(self._lb_stats):
@@ -246,23 +273,30 @@ class LocalCluster:
             time.sleep(0.05)
 
     def teardown(self) -> None:
-        if self._torn_down:
-            return
-        self._torn_down = True
-        for proc in [*self._procs.values(), *([self._lb] if self._lb else [])]:
-            proc.stop()
-        if self._toxiproxy is not None:
-            self._toxiproxy.stop()
-        elif self._given_toxiproxy is not None and self._proxy_addr:
-            # a shared server: remove only our proxies
-            with contextlib.suppress(Exception):
-                from harness.toxiproxy import ToxiproxyClient
+        """Stop every process, remove our proxies, the temp data and the run's record.
 
-                with ToxiproxyClient(self._given_toxiproxy) as tp:
-                    for name in self._proxy_addr:
-                        tp.delete_proxy(name)
-        if self._data_root is not None:
-            shutil.rmtree(self._data_root, ignore_errors=True)
+        Safe to call again, and resumable: it is marked done only at its end, so
+        when a signal interrupts it the next call (the runner's, or ``atexit``)
+        finishes the job; each step is idempotent.
+        """
+        if self._torn_down or self._in_teardown:
+            return
+        self._in_teardown = True
+        try:
+            for proc in [*self._procs.values(), *([self._lb] if self._lb else [])]:
+                proc.stop()
+            if self._toxiproxy is not None:
+                self._toxiproxy.stop()
+            elif self._given_toxiproxy is not None and self._proxy_addr:
+                # a shared server: remove only our proxies
+                _delete_proxies(self._given_toxiproxy, list(self._proxy_addr))
+            if self._data_root is not None:
+                shutil.rmtree(self._data_root, ignore_errors=True)
+            if self._record is not None:
+                self._record.remove()
+            self._torn_down = True
+        finally:
+            self._in_teardown = False
         with contextlib.suppress(Exception):
             atexit.unregister(self.teardown)
 
@@ -403,3 +437,138 @@ def http_status(addr: Address, path: str, *, timeout_s: float = 1.0) -> int:
         return int(e.code)
     except (OSError, ValueError):
         return 0
+
+
+def _delete_proxies(url: str, names: list[str]) -> None:
+    """Remove named proxies from a shared Toxiproxy, ignoring any that are gone."""
+    with contextlib.suppress(Exception):
+        from harness.toxiproxy import ToxiproxyClient
+
+        with ToxiproxyClient(url) as tp:
+            for name in names:
+                with contextlib.suppress(Exception):
+                    tp.delete_proxy(name)
+
+
+class _Record:
+    """A local run's record in the state dir: its owner, every child process (pid and
+    start time: a bare pid could be reused by an unrelated process) and every temp path.
+
+    Rewritten atomically whenever a child starts, so it is complete at any moment the
+    harness may be SIGKILLed (except between a child's fork and the next line).
+    """
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+
+    @classmethod
+    def create(cls, run_id: str, run_dir: Path) -> _Record:
+        folder = state_dir() / "local"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            # unique even when two clusters share a run id (tests often call theirs "t")
+            fd, name = tempfile.mkstemp(prefix=f"{run_id}.", suffix=".json", dir=folder)
+        except OSError as e:
+            raise ClusterError(f"cannot record the run's processes in {folder}: "
+                               f"{e.strerror}") from None
+        os.close(fd)
+        rec = cls(Path(name), {"run_id": run_id, "backend": "local",
+                               "owner": Owner.current().to_dict(), "run_dir": str(run_dir),
+                               "children": {}, "paths": [], "toxiproxy": None})
+        rec.save()
+        return rec
+
+    def save(self) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
+        os.replace(tmp, self.path)
+
+    def add_child(self, name: str, pid: int) -> None:
+        self.data["children"][name] = {"pid": pid, "start": process_start(pid) or ""}
+        self.save()
+
+    def add_path(self, path: Path) -> None:
+        self.data["paths"].append(str(path))
+        self.save()
+
+    def set_shared_toxiproxy(self, url: str, proxies: list[str]) -> None:
+        self.data["toxiproxy"] = {"url": url, "proxies": proxies}
+        self.save()
+
+    def remove(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def records() -> list[tuple[Path, dict[str, Any]]]:
+    """Every local run's record in the state dir (unreadable ones skipped: a record is
+    written by replacement, so it is never seen half-written)."""
+    folder = state_dir() / "local"
+    out: list[tuple[Path, dict[str, Any]]] = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads(path.read_text())
+            if isinstance(data, dict):
+                out.append((path, data))
+    return out
+
+
+def _kill_child(pid: int, start: str) -> bool:
+    """SIGKILL a recorded child and its process group, if it is still the process that
+    was recorded; True when something was killed."""
+    if not pid_alive(pid, start or None):
+        return False
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(pid) == pid:  # a session leader, as every child is started
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while pid_alive(pid, start or None) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return True
+
+
+def gc(*, run_id: str | None = None, force: bool = False) -> dict[str, list[str]]:
+    """Remove what local runs left behind: their processes, temp folders and shared
+    proxies, and then their records.
+
+    A run whose owner is alive is skipped (listed under ``"skipped"``) unless
+    ``force``; so is one owned by a process on another host (its pids mean nothing
+    here). ``run_id`` restricts gc to that run.
+    """
+    done: dict[str, list[str]] = {"processes": [], "folders": [], "skipped": []}
+    for path, rec in records():
+        rid = str(rec.get("run_id", path.stem))
+        if run_id is not None and rid != run_id:
+            continue
+        owner = Owner.from_dict(rec.get("owner"))
+        alive = owner.alive() if owner is not None else False
+        if alive is None:
+            done["skipped"].append(f"{rid} (owner on host {owner.host if owner else '?'})")
+            continue
+        if alive and not force:
+            done["skipped"].append(f"{rid} (owner {owner.describe() if owner else '?'} "
+                                   "is alive)")
+            continue
+        children = rec.get("children")
+        for name, child in (children.items() if isinstance(children, dict) else ()):
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                pid = int(child["pid"])
+                if _kill_child(pid, str(child.get("start") or "")):
+                    done["processes"].append(f"{rid}/{name} (pid {pid})")
+        shared = rec.get("toxiproxy")
+        if isinstance(shared, dict) and shared.get("url"):
+            _delete_proxies(str(shared["url"]), [str(n) for n in shared.get("proxies") or []])
+        for p in rec.get("paths") or []:
+            target = Path(str(p))
+            if target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+                done["folders"].append(str(target))
+            elif target.exists():
+                with contextlib.suppress(OSError):
+                    target.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return done

@@ -16,6 +16,7 @@ from rich.text import Text
 from harness.analysis import summarize
 from harness.cli import exit_code
 from harness.commands.check import verdict_style
+from harness.conformance import parse_options
 from harness.errors import HarnessError
 from harness.generator import FAULT_KINDS, FaultSchedule
 from harness.runner import RunConfig, run
@@ -48,21 +49,37 @@ def _replay(path: str) -> tuple[FaultSchedule, dict[str, Any], int | None]:
     return schedule, config, seed
 
 
+def _check_supported(cfg: RunConfig) -> None:
+    """Refuse, in one line, a workload the system does not have, before the run builds the
+    system with that workload's own options (which it may not even accept)."""
+    from harness.systems import get_system
+
+    options = {**cfg.system_options, **({"bug": cfg.bug} if cfg.bug else {})}
+    system = get_system(cfg.system, **options)
+    if cfg.workload not in system.workloads:
+        raise HarnessError(f"{cfg.system} has no {cfg.workload} workload; it has: "
+                           f"{', '.join(system.workloads)}")
+
+
 def run_command(args: argparse.Namespace) -> int:
     console = Console(width=None if sys.stdout.isatty() else 120)
     kinds = tuple(k for k in args.nemesis.split(",") if k and k != "none")
     for k in kinds:
         if k not in FAULT_KINDS:
             raise HarnessError(f"unknown fault {k!r}; known: {', '.join(FAULT_KINDS)}")
-    if args.time_limit_s <= 0 or args.concurrency < 1 or args.rate_hz < 0 or args.nodes < 1:
-        raise HarnessError("--time-limit, --concurrency and --nodes must be positive, "
-                           "--rate non-negative")
+    bad_rate = args.rate_hz is not None and not args.rate_hz >= 0
+    if (not args.time_limit_s > 0 or args.concurrency < 1 or bad_rate or args.nodes < 1
+            or not args.check_time_limit_s > 0):
+        raise HarnessError("--time-limit, --check-time-limit, --concurrency and --nodes must "
+                           "be positive, --rate non-negative")
     cfg = RunConfig(system=args.system, workload=args.workload, nemesis=kinds,
                     time_limit_s=args.time_limit_s, concurrency=args.concurrency,
                     rate_hz=args.rate_hz, backend=args.backend, nodes=args.nodes,
                     seed=args.seed, bug=args.bug, test=args.test,
                     reports_dir=Path(args.reports), toxiproxy_url=args.toxiproxy_url)
     cfg.through_lb = not args.pin_clients
+    cfg.check_time_limit_s = args.check_time_limit_s
+    cfg.system_options = parse_options(list(args.options or []))
     if args.replay:
         schedule, stored, stored_seed = _replay(args.replay)
         cfg.schedule = schedule
@@ -73,8 +90,11 @@ def run_command(args: argparse.Namespace) -> int:
                     setattr(cfg, key, stored[key])
             cfg.nemesis = tuple(stored.get("nemesis") or cfg.nemesis)
             cfg.workload_options = dict(stored.get("workload_options") or {})
+            if not args.options and isinstance(stored.get("system_options"), dict):
+                cfg.system_options = dict(stored["system_options"])
         if args.seed is None:
             cfg.seed = stored_seed if stored_seed is not None else schedule.seed
+    _check_supported(cfg)
     status = Text("starting the cluster...")
 
     def progress(d: dict[str, Any]) -> None:

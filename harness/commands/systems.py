@@ -1,4 +1,4 @@
-"""``harness systems`` (what can be tested) and ``harness gc`` (clean up after killed runs)."""
+"""``harness systems``: what can be tested (``harness gc`` is in :mod:`harness.commands.gc`)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from harness.errors import HarnessError
 from harness.systems import installed_systems
 
-__all__ = ["gc_command", "systems_command"]
+__all__ = ["systems_command"]
 
 
 def systems_command(args: argparse.Namespace) -> int:
@@ -29,13 +28,3 @@ def systems_command(args: argparse.Namespace) -> int:
     console.print(table)
     return 0
 
-
-def gc_command(args: argparse.Namespace) -> int:
-    try:
-        from harness.cluster.docker import gc
-    except ImportError as e:
-        raise HarnessError(f"the docker backend is not available: {e}") from None
-    removed = gc(run_id=args.run_id)
-    for kind, names in removed.items():
-        print(f"removed {len(names)} {kind}: {', '.join(names) if names else '-'}")
-    return 0
