@@ -174,7 +174,9 @@ def _build_parser() -> argparse.ArgumentParser:
                         "harness.image; a cache, rebuilt by the next run, which takes minutes)")
 
     b = sub.add_parser("bench", help="benchmarks that print figures")
-    b.add_argument("what", choices=["checker", "queue", "history", "proxy", "driver"])
+    b.add_argument("what", choices=["checker", "queue", "history", "proxy", "driver", "mutants"])
+    b.add_argument("options", nargs="*",
+                   help="mutants: its own options after --, e.g. 'bench mutants -- --quick'")
     b.add_argument("--corpus", help="corpus folder (checker benchmark)")
     b.add_argument("--repeats", type=int, default=5)
     return p

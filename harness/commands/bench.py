@@ -24,6 +24,10 @@ def bench_command(args: argparse.Namespace) -> int:
         from harness.bench.history import main as history_main
 
         return history_main(repeats=args.repeats)
+    if args.what == "mutants":
+        from harness.bench.mutants import main as mutants_main
+
+        return mutants_main(list(getattr(args, "options", None) or []))
     if args.what == "driver":
         from harness.bench.driver import main as driver_main
 
