@@ -243,9 +243,27 @@ def test_unknown_model_lists_every_model(check: Run, register_file: Path) -> Non
 
 def test_a_model_that_lacks_the_histories_operations_says_so(check: Run,
                                                              register_file: Path) -> None:
-    rc, _, err = check("--model", "mutex", register_file)
+    rc, out, err = check("--model", "mutex", register_file)
+    assert rc == 2 and out == ""
+    assert _one_error_line(err).startswith(
+        f"harness: {register_file}: model 'mutex' does not fit this history: model 'mutex' "
+        "has no operation")
+
+
+def test_a_misfit_model_is_not_invalid_even_after_an_illegal_read(check: Run,
+                                                                  tmp_path: Path) -> None:
+    """The search stops at the first illegal op, before it meets one the model lacks:
+    that once gave exit 1 for a model that cannot judge the history."""
+    p = tmp_path / "h.jsonl"
+    write_jsonl(history(invoke(0, "write", 1), ok(0, "write", 1), invoke(0, "read"),
+                        ok(0, "read", 2), invoke(0, "frob", 1), ok(0, "frob", 1)), p)
+    rc, _, err = check("--model", "cas-register", p)
     assert rc == 2
-    assert f"harness: {register_file}: linearizable: " in err and "has no operation" in err
+    assert _one_error_line(err) == (
+        f"harness: {p}: model 'cas-register' does not fit this history: model 'cas-register' "
+        "has no operation 'frob' (value 1) (first at index 4)")
+    rc, _, err = check("--model", "cas-register-per-key", p)
+    assert rc == 2 and "value must be [key, value]" in err
 
 
 # --- --time-limit ----------------------------------------------------------------------

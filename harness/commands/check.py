@@ -22,11 +22,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.analysis import CheckPlan, check_history, misfit, summarize
+from harness.analysis import CheckPlan, check_history, misfit, plan_checks, summarize
 from harness.checker.result import UNKNOWN, Result, Validity, merge_validity
 from harness.cli import dump_json, exit_code
-from harness.errors import FormatError, FormatWarning, HarnessError
+from harness.errors import FormatError, FormatWarning, HarnessError, ModelError
 from harness.formats import FORMATS, LoadedHistory, load_history
+from harness.history import History, OpType
 
 __all__ = ["check_command", "verdict_style"]
 
@@ -105,10 +106,15 @@ def _check_one(raw: str, args: argparse.Namespace) -> _Outcome:
             why = misfit(name, history)
             if why is not None:
                 raise HarnessError(why)
+        model = args.model or _run_model(raw)
+        why = _model_misfit(plan_checks(history, fmt=out.loaded.fmt, model=model,
+                                        checkers=args.checkers), history)
+        if why is not None:
+            raise HarnessError(why)
         out.plan, out.result = check_history(
             history,
             fmt=out.loaded.fmt,
-            model=args.model or _run_model(raw),
+            model=model,
             checkers=args.checkers,
             time_limit_s=args.time_limit_s,
             allow_duplicates=args.allow_duplicates,
@@ -123,6 +129,38 @@ def _check_one(raw: str, args: argparse.Namespace) -> _Outcome:
         out.error = _one_line(f"{where}: internal error ({type(e).__name__}: {e}); "
                               "please report it")
     return out
+
+
+def _model_misfit(plan: CheckPlan, history: History) -> str | None:
+    """Why the plan's model cannot judge the history's operations, or None.
+
+    The linearizability search stops at the first illegal partition, so an op
+    the model does not know (a ``ModelError``) may never be reached and a
+    misfit model could end in a verdict of "invalid". Each operation name is
+    therefore tried once, up front, on the model's initial state, with its first
+    ok call (a state-dependent refusal is ``INCONSISTENT``, not an error; an
+    indeterminate call may legitimately be refused as ambiguous, so none is
+    tried). Anything but a ``ModelError`` is left for the checker to report.
+    """
+    if "linearizable" not in plan.checkers or plan.model is None:
+        return None
+    from harness.checker.models import Operation, get_model
+
+    model = get_model(plan.model)
+    tried: set[str] = set()
+    for call in history.calls():
+        if call.f in tried or not call.ok:
+            continue
+        tried.add(call.f)
+        try:
+            model.step(model.init(), Operation(call.f, call.value, OpType.OK, call.error))
+        except ModelError as e:
+            cause = str(e) if len(str(e)) <= 200 else str(e)[:200] + "..."  # a drain's items
+            return (f"model {plan.model!r} does not fit this history: {cause} "
+                    f"(first at index {call.invoke.index})")
+        except Exception:  # not a misfit; the checker reports it if it matters
+            continue
+    return None
 
 
 def _one_line(text: str) -> str:
