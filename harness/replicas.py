@@ -49,8 +49,11 @@ def wait_caught_up(system: HasReplicaState, nodes: Mapping[str, Mapping[str, Add
     t0 = time.monotonic()
     deadline = t0 + wait_s
     last: dict[str, Any] | None = None
+    # A paused node would hold every poll for the whole timeout; a poll only
+    # needs positions, so it waits less (the recorded read gets the full timeout).
+    poll_timeout_s = min(timeout_s, 2.0)
     while True:
-        seen = {n: (read_replica(system, n, a, timeout_s=timeout_s)[0] or {}).get("applied")
+        seen = {n: (read_replica(system, n, a, timeout_s=poll_timeout_s)[0] or {}).get("applied")
                 for n, a in nodes.items()}
         values = list(seen.values())
         agreed = None not in values and all(v == values[0] for v in values)
