@@ -164,11 +164,13 @@ def summarize(result: Result) -> str:
         return result.error
     if result.checker == "queue":
         parts = [f"{d.get('acknowledged_count', 0)} acked"]
-        for k in ("lost", "duplicated", "unexpected", "failed_then_seen", "unresolved",
-                  "recovered"):
+        for k in ("lost", "vanished", "duplicated", "unexpected", "failed_then_seen", "stuck",
+                  "dead_lettered", "unfinished", "unresolved", "recovered"):
             n = d.get(f"{k}_count", 0)
             if n:
                 parts.append(f"{n} {k.replace('_', '-')}")
+        if d.get("unfinished_count") and not d.get("anomalies"):
+            parts.append("not lost: the system had not finished (see the settle phase)")
         return ", ".join(parts)
     if result.checker == "fencing":
         an = d.get("anomalies") or []

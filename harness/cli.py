@@ -116,8 +116,10 @@ def _build_parser() -> argparse.ArgumentParser:
                         "reads come after)")
     r.add_argument("--concurrency", type=int, default=5, metavar="N",
                    help="client workers; each is one process in the history")
-    r.add_argument("--rate", type=float, default=50.0, dest="rate_hz",
-                   help="operations per second across all clients")
+    r.add_argument("--rate", type=float, default=None, dest="rate_hz", metavar="OPS",
+                   help="operations per second across all clients, 0 for as fast as they "
+                        "return (default: the workload's own: 50, takeover 10, which its "
+                        "workers can finish)")
     r.add_argument("--backend", choices=["local", "docker"], default="local",
                    help="local processes on loopback, or containers")
     r.add_argument("--nodes", type=int, default=3, metavar="N", help="cluster size")

@@ -11,6 +11,7 @@ interrupted run can be checked afterwards.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import random
 import threading
@@ -41,10 +42,12 @@ from harness.nemesis import grudge as grudges
 from harness.nemesis.faults import Nemesis
 from harness.replicas import record_replica_states
 from harness.store import RunStore, new_run_dir, new_run_id
-from harness.system import Address, HasLeader
+from harness.system import Address, HasLeader, HasLease
 from harness.workloads import get_workload
 
-__all__ = ["Recorder", "RunConfig", "RunResult", "run"]
+__all__ = ["DEFAULT_RATE_HZ", "Recorder", "RunConfig", "RunResult", "run"]
+
+DEFAULT_RATE_HZ = 50.0
 
 
 @dataclass
@@ -56,7 +59,9 @@ class RunConfig:
     nemesis: tuple[str, ...] = ("partition",)
     time_limit_s: float = 30.0
     concurrency: int = 5
-    rate_hz: float = 50.0
+    #: client operations per second in all (0: as fast as they return); None: the
+    #: workload's ``default_rate_hz``, else :data:`DEFAULT_RATE_HZ`
+    rate_hz: float | None = None
     backend: str = "local"
     nodes: int = 3
     seed: int | None = None
@@ -65,7 +70,9 @@ class RunConfig:
     reports_dir: Path = Path("reports")
     schedule: FaultSchedule | None = None
     recovery_timeout_s: float = 30.0
-    final_timeout_s: float = 60.0
+    #: a hard cap on the final phase; within it, a workload waits for the backlog
+    #: as long as it keeps shrinking (see :mod:`harness.workloads.settle`)
+    final_timeout_s: float = 300.0
     op_timeout_s: float = 5.0
     #: seconds the check may take before a checker says unknown
     check_time_limit_s: float = 120.0
@@ -196,12 +203,17 @@ class _Final:
 
     def __init__(self, recorder: Recorder, process: int, deadline: float, *,
                  nodes: Sequence[str] = (),
-                 pinned: Callable[[str], Client] | None = None) -> None:
+                 pinned: Callable[[str], Client] | None = None,
+                 stuck_after_ms: float | None = None) -> None:
         self.recorder = recorder
         self.process = process
         self.deadline = deadline
         self.nodes = tuple(nodes)
         self._pinned = pinned
+        self.stuck_after_ms = stuck_after_ms
+
+    def note(self, f: str, value: Any) -> None:
+        self.recorder.nemesis(f, value)
 
     def pinned_client(self, node: str) -> Client:
         if self._pinned is None:
@@ -219,6 +231,14 @@ class _Final:
 
     def deadline_passed(self) -> bool:
         return time.monotonic() > self.deadline
+
+
+def stuck_after_ms(system: object) -> float | None:
+    """How long an item may stay ``processing`` under one token before it is stuck:
+    the system's lease plus its takeover grace (None when it states no lease)."""
+    if isinstance(system, HasLease):
+        return float(system.lease_ms) + float(system.takeover_grace_ms)
+    return None
 
 
 def _make_cluster(cfg: RunConfig, system: Any, run_dir: Path, run_id: str) -> Any:
@@ -503,6 +523,9 @@ def run(cfg: RunConfig, *, progress: Callable[[dict[str, Any]], None] | None = N
     from harness.systems import get_system
 
     workload = get_workload(cfg.workload, **cfg.workload_options)
+    if cfg.rate_hz is None:
+        cfg = dataclasses.replace(cfg, rate_hz=float(
+            getattr(workload, "default_rate_hz", DEFAULT_RATE_HZ)))
     seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
     rng = random.Random(seed)
     # what the workload needs of the system (e.g. its own workers), then the user's options
@@ -567,8 +590,9 @@ def run(cfg: RunConfig, *, progress: Callable[[dict[str, Any]], None] | None = N
                                        time_limit_s=_check_time_limit(cfg, interrupted),
                                        collect_s=5.0,
                                        required_fs=getattr(workload, "required_fs", None),
-                                       checker_options={"queue": getattr(
-                                           workload, "queue_options", {})})
+                                       checker_options={"queue": {
+                                           "stuck_after_ms": stuck_after_ms(system),
+                                           **getattr(workload, "queue_options", {})}})
         results = dict(composed.details["results"])
         valid = UNKNOWN if interrupted else composed.valid
     result = RunResult(valid, results, run_dir, seed, schedule, len(history), error)
@@ -623,11 +647,12 @@ def _drive(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: R
         return system.client(cfg.workload, address(worker), worker=f"w{worker}",
                              timeout_s=cfg.op_timeout_s, nodes=nodes)
 
-    phases = workload.phases(time_limit_s=cfg.time_limit_s, rate_hz=cfg.rate_hz)
+    rate_hz = cfg.rate_hz if cfg.rate_hz is not None else DEFAULT_RATE_HZ
+    phases = workload.phases(time_limit_s=cfg.time_limit_s, rate_hz=rate_hz)
     plan_seed = rng.randrange(2**31)
     plan: list[Iterable[ClientOp]] = [[] for _ in range(cfg.concurrency)]
     paced: list[list[ClientOp]] = [[] for _ in range(cfg.concurrency)]
-    if cfg.rate_hz > 0:
+    if rate_hz > 0:
         for op in client_ops(phases, concurrency=cfg.concurrency, rng=random.Random(plan_seed)):
             paced[op.worker].append(op)
         plan = list(paced)
@@ -636,7 +661,7 @@ def _drive(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: R
     driver = _FaultDriver(nemesis, cluster, system, recorder, schedule, stop)
     t0 = time.monotonic()
     end = t0 + cfg.time_limit_s
-    if cfg.rate_hz <= 0:
+    if rate_hz <= 0:
         plan = [unpaced_ops(phases, worker=w, concurrency=cfg.concurrency,
                             rng=random.Random(plan_seed + w), t0=t0)
                 for w in range(cfg.concurrency)]
@@ -681,7 +706,7 @@ def _drive(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: R
 
     final = _Final(recorder, 10 * cfg.concurrency + 1_000_000,
                    time.monotonic() + cfg.final_timeout_s, nodes=list(cluster.nodes),
-                   pinned=pinned_client)
+                   pinned=pinned_client, stuck_after_ms=stuck_after_ms(system))
     workload.final(final, lambda: new_client(cfg.concurrency))
     # every replica's own state, for the convergence checker (systems with HasReplicaState)
     record_replica_states(system, recorder._record, nodes, timeout_s=cfg.op_timeout_s)

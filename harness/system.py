@@ -27,6 +27,7 @@ __all__ = [
     "Address",
     "CheckReady",
     "HasLeader",
+    "HasLease",
     "HasLogFiles",
     "HasReplicaState",
     "HealthCheck",
@@ -168,6 +169,27 @@ class HasLeader(Protocol):
     def leader(self, client_addresses: Mapping[str, Address], *, timeout_s: float) -> str | None:
         """The current leader's node name, or None when nobody knows."""
         ...
+
+
+@runtime_checkable
+class HasLease(Protocol):
+    """A work queue that promises takeover: a held item's lease runs out and
+    another worker gets it.
+
+    The harness uses the two figures to tell a slow system from a broken one.
+    An item read ``processing`` under one fencing token for longer than
+    ``lease_ms + takeover_grace_ms`` at the end of a run is *stuck* (the
+    takeover promise broke), while one read ``processing`` for less is merely
+    *unfinished*. The grace is the system's own: how long after a lease runs
+    out it may still take to hand the item over (a new leader that must first
+    lead for a lease, an expiry timer's tick, a worker's poll interval).
+    """
+
+    @property
+    def lease_ms(self) -> float: ...
+
+    @property
+    def takeover_grace_ms(self) -> float: ...
 
 
 @runtime_checkable

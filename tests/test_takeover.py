@@ -36,7 +36,7 @@ def test_killed_workers_items_are_taken_over_and_completed(tmp_path: Path) -> No
     assert any((v.get("attempts") or 0) >= 2 for v in finals), finals[:5]
 
 
-def test_item_not_completed_at_the_end_is_lost_and_unread_item_is_unresolved() -> None:
+def test_dead_lettered_item_is_an_anomaly_not_lost_and_unread_item_is_unresolved() -> None:
     item = {"id": "t1", "payload": 1}
     h = history(
         invoke(0, "enqueue", item), ok(0, "enqueue", item),
@@ -51,6 +51,7 @@ def test_item_not_completed_at_the_end_is_lost_and_unread_item_is_unresolved() -
                  invoke(1, "read-item", {"id": "t2"}), failed(1, "read-item", {"id": "t2"}))
     opts = {"final_states": ("completed",), "consume_fs": ()}
     r = queue(h, **opts)
-    assert r.valid is False and sorted(r.details["lost"]) == ["t1", "t2"]
+    assert r.valid is False and r.details["dead_lettered"] == ["t1"]
+    assert r.details["lost_count"] == 0 and r.details["unresolved"] == ["t2"]
     r2 = queue(h2, **opts)
     assert r2.valid == "unknown" and r2.details["unresolved"] == ["t2"]

@@ -1,21 +1,44 @@
 """Total-queue accounting: was anything lost, duplicated, or made up?
 
 This is Jepsen's ``total-queue`` checker, made honest about indeterminate
-operations. Every item is identified by its id (``value["id"]`` when the value
-is a map, else the value itself). Over the whole history:
+operations and about work that was simply not finished yet. Every item is
+identified by its id (``value["id"]`` when the value is a map, else the value
+itself). Over the whole history:
 
 * **attempted**: every enqueue invoked; **acked**: enqueues that returned ok;
   **failed**: enqueues that definitely did not happen.
 * **delivered**: items handed out by an ok consuming op (``dequeue``, an ok
   ``complete`` of a work item, or each element of an ok ``drain``); an ok
-  ``read-item`` observation in a final state also counts as seen.
-* **lost**: acked but never delivered nor observed. An indeterminate consuming
-  op could have taken an item without our knowing which: when it names its
-  item (``complete`` does) that item is *unresolved*, not lost; when it does
-  not (a timed-out ``dequeue``), it may explain one missing item, so missing
-  items up to the number of such ops are *unresolved* too, and only the rest
-  are surely lost. Unresolved items make the verdict ``unknown``, never a
-  false "lost".
+  ``read-item`` observation in a final state also counts as done.
+
+Safety and progress are kept apart, because a backlog the system had no time
+to finish is not a loss, and calling it one is the worst false alarm a tester
+can raise:
+
+* **lost** (safety): acked, never delivered nor read in a final state, and
+  *absent*. When the history has final reads (``read-item``), absent means
+  every final read of the item that answered said "not found" (state
+  ``None``); an item a read showed present is never lost. Histories without
+  final reads (Jepsen's drain style) keep total-queue's rule: acked and never
+  delivered is lost. An indeterminate consuming op could have taken an item
+  without our knowing which: when it names its item (``complete`` does) that
+  item is *unresolved*; when it does not (a timed-out ``dequeue``), it may
+  explain one missing item, so missing items up to the number of such ops
+  are *unresolved* too, and only the rest are surely lost.
+* **unfinished** (progress): present but not in a final state when the run
+  ended: ``queued``, or ``processing`` without proof that its lease is long
+  gone. The system may simply have been slow; the verdict is ``unknown``,
+  with the counts and the reason.
+* **stuck** (the takeover promise broken): read ``processing`` with the same
+  fencing token by two final reads more than ``stuck_after_ms`` apart (the
+  lease plus a grace the system states) and never finished: its lease ran out
+  long ago and nobody took it over. Judged only when ``stuck_after_ms`` is
+  given and the item's token is known; otherwise such an item is unfinished.
+* **vanished**: a final read showed the item present and a later one said
+  "not found": an acknowledged item disappeared (safety), reported apart
+  from lost so that no item a read showed is ever called lost.
+* **dead-lettered**: read in a terminal state the workload does not accept
+  (``dead`` when only ``completed`` counts): the system gave the item up.
 * **unexpected**: delivered but never attempted.
 * **duplicated**: delivered more than once. A work queue may redeliver by
   design (at-least-once), so ``allow_duplicates`` decides whether this is an
@@ -23,24 +46,41 @@ is a map, else the value itself). Over the whole history:
 * **recovered**: enqueues that were indeterminate but later seen (fine), and
   **failed-then-seen**: enqueues reported as failed yet delivered, an anomaly
   of its own (the system told the client something false).
+* **unresolved**: items whose fate the history cannot prove (a failed or
+  missing final read, an indeterminate consumer); they make the verdict
+  ``unknown``, never a false "lost".
+
+The verdict is invalid for lost, unexpected, failed-then-seen, duplicated
+(unless allowed), vanished, stuck and dead-lettered; else unknown for unfinished or
+unresolved items; else valid. ``anomalies`` lists the invalid kinds and
+``progress`` the unknown ones. When the workload's final phase recorded how
+it waited for the backlog (a ``settle`` op of the harness), that record is
+included as ``settle``, so a report can say how long the system was given.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Hashable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.checker.result import UNKNOWN, Result
 from harness.history import Call, History
 
-__all__ = ["item_id", "queue"]
+__all__ = ["PENDING_STATES", "SAFETY_ANOMALIES", "item_id", "queue"]
 
 DEFAULT_ENQUEUE = ("enqueue",)
 DEFAULT_CONSUME = ("dequeue", "complete")
 DEFAULT_DRAIN = ("drain",)
 DEFAULT_OBSERVE = ("read-item",)
 FINAL_STATES = frozenset({"completed", "dead"})
+#: states of an item that is present and not yet done: waiting, or held under a lease
+PENDING_STATES = frozenset({"queued", "processing"})
+#: anomalies that break a safety promise (something acknowledged was lost or
+#: made up); the others (stuck, dead-lettered) break a progress promise
+SAFETY_ANOMALIES = frozenset({"lost", "vanished", "unexpected", "failed-then-seen",
+                              "duplicated"})
 MAX_LISTED = 1000  # cap on ids listed per category; counts are always exact
 
 
@@ -69,6 +109,54 @@ def _listed(ids: Iterable[Hashable]) -> list[Any]:
     return out[:MAX_LISTED]
 
 
+@dataclass
+class _Reads:
+    """What the final reads of one item showed, in history order."""
+
+    present: bool = False  # some read that answered saw the item
+    absent: bool = False  # some read that answered said "not found"
+    failed: bool = False  # some read did not answer
+    last_state: Any = None  # the state the last answering read saw
+    #: (token, first completion ns, last invocation ns) of each unbroken run of
+    #: ``processing`` reads with one token, the current run last
+    held: list[list[Any]] = field(default_factory=list)
+
+    def saw(self, call: Call) -> None:
+        v = call.value
+        state = v.get("state") if isinstance(v, dict) else None
+        if state is None:
+            self.absent = True
+            self.last_state = None
+            return
+        self.present = True
+        self.last_state = state
+        token = _token(v)
+        if state == "processing" and token is not None:
+            if self.held and self.held[-1][0] == token:
+                self.held[-1][2] = call.invoke.time
+                return
+            completion = call.complete.time if call.complete is not None else call.invoke.time
+            self.held.append([token, completion, call.invoke.time])
+        elif self.held:
+            self.held.append([None, 0, 0])  # a different state breaks the run
+
+    def stuck_for_ns(self) -> int:
+        """How long the item provably stayed ``processing`` under its current token."""
+        if self.last_state != "processing" or not self.held or self.held[-1][0] is None:
+            return 0
+        _, first_done, last_invoked = self.held[-1]
+        return max(0, int(last_invoked) - int(first_done))
+
+
+def _settle_record(history: History) -> Any:
+    """The last ``settle`` record a final phase left in the history, if any."""
+    found = None
+    for op in history.nemesis_ops():
+        if op.f == "settle":
+            found = op.value
+    return found
+
+
 def queue(
     history: History,
     *,
@@ -78,19 +166,27 @@ def queue(
     drain_fs: Collection[str] = DEFAULT_DRAIN,
     observe_fs: Collection[str] = DEFAULT_OBSERVE,
     final_states: Collection[str] = FINAL_STATES,
+    stuck_after_ms: float | None = None,
 ) -> Result:
-    """Check a queue history for lost, duplicated, unexpected and recovered items."""
+    """Check a queue history: lost, duplicated, unexpected (safety); unfinished, stuck."""
+    settle = _settle_record(history)
+    if stuck_after_ms is None and isinstance(settle, dict):
+        # the bound the run itself used, so re-checking a run folder judges alike
+        recorded = settle.get("stuck_after_ms")
+        if isinstance(recorded, int | float) and not isinstance(recorded, bool):
+            stuck_after_ms = float(recorded)
+    if stuck_after_ms is not None and not stuck_after_ms > 0:
+        raise ValueError(f"stuck_after_ms must be positive, not {stuck_after_ms!r}")
     attempted: set[Hashable] = set()
     acked: set[Hashable] = set()
     failed: set[Hashable] = set()
     delivered: Counter[Hashable] = Counter()
-    observed: set[Hashable] = set()
+    observed: set[Hashable] = set()  # read in a final state
+    reads: dict[Hashable, _Reads] = {}
     pending_named: set[Hashable] = set()  # items an indeterminate consume op names
     anonymous_pending = 0  # indeterminate dequeues that could have taken anything
     unbounded_pending = False  # an indeterminate drain: could have taken any number
     delivered_tokens: set[tuple[Hashable, Any]] = set()
-    unread: set[Hashable] = set()  # items whose final read failed
-    read_ok: set[Hashable] = set()  # items some final read answered
     enqueue_calls = consume_calls = 0
 
     for call in history.calls():
@@ -128,37 +224,71 @@ def queue(
             elif call.indeterminate:
                 unbounded_pending = True
         elif f in observe_fs:
-            v = call.value
+            iid = item_id(call.invoke.value)
+            if iid is None:
+                continue
+            item_reads = reads.setdefault(iid, _Reads())
             if call.ok:
-                read_ok.add(item_id(call.invoke.value))
+                item_reads.saw(call)
+                v = call.value
                 if isinstance(v, dict) and v.get("state") in final_states:
-                    observed.add(item_id(v))
+                    observed.add(iid)
             else:
                 # a final read that did not answer proves nothing either way
-                iid = item_id(call.invoke.value)
-                if iid is not None:
-                    unread.add(iid)
+                item_reads.failed = True
 
     seen = set(delivered) | observed
-    missing = acked - seen
-    unresolved = missing & (pending_named | (unread - read_ok))
-    missing -= unresolved
+    not_done = acked - seen
+    stuck: set[Hashable] = set()
+    unfinished: set[Hashable] = set()
+    dead: set[Hashable] = set()
+    unresolved: set[Hashable] = set()
+    missing: set[Hashable] = set()
+    stuck_ns = None if stuck_after_ms is None else int(stuck_after_ms * 1e6)
+    stuck_for_ms: dict[Hashable, float] = {}
+    vanished: set[Hashable] = set()
+    for iid in not_done:
+        r: _Reads | None = reads.get(iid)
+        if r is not None and r.present:
+            if r.last_state in PENDING_STATES:
+                held_ns = r.stuck_for_ns()
+                if stuck_ns is not None and held_ns > stuck_ns:
+                    stuck.add(iid)
+                    stuck_for_ms[iid] = round(held_ns / 1e6, 1)
+                else:
+                    unfinished.add(iid)
+            elif r.last_state is None:
+                # seen present, then "not found" by a later read: not "lost" (a read
+                # showed it), but an acknowledged item that disappeared
+                vanished.add(iid)
+            else:
+                dead.add(iid)
+        elif r is not None and r.absent:
+            missing.add(iid)  # every read that answered said "not found"
+        elif r is not None or reads:
+            # read but never answered, or never read in a history that has final reads
+            unresolved.add(iid)
+        else:
+            missing.add(iid)  # no final reads at all: total-queue's rule
+    named = missing & pending_named
+    unresolved |= named
+    missing -= named
     if unbounded_pending:
         unresolved |= missing
         missing = set()
-    elif anonymous_pending and missing:
+    elif anonymous_pending and missing and anonymous_pending >= len(missing):
         # Any `anonymous_pending` of the missing items may have gone to those ops;
         # which ones we cannot tell, so the count is certain and the ids are not.
-        explained = min(anonymous_pending, len(missing))
-        if explained == len(missing):
-            unresolved |= missing
-            missing = set()
+        unresolved |= missing
+        missing = set()
     lost_count = len(missing) - (min(anonymous_pending, len(missing)) if missing else 0)
     unexpected = set(delivered) - attempted
     unexpected.discard(None)
     duplicated = {i: n for i, n in delivered.items() if n > 1}
     recovered = seen & (attempted - acked - failed)
     failed_seen = seen & failed
+    pending_states: Counter[str] = Counter(
+        str(reads[i].last_state) for i in unfinished)
 
     details: dict[str, Any] = {
         "attempt_count": len(attempted),
@@ -182,8 +312,21 @@ def queue(
         "recovered": _listed(recovered),
         "failed_then_seen_count": len(failed_seen),
         "failed_then_seen": _listed(failed_seen),
+        "unfinished_count": len(unfinished),
+        "unfinished": _listed(unfinished),
+        "unfinished_states": dict(sorted(pending_states.items())),
+        "stuck_count": len(stuck),
+        "stuck": _listed(stuck),
+        "stuck_for_ms": {str(k): stuck_for_ms[k] for k in _listed(stuck)},
+        "stuck_after_ms": stuck_after_ms,
+        "vanished_count": len(vanished),
+        "vanished": _listed(vanished),
+        "dead_lettered_count": len(dead),
+        "dead_lettered": _listed(dead),
         "allow_duplicates": allow_duplicates,
     }
+    if settle is not None:
+        details["settle"] = settle
     anomalies = []
     if lost_count:
         anomalies.append("lost")
@@ -193,10 +336,31 @@ def queue(
         anomalies.append("failed-then-seen")
     if duplicated and not allow_duplicates:
         anomalies.append("duplicated")
+    if vanished:
+        anomalies.append("vanished")
+    if stuck:
+        anomalies.append("stuck")
+    if dead:
+        anomalies.append("dead-lettered")
     details["anomalies"] = anomalies
+    progress = []
+    if unfinished:
+        progress.append("unfinished")
+    if unresolved:
+        progress.append("unresolved")
+    details["progress"] = progress
     if anomalies:
         return Result(False, checker="queue", details=details)
-    if unresolved:
+    if unfinished or unresolved:
+        reasons = []
+        if unfinished:
+            states = ", ".join(f"{n} {s}" for s, n in sorted(pending_states.items()))
+            reasons.append(f"{len(unfinished)} acknowledged items not finished when the run "
+                           f"ended ({states}): present, so not lost; the system may need "
+                           f"longer")
+        if unresolved:
+            reasons.append(f"{len(unresolved)} items whose fate the history cannot prove")
+        details["reason"] = "; ".join(reasons)
         return Result(UNKNOWN, checker="queue", details=details)
     return Result(True, checker="queue", details=details)
 

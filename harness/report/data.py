@@ -18,7 +18,7 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.checker.queue import DEFAULT_CONSUME, DEFAULT_ENQUEUE, item_id
+from harness.checker.queue import DEFAULT_CONSUME, DEFAULT_ENQUEUE, DEFAULT_OBSERVE, item_id
 from harness.history import Call, History, Op
 
 __all__ = [
@@ -440,12 +440,20 @@ class TrailGroup:
 
 
 _QUEUE_GROUPS: tuple[tuple[str, str, str], ...] = (
-    ("lost", "lost", "acknowledged enqueues never delivered nor seen in a final state"),
+    ("lost", "lost", "acknowledged, never delivered nor finished, and absent: every final "
+     "read that answered said \"not found\""),
+    ("vanished", "vanished", "acknowledged and read present, then \"not found\" by a later read"),
+    ("stuck", "stuck", "still processing under one token well past its lease (lease plus "
+     "the system's takeover grace): nobody took it over"),
+    ("dead_lettered", "dead-lettered", "given up by the system (a terminal state the "
+     "workload does not accept)"),
     ("duplicated", "duplicated", "delivered more than once"),
     ("unexpected", "unexpected", "delivered but never enqueued"),
     ("failed_then_seen", "failed-then-seen", "enqueue reported as failed, yet delivered"),
     ("unresolved", "unresolved",
      "missing, but an indeterminate consume may have taken it"),
+    ("unfinished", "unfinished", "present but not finished when the run ended (queued, "
+     "or processing within its lease): a progress finding, not a loss"),
     ("recovered", "recovered", "indeterminate enqueues that were later seen (fine)"),
 )
 
@@ -488,6 +496,12 @@ def item_trails(
                 ids = [_key_text(i) for i in raw or []]
             if field_ == "lost" and q.get("lost_ids_certain") is False:
                 desc += "; ids are candidates: timed-out dequeues may hold some of them"
+            if field_ == "unfinished" and isinstance(q.get("settle"), Mapping):
+                desc += "; " + settle_text(q["settle"])
+            if field_ == "stuck":
+                held = q.get("stuck_for_ms") or {}
+                notes = {str(k): f"processing under one token for at least {v:.0f} ms"
+                         for k, v in held.items()}
             flags = {i: _queue_flags(name, index.get(i, [])) for i in ids[:max_items]}
             groups.append(_group("queue", name, name in anomalies, desc, count, ids, notes,
                                  flags, index, intervals, max_items))
@@ -513,12 +527,29 @@ def item_trails(
 def _queue_flags(name: str, calls: Sequence[Call]) -> set[int]:
     """The calls that make an item an anomaly: the enqueue of a lost item, the
     deliveries of a duplicated or unexpected one (they bound its log window)."""
+    if name in ("stuck", "vanished", "dead-lettered", "unfinished"):
+        # the final reads that show it: the item is there, in the wrong state
+        return {c.invoke.index for c in calls if c.ok and c.f in DEFAULT_OBSERVE}
     if name in ("lost", "recovered", "unresolved"):
         return {c.invoke.index for c in calls if c.f in DEFAULT_ENQUEUE}
     flagged = {c.invoke.index for c in calls if c.ok and c.f in DEFAULT_CONSUME}
     if name == "failed-then-seen":
         flagged |= {c.invoke.index for c in calls if c.f in DEFAULT_ENQUEUE}
     return flagged
+
+
+def settle_text(settle: Mapping[str, Any]) -> str:
+    """One sentence saying how long the final phase waited for the backlog, and why it stopped."""
+    why = {"drained": "the backlog was empty", "stalled": "nothing finished for a stall period",
+           "limit": "the limit the measured completion rate gives had passed",
+           "cap": "the run's cap on the final phase was reached"}
+    limit = settle.get("limit_s")
+    limit_text = f"limit {limit:.0f} s" if isinstance(limit, int | float) else "no limit yet"
+    return (f"the final phase waited {settle.get('waited_s', 0):.1f} s for a backlog of "
+            f"{settle.get('backlog_start', '?')} ({settle.get('completion_rate_hz', 0):.1f} "
+            f"items/s, {limit_text}) and stopped because "
+            f"{why.get(str(settle.get('stopped')), settle.get('stopped'))}, "
+            f"{settle.get('backlog_end', '?')} left")
 
 
 def _fencing_note(name: str, x: Mapping[str, Any]) -> str:

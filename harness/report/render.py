@@ -137,6 +137,21 @@ def _checker_rows(results: Mapping[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
+def _settle_line(results: Mapping[str, Any]) -> str:
+    """How the final phase waited for the backlog, when a queue checker recorded it."""
+    from harness.report.data import settle_text
+
+    q = (results.get("results") or {}).get("queue")
+    settle = q.get("settle") if isinstance(q, Mapping) else None
+    if not isinstance(settle, Mapping):
+        return ""
+    try:
+        text = settle_text(settle)
+    except (TypeError, ValueError):  # a hand-edited results.json: say nothing rather than fail
+        return ""
+    return text[0].upper() + text[1:] + "."
+
+
 def _model(result: Mapping[str, Any]) -> Any:
     from harness.checker.models import get_model
 
@@ -210,6 +225,7 @@ def report_context(run: RunFiles) -> dict[str, Any]:
         "counts": res.get("counts") or {},
         "replay": replay_command(res, run.run_dir) if res else None,
         "checkers": _checker_rows(res),
+        "settle": _settle_line(res),
         "linearizable": lin if isinstance(lin, Mapping) else None,
         "layout": layout,
         "layouts": [{"layout": lay, "svg": counterexample_svg(lay), "rows": _prefix_rows(lay)}

@@ -41,6 +41,9 @@ class Etcd:
     election_timeout_ms: int = 500
     #: the work queue's lease (a client-side protocol: see etcd_client)
     lease_ms: float = 2000.0
+    #: takeover is client-side here: the next claim after a lease's deadline takes
+    #: the item, so the grace covers only a final drain's pause between claims
+    takeover_grace_ms: float = 2000.0
     name: str = "etcd"
     ports: Mapping[str, int] = field(default_factory=lambda: {"peer": 2380, "client": 2379})
     peer_roles: tuple[str, ...] = ("peer",)

@@ -48,6 +48,9 @@ class RedisSentinel:
     failover_timeout_ms: int = 3000
     #: the work queue's lease (a client-side protocol: see redis_client)
     lease_ms: float = 2000.0
+    #: takeover is client-side here: the next claim after a lease's deadline takes
+    #: the item, so the grace covers only a final drain's pause between claims
+    takeover_grace_ms: float = 2000.0
     #: Redis's ``appendfsync``: "always" makes a kill lose nothing it acked
     appendfsync: str = "everysec"
     name: str = "redis"

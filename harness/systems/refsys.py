@@ -56,6 +56,13 @@ class ReferenceSystem:
                 raise HarnessError(
                     f"unknown seeded bug {name!r}; known: {', '.join(sorted(BUGS))}")
 
+    @property
+    def takeover_grace_ms(self) -> float:
+        """After a lease runs out, a leader expires the item only once it has led
+        for a whole lease (a new leader after a fault waits that long), then an
+        election or two may pass, then a worker's poll picks it up."""
+        return self.lease_ms + 4 * self.election_timeout_ms + 1000.0
+
     def launch(self, ctx: NodeContext) -> NodeLaunch:
         python = sys.executable if ctx.backend == "local" else "python3"
         ids = {n: i + 1 for i, n in enumerate(ctx.nodes)}

@@ -7,9 +7,9 @@ from typing import Any, Protocol
 
 from harness.client import Client, Outcome
 from harness.generator import Phase
-from harness.history import Op
+from harness.history import Op, OpType
 
-__all__ = ["FinalContext", "Workload"]
+__all__ = ["FinalContext", "Workload", "enqueued_ids"]
 
 
 class FinalContext(Protocol):
@@ -23,6 +23,9 @@ class FinalContext(Protocol):
     """
 
     nodes: Sequence[str]
+    #: the system's lease plus its takeover grace (:class:`harness.system.HasLease`),
+    #: or None: past it, an item still ``processing`` under one token is stuck
+    stuck_after_ms: float | None
 
     def pinned_client(self, node: str) -> Client:
         """A client that sends every request to ``node`` itself."""
@@ -33,6 +36,10 @@ class FinalContext(Protocol):
         ...
 
     def history_so_far(self) -> Sequence[Op]: ...
+
+    def note(self, f: str, value: Any) -> None:
+        """Record a fact of the final phase (e.g. how it waited) as a harness op."""
+        ...
 
     def deadline_passed(self) -> bool: ...
 
@@ -49,3 +56,10 @@ class Workload(Protocol):
     def final(self, ctx: FinalContext, new_client: Callable[[], Client]) -> None:
         """After faults are healed and the cluster recovered: drain, read final states."""
         ...
+
+
+def enqueued_ids(ctx: FinalContext) -> list[str]:
+    """Every item id an enqueue was invoked with, in enqueue order (``t2`` before ``t10``)."""
+    ids = {op.value["id"] for op in ctx.history_so_far()
+           if op.f == "enqueue" and op.type is OpType.INVOKE and isinstance(op.value, dict)}
+    return sorted(ids, key=lambda s: (len(str(s)), str(s)))

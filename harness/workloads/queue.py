@@ -29,10 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.checker.queue import PENDING_STATES
 from harness.client import Client
 from harness.generator import Mix, Phase
 from harness.history import OpType
-from harness.workloads.base import FinalContext
+from harness.workloads.base import FinalContext, enqueued_ids
+from harness.workloads.settle import settle
 
 __all__ = ["QueueWorkload"]
 
@@ -100,33 +102,54 @@ class QueueWorkload:
         return made
 
     def final(self, ctx: FinalContext, new_client: Callable[[], Client]) -> None:
-        """Drain, then read every item; while some are still leased, wait and drain again.
+        """Drain, then read every item; while the backlog shrinks, drain and re-read.
 
         An item a worker still held when the clients stopped stays
         ``processing`` until its lease runs out: reading it then would make a
-        correct system look as if it lost the item. So the drain repeats
-        (bounded by the final phase's deadline) until every item read is in a
-        final state; whatever is left unsettled is recorded as read.
+        correct system look as if it lost the item. So rounds of drain and
+        re-read of the unsettled items go on while their number shrinks
+        (:func:`harness.workloads.settle.settle`, recorded as a ``settle``
+        op); items still unsettled are read once more after the system's lease
+        plus takeover grace, with a drain before, so the checker can tell a
+        stuck item (held under one token all that time) from a slow one.
         """
         client = new_client()
         try:
             budget = self.max_drain
             budget -= self._drain(ctx, client, budget)
-            ids = sorted({op.value["id"] for op in ctx.history_so_far()
-                          if op.f == "enqueue" and op.type is OpType.INVOKE
-                          and isinstance(op.value, dict)}, key=lambda s: (len(s), s))
-            unsettled = ids
-            while unsettled:
-                left = []
-                for iid in unsettled:
-                    _, out = ctx.call(client, "read-item", {"id": iid})
-                    state = out.value.get("state") if isinstance(out.value, dict) else None
-                    if out.type is not OpType.OK or state in ("processing", "queued"):
-                        left.append(iid)
-                if not left or budget <= 0 or ctx.deadline_passed():
-                    break
-                time.sleep(self.drain_quiet_s)
-                budget -= self._drain(ctx, client, budget)
-                unsettled = left
+            unsettled = enqueued_ids(ctx)
+            rounds = 0
+
+            def backlog() -> int:
+                nonlocal budget, unsettled, rounds
+                if rounds and budget > 0:
+                    budget -= self._drain(ctx, client, budget)
+                rounds += 1
+                unsettled = self._read(ctx, client, unsettled)
+                return len(unsettled)
+
+            stuck_after_ms = ctx.stuck_after_ms
+            stall_s = max(2 * self.drain_quiet_s,
+                          (stuck_after_ms or 0) / 1000.0 + self.drain_quiet_s)
+            record = settle(backlog, stall_s=stall_s, poll_s=self.drain_quiet_s,
+                            cap_passed=ctx.deadline_passed)
+            ctx.note("settle", {**record.to_dict(), "stuck_after_ms": stuck_after_ms,
+                                "drain_budget_left": budget})
+            if unsettled and stuck_after_ms:
+                time.sleep(stuck_after_ms / 1000.0 + self.drain_quiet_s)
+                if budget > 0:
+                    self._drain(ctx, client, budget)
+                self._read(ctx, client, unsettled)
         finally:
             client.close()
+
+    @staticmethod
+    def _read(ctx: FinalContext, client: Client, ids: list[str]) -> list[str]:
+        """Read each item (recorded); the ids not yet in a final state."""
+        left = []
+        for iid in ids:
+            _, out = ctx.call(client, "read-item", {"id": iid})
+            state = out.value.get("state") if isinstance(out.value, dict) else None
+            if out.type is not OpType.OK or state in PENDING_STATES:
+                left.append(iid)
+        return left
