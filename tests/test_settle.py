@@ -62,6 +62,20 @@ def test_stops_at_the_limit_the_first_window_gives() -> None:
     assert rec.completion_rate_hz == pytest.approx(20.0, rel=0.02)  # type: ignore[attr-defined]
 
 
+def test_a_slow_count_is_not_a_stall() -> None:
+    """Counting a big backlog may take longer than the stall time; only time
+    after a count without progress is a stall."""
+    clock = FakeClock()
+    levels = iter([500, 400, 300, 200, 100, 0])
+
+    def backlog() -> int:
+        clock.t += 8.0  # each count reads hundreds of items
+        return next(levels)
+
+    rec = settle(backlog, stall_s=5.0, poll_s=0.5, clock=clock, sleep=clock.sleep)
+    assert rec.stopped == "drained" and rec.backlog_end == 0
+
+
 def test_the_run_cap_wins() -> None:
     clock = FakeClock()
     rec = settle(lambda: 5, stall_s=100.0, poll_s=1.0, clock=clock, sleep=clock.sleep,

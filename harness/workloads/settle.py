@@ -61,8 +61,10 @@ def settle(backlog: Callable[[], int], *, stall_s: float, poll_s: float = 0.5,
     """
     if not (stall_s > 0 and poll_s > 0 and window_s > 0 and margin >= 1):
         raise ValueError("stall_s, poll_s and window_s must be positive, margin at least 1")
-    t0 = clock()
     start = left = backlog()
+    # the clock starts after the first count: counting a large backlog item by
+    # item takes seconds, which must not read as seconds without progress
+    t0 = clock()
     best, best_at = left, t0
     rate = 0.0
     limit_s = float("inf")
