@@ -259,6 +259,9 @@ def test_a_correct_register_passes_sequentially_and_concurrently(tmp_path: Path)
         rec = Recorder(writer)
         sequential(plan(w, seconds=5), InMemoryRegisterClient(store, lock), rec)
     assert check(w, rec).valid is True
+    # reads of keys not yet written answered None, and the strict model accepted them
+    assert any(op.type is OpType.OK and op.f == "read" and op.value[1] is None
+               for op in rec.ops)
     rec2 = run_concurrently(w, seconds=5, path=tmp_path / "c.jsonl")
     assert check(w, rec2).valid is True
 
