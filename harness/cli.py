@@ -106,8 +106,9 @@ def _build_parser() -> argparse.ArgumentParser:
         epilog=_RUN_EPILOG)
     r.add_argument("--system", default="refsys",
                    help="a system from 'harness systems', or module:factory")
-    r.add_argument("--workload", default="register", choices=sorted(WORKLOADS),
-                   help="what the clients do (each system supports some: 'harness systems')")
+    r.add_argument("--workload", default="register",
+                   help=f"what the clients do: {', '.join(WORKLOADS)} (each system supports "
+                        "some: 'harness systems')")
     r.add_argument("--nemesis", default="partition",
                    help=f"comma-separated faults: {','.join(FAULT_KINDS)} (or none)")
     r.add_argument("--time-limit", type=float, default=30.0, dest="time_limit_s",

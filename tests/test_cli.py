@@ -108,3 +108,73 @@ def test_systems_lists_each_installed_system_with_its_workloads() -> None:
     assert rows["refsys"] == "register, queue, takeover"
     assert rows["etcd"] == "register, queue"
     assert rows["redis"] == "queue"
+
+
+# --- harness run: help, options, refusals --------------------------------------------
+
+
+def test_run_help_lists_workloads_and_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.workloads import WORKLOADS
+
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--help"])
+    assert e.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"what the clients do: {', '.join(WORKLOADS)}" in text  # takeover too
+    for shown in ("(default: register)", "(default: 30.0)", "(default: 5)", "(default: 3)",
+                  "(default: 120.0)", "(default: partition)", "(default: a fresh one"):
+        assert shown in text, shown
+    for option in ("--time-limit SECONDS", "--concurrency N", "--nodes N", "--seed SEED",
+                   "--check-time-limit SECONDS", "--option KEY=VALUE"):
+        assert option in text, option
+    assert "128 + the signal" in text  # exit codes, interrupts included
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workload", "takeover", "--system", "etcd"],
+     "harness: etcd has no takeover workload; it has: register, queue"),
+    (["--workload", "nope"], "unknown workload 'nope'; known: register, queue, takeover"),
+    (["--option", "lease_ms"], "system option 'lease_ms' is not KEY=VALUE"),
+    (["--option", "nope=1"], "bad options for system 'refsys'"),
+    (["--check-time-limit", "0"], "--check-time-limit"),
+])
+def test_run_refusals_are_one_line_and_exit_2(args: list[str], message: str) -> None:
+    r = run("run", "--time-limit", "1", *args)
+    assert r.returncode == 2
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_run_passes_system_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--option`` reaches the system (and is stored, so a replay uses it again)."""
+    import harness.commands.run as run_cmd
+
+    seen: dict[str, object] = {}
+
+    def fake_run(cfg: object, **kw: object) -> object:
+        seen["cfg"] = cfg
+        raise run_cmd.HarnessError("stop here")
+
+    monkeypatch.setattr(run_cmd, "run", fake_run)
+    assert main(["run", "--option", "lease_ms=1500", "--option", "worker=true",
+                 "--check-time-limit", "7"]) == 2
+    cfg = seen["cfg"]
+    assert getattr(cfg, "system_options") == {"lease_ms": 1500, "worker": True}
+    assert getattr(cfg, "check_time_limit_s") == 7.0
+    assert getattr(cfg, "to_dict")()["system_options"] == {"lease_ms": 1500, "worker": True}
+
+
+def test_run_ids_are_unique_readable_and_valid_docker_names() -> None:
+    import re
+
+    from harness.store import RUN_ID_NAME_CHARS, new_run_id
+
+    long = "refsys-register-partition+kill+pause+latency+stall-with-a-long-name"
+    ids = {new_run_id(long) for _ in range(2000)}  # as if all started in the same second
+    assert len(ids) == 2000
+    for rid in ids:
+        assert rid.startswith("refsys-register-partition-kill")  # the front, readable
+        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", rid), rid
+        assert len(rid) <= RUN_ID_NAME_CHARS + 7
+    assert re.fullmatch(r"run-[0-9a-f]{6}", new_run_id("+++"))
+    assert new_run_id("_x.y").startswith("x.y-")

@@ -135,7 +135,7 @@ def test_ctrl_c_tears_down_and_keeps_a_checkable_history(tmp_path: Path) -> None
     assert proc.returncode == 130, out + err
     assert "interrupted" in err
     results = json.loads((history.parent / "results.json").read_text())
-    assert results["verdict"] == "unknown" and results["error"] == "interrupted"
+    assert results["verdict"] == "unknown" and results["error"] == "interrupted (SIGINT)"
     assert main(["check", str(history.parent)]) in (0, 1, 2)  # readable, checkable
     # nothing the run started is left running
     time.sleep(1)

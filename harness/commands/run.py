@@ -53,7 +53,10 @@ def _check_supported(cfg: RunConfig) -> None:
     """Refuse, in one line, a workload the system does not have, before the run builds the
     system with that workload's own options (which it may not even accept)."""
     from harness.systems import get_system
+    from harness.workloads import WORKLOADS
 
+    if cfg.workload not in WORKLOADS:
+        raise HarnessError(f"unknown workload {cfg.workload!r}; known: {', '.join(WORKLOADS)}")
     options = {**cfg.system_options, **({"bug": cfg.bug} if cfg.bug else {})}
     system = get_system(cfg.system, **options)
     if cfg.workload not in system.workloads:
