@@ -29,6 +29,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -200,6 +201,7 @@ class LocalCluster:
         from harness.toxiproxy import ToxiproxyClient, toxiproxy_server
 
         atexit.register(self.teardown)
+        _guard_signals(self)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         record = self._record = _Record.create(self.run_id, self.run_dir)
         self._data_root = Path(tempfile.mkdtemp(prefix=f"harness-{self.run_id}-"))
@@ -297,6 +299,7 @@ class LocalCluster:
             self._torn_down = True
         finally:
             self._in_teardown = False
+        _unguard_signals(self)
         with contextlib.suppress(Exception):
             atexit.unregister(self.teardown)
 
@@ -437,6 +440,41 @@ def http_status(addr: Address, path: str, *, timeout_s: float = 1.0) -> int:
         return int(e.code)
     except (OSError, ValueError):
         return 0
+
+
+#: clusters (by id) up in this process while our SIGTERM/SIGHUP handler is installed
+_GUARDED: set[int] = set()
+_GUARD_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _signal_to_exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _guard_signals(cluster: LocalCluster) -> None:
+    """While a cluster is up, SIGTERM and SIGHUP raise SystemExit, so ``with`` blocks and
+    ``atexit`` stop its processes (by default these signals end Python on the spot, and
+    the processes, each in its own session, would outlive it). Only in the main thread,
+    and only for a signal nobody handles yet: ``harness run`` has its own handlers
+    (:mod:`harness.interrupts`), which this leaves alone."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if not _GUARDED:
+        for sig in _GUARD_SIGNALS:
+            if signal.getsignal(sig) is signal.SIG_DFL:
+                signal.signal(sig, _signal_to_exit)
+    _GUARDED.add(id(cluster))
+
+
+def _unguard_signals(cluster: LocalCluster) -> None:
+    if id(cluster) not in _GUARDED:
+        return
+    _GUARDED.discard(id(cluster))
+    if not _GUARDED:
+        with contextlib.suppress(ValueError):  # not the main thread
+            for sig in _GUARD_SIGNALS:
+                if signal.getsignal(sig) is _signal_to_exit:
+                    signal.signal(sig, signal.SIG_DFL)
 
 
 def _delete_proxies(url: str, names: list[str]) -> None:

@@ -13,7 +13,6 @@ no owner label and count as left behind.
 from __future__ import annotations
 
 import argparse
-from collections import defaultdict
 from typing import Any
 
 from harness.cluster.owner import Owner
@@ -83,8 +82,8 @@ def docker_gc(client: Any, *, run_id: str | None = None, force: bool = False
         owner = Owner.from_labels(labels)
         if owners.get(rid) is None:
             owners[rid] = owner
-    done: dict[str, list[str]] = defaultdict(list)
-    done["skipped"] = []
+    done: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": [],
+                                  "skipped": []}
     for rid, owner in sorted(owners.items()):
         alive = owner.alive() if owner is not None else False
         if not force and owner is not None and alive is not False:
@@ -92,8 +91,8 @@ def docker_gc(client: Any, *, run_id: str | None = None, force: bool = False
             done["skipped"].append(f"{rid} (owner {owner.describe()} {why})")
             continue
         for kind, names in gc(client, run_id=rid).items():
-            done[kind] += names
-    return dict(done)
+            done.setdefault(kind, []).extend(names)
+    return done
 
 
 def remove_images(client: Any) -> dict[str, list[str]]:

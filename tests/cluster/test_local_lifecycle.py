@@ -242,3 +242,35 @@ def test_cluster_records_its_children(tmp_path: Path, state: Path) -> None:
         assert rec["children"]["n1"]["pid"] != old
         assert pid_alive(rec["children"]["n1"]["pid"], rec["children"]["n1"]["start"])
     assert not path.exists()
+
+
+_CLUSTER_CHILD = """
+import sys, time
+from pathlib import Path
+from harness.cluster.local import LocalCluster
+from harness.systems.refsys import ReferenceSystem
+with LocalCluster(ReferenceSystem(), nodes=1, run_dir=Path(sys.argv[1]), run_id="bare"):
+    print("up", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_sigterm_stops_a_bare_cluster_too(tmp_path: Path, state: Path) -> None:
+    """Outside ``harness run`` (the conformance kit, a script), SIGTERM still unwinds the
+    ``with`` block instead of ending Python on the spot."""
+    need_haproxy()
+    proc = subprocess.Popen([sys.executable, "-c", _CLUSTER_CHILD, str(tmp_path / "run")],
+                            cwd=ROOT, env={**os.environ, "HARNESS_STATE_DIR": str(state)},
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "up\n"
+        [(_, rec)] = records()
+        children = _children(rec)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 128 + signal.SIGTERM
+        assert [n for n, (pid, start) in children.items() if pid_alive(pid, start)] == []
+        assert records() == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
