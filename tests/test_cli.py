@@ -148,10 +148,11 @@ def test_run_refusals_are_one_line_and_exit_2(args: list[str], message: str) -> 
 def test_run_passes_system_options(monkeypatch: pytest.MonkeyPatch) -> None:
     """``--option`` reaches the system (and is stored, so a replay uses it again)."""
     import harness.commands.run as run_cmd
+    from harness.runner import RunConfig
 
-    seen: dict[str, object] = {}
+    seen: dict[str, RunConfig] = {}
 
-    def fake_run(cfg: object, **kw: object) -> object:
+    def fake_run(cfg: RunConfig, **kw: object) -> object:
         seen["cfg"] = cfg
         raise run_cmd.HarnessError("stop here")
 
@@ -159,9 +160,9 @@ def test_run_passes_system_options(monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["run", "--option", "lease_ms=1500", "--option", "worker=true",
                  "--check-time-limit", "7"]) == 2
     cfg = seen["cfg"]
-    assert getattr(cfg, "system_options") == {"lease_ms": 1500, "worker": True}
-    assert getattr(cfg, "check_time_limit_s") == 7.0
-    assert getattr(cfg, "to_dict")()["system_options"] == {"lease_ms": 1500, "worker": True}
+    assert cfg.system_options == {"lease_ms": 1500, "worker": True}
+    assert cfg.check_time_limit_s == 7.0
+    assert cfg.to_dict()["system_options"] == {"lease_ms": 1500, "worker": True}
 
 
 def test_run_ids_are_unique_readable_and_valid_docker_names() -> None:
