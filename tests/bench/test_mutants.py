@@ -105,6 +105,27 @@ def test_annotation_swaps_count_only_under_future_annotations(tmp_path: Path) ->
     assert any(m.line == 3 and "BitOr" in m.operator for m in pop.valid)
 
 
+BUGGY_MODULE = '''\
+class M:
+    def f(self, x):
+        if "lossy" in self.bugs and x > 1:
+            x = x - 1
+            return x
+        if "careful" not in self.bugs:
+            x = x * 2
+        return x + 1
+'''
+
+
+def test_seeded_bug_switches_and_their_dead_code_are_left_out(tmp_path: Path) -> None:
+    pop = enumerate_mutants(["mod"], root=_package(tmp_path, BUGGY_MODULE))
+    bug = {c.mutant.line for c in pop.candidates if c.excluded == "seeded-bug"}
+    # the switches (3, 6) and the body only the switched-on bug runs (4; `return x`
+    # has nothing to mutate); the body of a `not in` switch is the correct code
+    assert bug == {3, 4, 6}
+    assert {m.line for m in pop.valid} == {7, 8}
+
+
 def _fake(module: str, k: int) -> Mutant:
     return Mutant(module, "core/NumberReplacer", k, k + 1, 0, "x = 1\n", "x = 2\n")
 

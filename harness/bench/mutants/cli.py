@@ -147,6 +147,8 @@ def _run(a: argparse.Namespace, out: TextIO, work: Path) -> int:
     say(f"  dropped, syntax errors: {population.count('syntax')}")
     say(f"  excluded as equivalent (annotation only, or text unchanged): "
         f"{population.count('equivalent')}")
+    say(f"  excluded as seeded-bug code (a bug's switch, or code only a switched-on bug "
+        f"runs): {population.count('seeded-bug')}")
     say(f"  valid: {len(population.valid)}  "
         + " ".join(f"{k}={v}" for k, v in per_module.items()))
     chosen = sample(population, a.sample, a.seed)

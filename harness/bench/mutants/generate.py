@@ -20,6 +20,11 @@ from real mutants only:
   inside an annotation in a module with ``from __future__ import annotations``
   (``X | None`` -> ``X & None``: annotations are strings there, nothing
   evaluates them), and a change that leaves the text as it was.
+* **seeded-bug code** is excluded and counted: the conditions that switch a
+  seeded bug (``if "stale_token" in self.bugs``) and the code only a switched-on
+  bug runs. The body is dead in the correct system (its mutants are
+  equivalent); a mutated switch turns a known bug on, which the campaigns
+  benchmark already measures. The score is about bugs nobody planned.
 
 Building each of ~3,000 candidates with ``mutate_code`` re-parses the module
 (~80 ms each, minutes in all), so candidates are built on one parsed tree:
@@ -92,7 +97,7 @@ class Candidate:
     """What enumeration found: a valid mutant, or why one was left out."""
 
     mutant: Mutant
-    #: None (kept), "syntax" (does not compile) or "equivalent" (and why)
+    #: None (kept), "syntax" (does not compile), "equivalent" or "seeded-bug" (and why)
     excluded: str | None = None
     reason: str = ""
 
@@ -136,6 +141,43 @@ def _has_future_annotations(source: str) -> bool:
                 and any(a.name == "annotations" for a in node.names):
             return True
     return False
+
+
+def _is_bug_check(node: ast.AST) -> bool:
+    """``"name" in <...>.bugs`` (or ``not in``): a seeded-bug switch."""
+    if not (isinstance(node, ast.Compare) and len(node.ops) == 1
+            and isinstance(node.ops[0], ast.In | ast.NotIn)
+            and isinstance(node.left, ast.Constant) and isinstance(node.left.value, str)):
+        return False
+    c = node.comparators[0]
+    name = c.id if isinstance(c, ast.Name) else c.attr if isinstance(c, ast.Attribute) else None
+    return name == "bugs"
+
+
+def _bug_lines(source: str) -> set[int]:
+    """Lines of seeded-bug code: every ``if`` condition that tests a seeded bug, and
+    the body of one that runs only with the bug on (``"x" in bugs [and ...]``).
+
+    The correct system never runs such a body (a mutant there is equivalent),
+    and a mutant of such a condition switches a seeded bug on or off, which
+    ``harness.bench.campaigns`` measures with a recipe per bug: neither is an
+    unplanned bug.
+    """
+    lines: set[int] = set()
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.If):
+            continue
+        test = node.test
+        parts = test.values if isinstance(test, ast.BoolOp) else [test]
+        checks = [p for p in parts if _is_bug_check(p)]
+        if not checks:
+            continue
+        lines.update(range(test.lineno, (test.end_lineno or test.lineno) + 1))
+        only_with_bug = (not isinstance(test, ast.BoolOp) or isinstance(test.op, ast.And)) \
+            and any(isinstance(c, ast.Compare) and isinstance(c.ops[0], ast.In) for c in checks)
+        if only_with_bug:
+            lines.update(range(node.body[0].lineno, (node.body[-1].end_lineno or 0) + 1))
+    return lines
 
 
 def _in_annotation(node: Any) -> bool:
@@ -220,6 +262,7 @@ def _module_candidates(module: str, root: Path) -> Iterator[Candidate]:
     path = root / PACKAGE / f"{module}.py"
     source = path.read_text(encoding="utf-8")
     future = _has_future_annotations(source)
+    bug_lines = _bug_lines(source)
     tree = get_ast(source)
     nodes = list(ast_nodes(tree))
     for name, cls in _operators():
@@ -230,7 +273,9 @@ def _module_candidates(module: str, root: Path) -> Iterator[Candidate]:
                 code = _mutated_code(tree, node, op, index)
                 m = Mutant(module, name, occurrence, start[0], start[1], source, code)
                 occurrence += 1
-                if code == source:
+                if start[0] in bug_lines:
+                    yield Candidate(m, "seeded-bug", "a seeded bug's switch or its code")
+                elif code == source:
                     yield Candidate(m, "equivalent", "the text is unchanged")
                 elif future and _in_annotation(node):
                     yield Candidate(m, "equivalent",
