@@ -519,7 +519,18 @@ class _FaultDriver:
 
 def run(cfg: RunConfig, *, progress: Callable[[dict[str, Any]], None] | None = None
         ) -> RunResult:
-    """Run one campaign and return its verdict; files go to a new run folder."""
+    """Run one campaign and return its verdict; files go to a new run folder.
+
+    SIGINT, SIGTERM and SIGHUP stop it cleanly (see :mod:`harness.interrupts`): they
+    raise while the cluster is up, and past that are only noted until the results
+    are written; either way :class:`Interrupted` ends the call.
+    """
+    with StopSignals() as signals:
+        return _run(cfg, signals, progress)
+
+
+def _run(cfg: RunConfig, signals: StopSignals,
+         progress: Callable[[dict[str, Any]], None] | None) -> RunResult:
     from harness.systems import get_system
 
     workload = get_workload(cfg.workload, **cfg.workload_options)
@@ -551,8 +562,7 @@ def run(cfg: RunConfig, *, progress: Callable[[dict[str, Any]], None] | None = N
     error: str | None = None
     interrupted: Interrupted | None = None
     cluster: Any = None
-    # SIGTERM and SIGHUP stop the run as SIGINT does (see harness.interrupts)
-    with HistoryWriter(store.history_path) as writer, StopSignals() as signals:
+    with HistoryWriter(store.history_path) as writer:
         recorder = Recorder(writer)
         try:
             cluster = _make_cluster(cfg, system, run_dir, run_id)

@@ -274,3 +274,64 @@ def test_sigterm_stops_a_bare_cluster_too(tmp_path: Path, state: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# --- the runner's signal handling, in-process -----------------------------------------
+
+
+def test_stop_signals_raise_then_defer_then_force() -> None:
+    from harness.interrupts import Interrupted, StopSignals
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted) as e, StopSignals():
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(1)
+    assert e.value.exit_code == 129 and e.value.signal_name == "SIGHUP"
+    with StopSignals() as s:
+        s.defer()  # past the cluster phase: noted, the results still get written
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)  # a second one during teardown: ignored
+        time.sleep(0.1)
+        assert s.received == signal.SIGTERM
+        with pytest.raises(Interrupted):  # a third forces the way out
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_an_ignored_signal_stays_ignored() -> None:
+    """``nohup harness run ...``: SIGHUP must not stop the run."""
+    from harness.interrupts import StopSignals
+
+    old = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with StopSignals() as s:
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.1)
+            assert s.received is None
+    finally:
+        signal.signal(signal.SIGHUP, old)
+
+
+def test_a_signal_during_the_check_still_writes_its_verdict(
+        tmp_path: Path, state: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Past the cluster phase a signal is only noted: the check finishes, results.json
+    gets the real verdict, and then the command exits 128 + signal."""
+    import harness.runner as runner
+
+    need_haproxy()
+    real = runner.check_history
+
+    def check_then_signalled(*args: Any, **kwargs: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "check_history", check_then_signalled)
+    rc = main(["run", "--backend", "local", "--time-limit", "2", "--nemesis", "none",
+               "--reports", str(tmp_path), "--test", "late", "--seed", "1"])
+    assert rc == 143
+    assert "interrupted (SIGTERM); run folder:" in capsys.readouterr().err
+    results = json.loads((tmp_path / "late/latest/results.json").read_text())
+    assert results["error"] is None and results["verdict"] == "valid"
