@@ -22,6 +22,7 @@ from harness.checker.result import Result
 from harness.checker.stats import stats
 from harness.errors import HarnessError
 from harness.history import History
+from harness.logical import logical_history
 
 __all__ = ["CHECKERS", "CheckPlan", "check_history", "plan_checks", "with_convergence"]
 
@@ -134,7 +135,14 @@ def build_checker(plan: CheckPlan, *, time_limit_s: float | None = 60.0,
             table[name] = functools.partial(stats, required=required_fs)
         elif name == "convergence":
             table[name] = convergence
-    return compose(table)
+    composed = compose(table)
+
+    def check(history: History) -> Result:
+        # every checker judges logical operations: a request-id system's
+        # retries are one call (see harness.logical)
+        return composed(logical_history(history))
+
+    return check
 
 
 def check_history(

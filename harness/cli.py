@@ -142,6 +142,9 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--replay",
                    help="a run's results.json (its whole configuration, seed and faults) or a "
                         "schedule.json (its faults, with this command's other options)")
+    r.add_argument("--retries", type=int, default=2, metavar="N",
+                   help="resend an indeterminate enqueue, write, cas or complete up to N times "
+                        "with the same request id, as a real client would (0: never)")
     r.add_argument("--pin-clients", action="store_true",
                    help="client i talks to node i mod N directly instead of through the LB")
     r.add_argument("--toxiproxy-url",

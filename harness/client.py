@@ -15,7 +15,13 @@ from typing import Any, Protocol, runtime_checkable
 
 from harness.history import OpType
 
-__all__ = ["Client", "ClientFactory", "Outcome", "fail", "info", "ok", "prepare_held"]
+__all__ = ["RETRIED_FS", "Client", "ClientFactory", "Outcome", "Retryable", "fail", "idempotency",
+           "info", "ok", "prepare_held"]
+
+#: the operations a driver resends after an indeterminate outcome: the ones
+#: that change state (reads are simply not retried; a claim's resend would
+#: take a second item under at-least-once and is left to the lease)
+RETRIED_FS = frozenset({"enqueue", "write", "cas", "complete"})
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,31 @@ class Client(Protocol):
     def invoke(self, f: str, value: Any) -> Outcome: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Retryable(Protocol):
+    """A client that can resend its last operation with the same request id.
+
+    ``idempotency`` states what the system promises for such a resend (see
+    :mod:`harness.logical`): ``"request-id"`` (applied at most once, and
+    answered as the first attempt was) or ``"none"`` (an independent attempt:
+    a resend of something that already happened may happen again, or be
+    refused). It decides how checkers read the retries, so it must be the
+    system's real promise, not a hope.
+    """
+
+    idempotency: str
+
+    def retry(self, f: str, value: Any) -> Outcome:
+        """Resend the last invoked ``f`` with ``value`` under the same request id."""
+        ...
+
+
+def idempotency(client: object) -> str:
+    """What a client's system promises for resends (``"none"`` unless it says more)."""
+    promise = getattr(client, "idempotency", "none")
+    return promise if promise in ("request-id", "none") else "none"
 
 
 ClientFactory = Callable[[int], Client]

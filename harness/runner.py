@@ -20,11 +20,11 @@ import traceback
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from harness.analysis import check_history, with_convergence
 from harness.checker.result import UNKNOWN, Result
-from harness.client import Client, Outcome
+from harness.client import RETRIED_FS, Client, Outcome, Retryable, idempotency
 from harness.errors import HarnessError
 from harness.formats import HistoryWriter
 from harness.generator import (
@@ -42,7 +42,7 @@ from harness.nemesis import grudge as grudges
 from harness.nemesis.faults import Nemesis
 from harness.replicas import record_replica_states
 from harness.store import RunStore, new_run_dir, new_run_id
-from harness.system import Address, HasLeader, HasLease
+from harness.system import Address, HasLeader, HasLease, election_timeout_s
 from harness.workloads import get_workload
 
 __all__ = ["DEFAULT_RATE_HZ", "Recorder", "RunConfig", "RunResult", "run"]
@@ -74,6 +74,10 @@ class RunConfig:
     #: as long as it keeps shrinking (see :mod:`harness.workloads.settle`)
     final_timeout_s: float = 300.0
     op_timeout_s: float = 5.0
+    #: resends of an indeterminate enqueue, write, cas or complete with the same
+    #: request id, as a real client would (only through clients that can: see
+    #: :class:`harness.client.Retryable`); 0 turns retries off
+    retries: int = 2
     #: seconds the check may take before a checker says unknown
     check_time_limit_s: float = 120.0
     through_lb: bool = True
@@ -90,6 +94,7 @@ class RunConfig:
             "rate_hz": self.rate_hz, "backend": self.backend, "nodes": self.nodes,
             "seed": self.seed, "bug": self.bug, "test": self.test,
             "through_lb": self.through_lb, "op_timeout_s": self.op_timeout_s,
+            "retries": self.retries,
             "check_time_limit_s": self.check_time_limit_s,
             "system_options": dict(self.system_options),
             "workload_options": dict(self.workload_options),
@@ -127,18 +132,20 @@ class Recorder:
         return (time.monotonic_ns() - self._t0) / 1e9
 
     def _record(self, type_: OpType, process: int | str, f: str, value: Any,
-                error: Any = None, node: str | None = None) -> Op:
+                error: Any = None, node: str | None = None,
+                extra: tuple[tuple[str, Any], ...] = ()) -> Op:
         with self._lock:
             op = Op(len(self.ops), time.monotonic_ns() - self._t0, type_, process, f, value,
-                    error, node)
+                    error, node, extra)
             self.ops.append(op)
             self._writer.write(op)
             if type_ is not OpType.INVOKE and isinstance(process, int):
                 self.counts[type_.value] += 1
             return op
 
-    def invoke(self, process: int, f: str, value: Any) -> Op:
-        return self._record(OpType.INVOKE, process, f, value)
+    def invoke(self, process: int, f: str, value: Any,
+               extra: tuple[tuple[str, Any], ...] = ()) -> Op:
+        return self._record(OpType.INVOKE, process, f, value, extra=extra)
 
     def complete(self, inv: Op, out: Outcome) -> Op:
         return self._record(out.type, inv.process, inv.f, out.value if out.type is OpType.OK
@@ -148,11 +155,17 @@ class Recorder:
         return self._record(OpType.INFO, NEMESIS, f, value)
 
 
-def _call(recorder: Recorder, client: Client, process: int, f: str, value: Any
-          ) -> tuple[Op, Outcome]:
-    inv = recorder.invoke(process, f, value)
+def _call(recorder: Recorder, client: Client, process: int, f: str, value: Any, *,
+          retry_of: Op | None = None) -> tuple[Op, Outcome]:
+    """Record, invoke (or, with ``retry_of``, resend that operation), record."""
+    if retry_of is None:
+        inv = recorder.invoke(process, f, value)
+    else:
+        inv = recorder.invoke(process, f, value, extra=(
+            ("idempotency", idempotency(client)), ("retry_of", retry_of.index)))
     try:
-        out = client.invoke(f, value)
+        out = client.invoke(f, value) if retry_of is None else \
+            cast(Retryable, client).retry(f, value)
     except Exception as e:
         out = Outcome(OpType.INFO, None, f"client raised {type(e).__name__}: {e}")
     recorder.complete(inv, out)
@@ -177,13 +190,19 @@ def unpaced_ops(phases: Sequence[Phase], *, worker: int, concurrency: int,
 
 
 def drive_worker(client: Client, recorder: Recorder, ops: Iterable[ClientOp], *, process: int,
-                 concurrency: int, t0: float, end: float, stop: threading.Event) -> int:
+                 concurrency: int, t0: float, end: float, stop: threading.Event,
+                 retries: int = 0) -> int:
     """One worker's loop: wait for each op's time, prepare, record, invoke, record.
 
     After an indeterminate outcome the worker continues as a new process
-    (Jepsen's rule). Returns the number of operations performed.
+    (Jepsen's rule). An indeterminate mutating operation is resent, up to
+    ``retries`` times, when the client can resend it with the same request id
+    (:class:`harness.client.Retryable`), as a real client would; each resend is
+    recorded as its own call marked as a retry of the first (see
+    :mod:`harness.logical`). Returns the number of operations performed.
     """
     n = 0
+    can_retry = retries > 0 and isinstance(client, Retryable)
     for op in ops:
         delay = t0 + op.at_s - time.monotonic()
         if delay > 0 and stop.wait(delay):
@@ -191,10 +210,16 @@ def drive_worker(client: Client, recorder: Recorder, ops: Iterable[ClientOp], *,
         if stop.is_set() or time.monotonic() >= end:
             break
         f, value = client.prepare(op.f, op.value)
-        _, out = _call(recorder, client, process, f, value)
+        first, out = _call(recorder, client, process, f, value)
         n += 1
-        if out.type is OpType.INFO:
+        left = retries if can_retry and f in RETRIED_FS else 0
+        while out.type is OpType.INFO:
             process += concurrency
+            if left <= 0 or stop.is_set():
+                break
+            left -= 1
+            _, out = _call(recorder, client, process, f, value, retry_of=first)
+            n += 1
     return n
 
 
@@ -321,7 +346,12 @@ class _FaultDriver:
     than silently doubling up. When the run stops, the faults still active end
     in reverse order of their starts (each recorded), as a single active fault
     always did. A slow start or end (a container restart) delays later events;
-    their records say when they really happened.
+    their records say when they really happened. A start's record also names
+    the recipe the fault belongs to (``recipe``, from its params), and, when
+    resolving the fault asked the system who leads, the answer (``leader``:
+    a name, or None when no node was named and the rule fell back), so a
+    reader can tell "killed the new leader" from "killed whichever node was
+    first" without replaying the run.
     """
 
     def __init__(self, nemesis: Nemesis, cluster: Any, system: Any, recorder: Recorder,
@@ -484,13 +514,15 @@ class _FaultDriver:
     def _begin(self, i: int, started: dict[int, dict[str, Any]]) -> None:
         fault = self.schedule.faults[i]
         self._leader_asked = False
+        tag = {"recipe": fault.params["recipe"]} if "recipe" in fault.params else {}
         try:
             started[i] = self._start(fault)
         except Exception as e:
             self.errors.append(f"{fault.kind}: {e}")
-            self.recorder.nemesis(f"start-{fault.kind}", {"error": str(e)})
+            self.recorder.nemesis(f"start-{fault.kind}", {"error": str(e), **tag})
             return
-        self.recorder.nemesis(f"start-{fault.kind}", started[i])
+        asked = {"leader": self._leader_found} if self._leader_asked else {}
+        self.recorder.nemesis(f"start-{fault.kind}", {**started[i], **asked, **tag})
         self.active.append(fault.kind)
 
     def _finish(self, i: int, started: dict[int, dict[str, Any]]) -> None:
@@ -556,7 +588,8 @@ def _run(cfg: RunConfig, signals: StopSignals,
         random.Random(rng.randrange(2**31)), kinds=list(cfg.nemesis), nodes=node_names,
         time_limit_s=cfg.time_limit_s, mean_interval_s=max(2.0, cfg.time_limit_s / 6),
         min_duration_s=min(2.0, cfg.time_limit_s / 4),
-        max_duration_s=max(2.0, min(10.0, cfg.time_limit_s / 3)), seed=seed)
+        max_duration_s=max(2.0, min(10.0, cfg.time_limit_s / 3)), seed=seed,
+        election_timeout_s=election_timeout_s(system))
     store.write_json("schedule.json", schedule.to_dict())
     started_at = time.time()
     error: str | None = None
@@ -680,6 +713,7 @@ def _drive(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: R
         client = new_client(w)
         try:
             drive_worker(client, recorder, plan[w], process=w, concurrency=cfg.concurrency,
+                         retries=cfg.retries,
                          t0=t0, end=end, stop=stop)
         finally:
             client.close()

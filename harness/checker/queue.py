@@ -180,6 +180,7 @@ def queue(
     attempted: set[Hashable] = set()
     acked: set[Hashable] = set()
     failed: set[Hashable] = set()
+    maybe: set[Hashable] = set()  # enqueues of the id that ended indeterminate
     delivered: Counter[Hashable] = Counter()
     observed: set[Hashable] = set()  # read in a final state
     reads: dict[Hashable, _Reads] = {}
@@ -199,6 +200,8 @@ def queue(
                 acked.add(iid)
             elif call.failed:
                 failed.add(iid)
+            else:
+                maybe.add(iid)
         elif f in consume_fs:
             consume_calls += 1
             if call.ok:
@@ -237,6 +240,10 @@ def queue(
                 # a final read that did not answer proves nothing either way
                 item_reads.failed = True
 
+    # Several enqueues of one id (a resend by a system without request ids): the
+    # item failed only if every attempt definitely failed; a resend refused
+    # because the first attempt had already enqueued it says nothing of that one.
+    failed -= acked | maybe
     seen = set(delivered) | observed
     not_done = acked - seen
     stuck: set[Hashable] = set()

@@ -81,6 +81,9 @@ def run_command(args: argparse.Namespace) -> int:
                     seed=args.seed, bug=args.bug, test=args.test,
                     reports_dir=Path(args.reports), toxiproxy_url=args.toxiproxy_url)
     cfg.through_lb = not args.pin_clients
+    if args.retries < 0:
+        raise HarnessError("--retries must be 0 or more")
+    cfg.retries = args.retries
     cfg.check_time_limit_s = args.check_time_limit_s
     cfg.system_options = parse_options(list(args.options or []))
     if args.replay:
@@ -88,7 +91,7 @@ def run_command(args: argparse.Namespace) -> int:
         cfg.schedule = schedule
         if stored:  # a results.json: run the same configuration again
             for key in ("system", "workload", "time_limit_s", "concurrency", "rate_hz",
-                        "nodes", "bug", "through_lb", "op_timeout_s"):
+                        "nodes", "bug", "through_lb", "op_timeout_s", "retries"):
                 if key in stored and stored[key] is not None:
                     setattr(cfg, key, stored[key])
             cfg.nemesis = tuple(stored.get("nemesis") or cfg.nemesis)

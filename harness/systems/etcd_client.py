@@ -81,6 +81,12 @@ def prefix_end(prefix: str) -> str:
 class EtcdClient:
     """One worker's client: the registers and the queue over one node's gateway."""
 
+    #: etcd keeps no request ids: a resend is a new transaction. An enqueue's
+    #: create-if-absent and a completion's compare on the token refuse a resend of
+    #: something that already happened, so nothing is applied twice, but the
+    #: resend's answer does not speak for the first attempt
+    idempotency: str = "none"
+
     def __init__(self, address: Address, *, worker: str, timeout_s: float = 5.0,
                  lease_ms: float = 2000.0) -> None:
         self.http = HttpJson(address, timeout_s=timeout_s)
@@ -143,6 +149,10 @@ class EtcdClient:
     def prepare(self, f: str, value: Any) -> tuple[str, Any]:
         """Complete or renew one held item; with none held, claim instead."""
         return prepare_held(self.held, self.worker, f, value)
+
+    def retry(self, f: str, value: Any) -> Outcome:
+        """Resend: the system has no request ids, so it is simply sent again."""
+        return self.invoke(f, value)
 
     def invoke(self, f: str, value: Any) -> Outcome:
         self._wrote = False

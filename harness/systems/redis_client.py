@@ -113,6 +113,12 @@ def role_vote(conn: Resp, node: str) -> str | None:
 class RedisQueueClient:
     """One worker's client, pinned to a node whose Sentinel it asks first."""
 
+    #: Redis keeps no request ids: a resend is a new script call. The enqueue
+    #: script refuses an existing id and a completion is checked against the
+    #: token, so nothing is applied twice, but the resend's answer does not speak
+    #: for the first attempt
+    idempotency: str = "none"
+
     def __init__(self, pinned: str, nodes: Mapping[str, Mapping[str, Address]], *,
                  worker: str, timeout_s: float = 5.0, lease_ms: float = 2000.0) -> None:
         self.nodes = nodes
@@ -141,6 +147,10 @@ class RedisQueueClient:
     def prepare(self, f: str, value: Any) -> tuple[str, Any]:
         """Complete or renew one held item; with none held, claim instead."""
         return prepare_held(self.held, self.worker, f, value)
+
+    def retry(self, f: str, value: Any) -> Outcome:
+        """Resend: the system has no request ids, so it is simply sent again."""
+        return self.invoke(f, value)
 
     def invoke(self, f: str, value: Any) -> Outcome:
         if f not in OPS:

@@ -25,10 +25,16 @@ READS = frozenset({"read", "read-item"})
 class RefsysClient:
     """One worker's client; holds the items it claimed until it completes them."""
 
+    #: the node keeps each mutating command's result by request id (replicated
+    #: with the state machine), so a resend is applied at most once and answered
+    #: as the first was: :class:`harness.client.Retryable`
+    idempotency: str = "request-id"
+
     def __init__(self, address: Address, *, worker: str, timeout_s: float = 5.0) -> None:
         self.http = HttpJson(address, timeout_s=timeout_s)
         self.worker = worker
         self.held: list[dict[str, Any]] = []
+        self._last_rid: str | None = None
 
     def close(self) -> None:
         self.http.close()
@@ -48,7 +54,14 @@ class RefsysClient:
         return info(error or (f"http-{status}" if status else str(body)))
 
     def invoke(self, f: str, value: Any) -> Outcome:
-        rid = uuid.uuid4().hex
+        self._last_rid = uuid.uuid4().hex
+        return self._send(f, value, self._last_rid)
+
+    def retry(self, f: str, value: Any) -> Outcome:
+        """Resend with the last request id: the node answers as it did the first time."""
+        return self._send(f, value, self._last_rid or uuid.uuid4().hex)
+
+    def _send(self, f: str, value: Any, rid: str) -> Outcome:
         if f == "read":
             key = value[0]
             status, body = self.http.request("GET", f"/kv/{key}")

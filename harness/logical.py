@@ -1,0 +1,106 @@
+"""Retries of one logical operation, and the history checkers judge them in.
+
+A real client resends an operation whose outcome it could not learn (a
+timeout, a dropped connection), with the same request id or idempotency key,
+so that the system applies it at most once. That path (request-id
+deduplication) is where exactly-once bugs live, and a harness whose clients
+never resend cannot see them.
+
+In the history each attempt is its own call (Jepsen's rule: after an
+indeterminate outcome the worker goes on as a new process). A retry's
+invocation carries two extra fields:
+
+* ``retry_of``: the index of the logical operation's *first* invocation;
+* ``idempotency``: what the system promises for a resend, as its client
+  states it (:class:`harness.client.Retryable`): ``"request-id"`` (a resend
+  with the same key is applied at most once and answered as the first was)
+  or ``"none"`` (each resend is an independent operation).
+
+:func:`logical_history` turns the attempts of each logical operation of a
+``request-id`` system into one call: the first attempt's invocation, the
+last attempt's completion. That is exactly the promise: the operation took
+effect at most once, somewhere between the first send and the last answer,
+and the last answer speaks for all of it (a definite failure of a resend
+means it never happened at all, so an item enqueued by the first attempt
+and answered "failed" by the resend is failed-then-seen). A write applied
+twice, or an item enqueued twice, by a broken deduplication is then an
+anomaly the ordinary checkers find. Retries of a system with no idempotency
+stay separate operations: their double effects are the system's honest
+behaviour, reported (as duplicates) rather than merged away.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.history import History, Op
+
+__all__ = ["IDEMPOTENCY", "extra", "has_merged_retries", "logical_history"]
+
+#: what a system promises for a resend with the same request id
+IDEMPOTENCY = ("request-id", "none")
+
+
+def extra(op: Op, key: str) -> Any:
+    """The value of one extra field of an op (None when absent)."""
+    for k, v in op.extra:
+        if k == key:
+            return v
+    return None
+
+
+def _merged_retries(history: History) -> dict[int, list[int]]:
+    """First invocation's index -> the invocation indices of its mergeable retries."""
+    out: dict[int, list[int]] = {}
+    for call in history.calls():
+        first = extra(call.invoke, "retry_of")
+        if isinstance(first, int) and not isinstance(first, bool) \
+                and extra(call.invoke, "idempotency") == "request-id":
+            out.setdefault(first, []).append(call.invoke.index)
+    return out
+
+
+def has_merged_retries(history: History) -> bool:
+    """Whether :func:`logical_history` would change anything."""
+    return bool(_merged_retries(history))
+
+
+def logical_history(history: History) -> History:
+    """The history with each request-id system's retries folded into one call.
+
+    The logical call keeps the first attempt's invocation (its process, time,
+    value) and ends where the last attempt ended, with that attempt's type,
+    value and error; the other attempts' events are dropped. A retry whose
+    first attempt is not in the history (a cut history) is left as it is.
+    """
+    groups = _merged_retries(history)
+    if not groups:
+        return history
+    calls_by_invoke = {c.invoke.index: c for c in history.calls()}
+    drop: set[int] = set()
+    replace: dict[int, Op] = {}  # index of the event to replace -> its new form
+    for first, retries in groups.items():
+        head = calls_by_invoke.get(first)
+        if head is None:
+            continue
+        # a retry resends the same operation after an indeterminate attempt; an
+        # extra field claiming otherwise (a damaged or foreign history) is ignored
+        attempts = [head] + [calls_by_invoke[i] for i in retries
+                             if i in calls_by_invoke and calls_by_invoke[i].f == head.f
+                             and calls_by_invoke[i].invoke.value == head.invoke.value]
+        if len(attempts) == 1 or any(not a.indeterminate for a in attempts[:-1]):
+            continue
+        last = attempts[-1]
+        for a in attempts[:-1]:
+            if a.complete is not None:
+                drop.add(a.complete.index)
+        for a in attempts[1:]:
+            drop.add(a.invoke.index)
+        if last.complete is None:
+            continue  # the last attempt never ended: the logical call never did either
+        end = last.complete
+        replace[end.index] = Op(end.index, end.time, end.type, head.invoke.process, end.f,
+                                end.value, end.error, end.node,
+                                tuple((k, v) for k, v in end.extra
+                                      if k not in ("retry_of", "idempotency")))
+    return History(replace.get(op.index, op) for op in history.ops if op.index not in drop)

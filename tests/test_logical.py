@@ -1,0 +1,166 @@
+"""Retries of one logical operation: recorded as such, and judged as one call."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.analysis import check_history
+from harness.checker.queue import queue
+from harness.client import Outcome, info, ok
+from harness.generator import ClientOp
+from harness.history import History, Op, OpType
+from harness.logical import has_merged_retries, logical_history
+from harness.testing import history, invoke
+from harness.testing import info as info_op
+from harness.testing import ok as ok_op
+
+
+def retry(op: Op, first_index: int, promise: str = "request-id") -> Op:
+    return replace(op, extra=(("idempotency", promise), ("retry_of", first_index)))
+
+
+def double_applied_write(promise: str) -> History:
+    """Write 5 times out but took effect; 6 is written; the resend of 5 is applied
+    again (a broken deduplication), and a read sees 5 after 6."""
+    return history(
+        invoke(0, "write", ["k", 5]),                 # 0: first attempt
+        invoke(1, "read", ["k", None]), ok_op(1, "read", ["k", 5]),
+        info_op(0, "write", ["k", 5]),                # 3: its outcome unknown
+        invoke(1, "write", ["k", 6]), ok_op(1, "write", ["k", 6]),
+        invoke(1, "read", ["k", None]), ok_op(1, "read", ["k", 6]),
+        retry(invoke(5, "write", ["k", 5]), 0, promise),  # 8: the resend, a new process
+        ok_op(5, "write", ["k", 5]),
+        invoke(1, "read", ["k", None]), ok_op(1, "read", ["k", 5]),
+    )
+
+
+def test_a_request_id_systems_retries_are_one_call() -> None:
+    h = double_applied_write("request-id")
+    merged = logical_history(h)
+    writes5 = [c for c in merged.calls() if c.f == "write" and c.invoke.value == ["k", 5]]
+    assert len(writes5) == 1
+    (w,) = writes5
+    assert w.invoke.index == 0 and w.process == 0 and w.ok and w.complete is not None
+    assert w.complete.index == 9  # it ends where the last attempt ended
+    assert len(merged.calls()) == len(h.calls()) - 1
+
+
+def test_a_write_applied_twice_under_one_request_id_is_not_linearizable() -> None:
+    def verdict(h: History) -> Any:
+        return check_history(h, model="cas-register-per-key", checkers=["linearizable"])[1].valid
+
+    assert verdict(double_applied_write("request-id")) is False
+    # without idempotency the resend is a second write the client really sent: legal
+    assert verdict(double_applied_write("none")) is True
+
+
+def test_a_resend_answered_failed_speaks_for_the_logical_enqueue() -> None:
+    item = {"id": "i1"}
+    h = history(invoke(0, "enqueue", item), info_op(0, "enqueue", item),
+                retry(invoke(5, "enqueue", item), 0),
+                replace(ok_op(5, "enqueue", item), type=OpType.FAIL, error="exists"),
+                invoke(1, "dequeue"), ok_op(1, "dequeue", item))
+    # the system promised exactly-once answers and said "failed", yet the item exists
+    r = check_history(h, checkers=["queue"])[1].details["results"]["queue"]
+    assert r.valid is False and r.details["failed_then_seen"] == ["i1"]
+    # with no request ids the refused resend says nothing of the first attempt
+    plain = History(replace(op, extra=(("idempotency", "none"), ("retry_of", 0)))
+                    if op.index == 2 else op for op in h.ops)
+    assert queue(plain).valid is True and queue(plain).details["recovered"] == ["i1"]
+
+
+def test_markers_that_do_not_describe_a_retry_are_ignored() -> None:
+    h = history(invoke(0, "write", ["k", 1]), ok_op(0, "write", ["k", 1]),
+                retry(invoke(1, "write", ["k", 1]), 0), ok_op(1, "write", ["k", 1]),
+                invoke(2, "write", ["k", 2]), info_op(2, "write", ["k", 2]),
+                retry(invoke(7, "cas", ["k", [2, 3]]), 4), ok_op(7, "cas", ["k", [2, 3]]))
+    # the first attempt was ok (nothing to retry), and a "retry" of another op
+    assert logical_history(h) == h and has_merged_retries(h)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["ok", "info", "fail", "open"]),
+                          st.integers(0, 3), st.booleans()), max_size=12))
+def test_any_chain_of_retries_folds_into_a_well_formed_history(
+        attempts: list[tuple[str, int, bool]]) -> None:
+    """Random chains of attempts (each on a new process, as the driver does), with
+    a random subset marked as resends: the folded history is always well formed
+    and has one call per logical operation."""
+    ops: list[Op] = []
+    first: int | None = None
+    logical = 0
+    for process, (outcome, _, is_retry) in enumerate(attempts):
+        value = ["k", 1]
+        if not (is_retry and first is not None):
+            first, logical = len(ops), logical + 1
+            inv = invoke(process, "write", value)
+        else:
+            inv = retry(invoke(process, "write", value), first)
+        ops.append(inv)
+        if outcome != "open":
+            ops.append({"ok": ok_op, "info": info_op}.get(outcome, ok_op)(process, "write", value)
+                       if outcome != "fail" else
+                       replace(ok_op(process, "write", value), type=OpType.FAIL, error="no"))
+        if outcome in ("ok", "fail"):
+            first = None  # a definite outcome ends the logical operation
+    h = history(*ops)
+    merged = logical_history(h)
+    assert len(merged.calls()) <= len(h.calls())
+    assert len(merged.calls()) >= logical
+
+
+class FlakyRegister:
+    """An in-memory register client whose first send of each write times out
+    after taking effect; a resend under the same request id is answered ok."""
+
+    idempotency = "request-id"
+
+    def __init__(self, store: dict[str, Any]) -> None:
+        self.store = store
+
+    def prepare(self, f: str, value: Any) -> tuple[str, Any]:
+        return f, value
+
+    def invoke(self, f: str, value: Any) -> Outcome:
+        key, v = value
+        if f == "read":
+            return ok([key, self.store.get(key)])
+        self.store[key] = v
+        return info("timeout")
+
+    def retry(self, f: str, value: Any) -> Outcome:
+        return ok(value)
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_driver_resends_under_a_new_process_and_marks_the_retry() -> None:
+    from harness.runner import Recorder, drive_worker
+
+    class Sink:
+        def write(self, op: Op) -> None:
+            pass
+
+    rec = Recorder(Sink())  # type: ignore[arg-type]
+    client = FlakyRegister({})
+    ops = [ClientOp(0.0, 0, "write", ["k", 1]), ClientOp(0.0, 0, "read", ["k", None])]
+    n = drive_worker(client, rec, ops, process=0, concurrency=4, t0=time.monotonic(),
+                     end=time.monotonic() + 5, stop=threading.Event(), retries=2)
+    assert n == 3
+    h = History(rec.ops)
+    calls = h.calls()
+    assert [(c.process, c.f, c.type.value) for c in calls] == [
+        (0, "write", "info"), (4, "write", "ok"), (4, "read", "ok")]
+    assert dict(calls[1].invoke.extra) == {"idempotency": "request-id", "retry_of": 0}
+    # no retries asked for: none made
+    rec2 = Recorder(Sink())  # type: ignore[arg-type]
+    drive_worker(client, rec2, ops[:1], process=0, concurrency=4, t0=time.monotonic(),
+                 end=time.monotonic() + 5, stop=threading.Event())
+    assert len(History(rec2.ops).calls()) == 1
