@@ -7,22 +7,22 @@ the battery once against an unmutated copy (the control: if the correct
 system fails the battery, no kill means anything, so the benchmark stops),
 then each mutant in its own copy. Every copy and every run's reports live in
 one temporary folder removed at the end, on an exception and on Ctrl-C
-(``--keep`` keeps it); the runner tears each cluster down itself.
+(``--keep`` keeps it); the runner tears each cluster down itself. SIGTERM and
+SIGHUP stop it like Ctrl-C (``harness.interrupts``), exit code 128 + signal.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
+import re
 import shutil
-import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import warnings
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from harness.bench.mutants.battery import BATTERY, Outcome, run_battery
 from harness.bench.mutants.generate import (
@@ -33,6 +33,7 @@ from harness.bench.mutants.generate import (
     materialize,
     sample,
 )
+from harness.interrupts import StopSignals
 from harness.system import project_root
 
 __all__ = ["QUICK", "main", "score_lines"]
@@ -67,23 +68,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so clusters are torn down and copies removed."""
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        old = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
 def _is_equivalent(judgement: str | None) -> bool:
     return bool(judgement) and str(judgement).strip().lower().startswith("equivalent")
 
@@ -113,14 +97,20 @@ def score_lines(results: list[tuple[Mutant, Outcome]], judgements: dict[str, str
     ]
 
 
+def _short(error: str | None, limit: int = 100) -> str:
+    """An error for one line: without the log folder (a temporary one, gone by now)."""
+    text = re.sub(r"\s*\(logs in [^)]*\)", "", error or "")
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _line(i: int, total: int, m: Mutant, o: Outcome) -> str:
     where = f"{m.module}.py:{m.line}"
     if o.status == "killed" and o.kill is not None:
         what = f"killed   {o.kill.kind:<8} by {o.kill.describe()} in {o.recipe}"
     elif o.status == "broken":
-        what = f"broken   (not ready in {o.recipe}: {(o.error or '')[:80]})"
+        what = f"broken   (not ready in {o.recipe}: {_short(o.error)})"
     elif o.status == "error":
-        what = f"error    ({(o.error or '')[:100]})"
+        what = f"error    ({_short(o.error)})"
     else:
         what = "survived" + (f" (budget: skipped {','.join(o.skipped)})" if o.skipped else "")
     return (f"[{i:>2}/{total}] {m.id:<58} {where:<22} {m.operator_short:<40} {what}  "
@@ -132,6 +122,8 @@ def _run(a: argparse.Namespace, out: TextIO, work: Path) -> int:
         print(s, file=out, flush=True)
 
     modules = [m for m in a.modules.split(",") if m]
+    # every run writes its HTML report; an empty plot's legend warning is noise here
+    warnings.filterwarnings("ignore", "No artists with labels", UserWarning)
     judgements: dict[str, str] = {}
     if a.judgements is not None:
         judgements = {str(k): str(v) for k, v in json.loads(a.judgements.read_text()).items()}
@@ -208,7 +200,8 @@ def _run(a: argparse.Namespace, out: TextIO, work: Path) -> int:
 
 
 def main(argv: list[str] | None = None, *, out: TextIO | None = None) -> int:
-    """Run the benchmark; 0 when it ran (whatever the score), 2 when it could not."""
+    """Run the benchmark; 0 when it ran (whatever the score), 2 when the control
+    failed, 128 + signal when stopped by one."""
     a = _parser().parse_args(argv)
     if a.quick:
         a.sample, a.seed = QUICK["sample"], QUICK["seed"]
@@ -217,15 +210,14 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None) -> int:
         work = Path(tempfile.mkdtemp(prefix="harness-bench-mutants-"))
         print(f"keeping copies and reports in {work}", file=out, flush=True)
         try:
-            with _sigterm_as_interrupt():
+            with StopSignals():
                 return _run(a, out, work)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             print("interrupted", file=out, flush=True)
-            return 130
+            return int(getattr(e, "exit_code", 130))
     try:
-        with _sigterm_as_interrupt(), \
-                tempfile.TemporaryDirectory(prefix="harness-bench-mutants-") as tmp:
+        with StopSignals(), tempfile.TemporaryDirectory(prefix="harness-bench-mutants-") as tmp:
             return _run(a, out, Path(tmp))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("interrupted", file=out, flush=True)
-        return 130
+        return int(getattr(e, "exit_code", 130))
