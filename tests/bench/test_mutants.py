@@ -182,7 +182,8 @@ def _result(results: dict[str, Result], *, error: str | None = None, ops: int = 
     if valid is None:
         vs = [r.valid for r in results.values()]
         valid = False if False in vs else (UNKNOWN if UNKNOWN in vs else True)
-    return RunResult(valid, results, Path("."), 1, FaultSchedule((), seed=1), ops, error)
+    return RunResult(valid, results, Path("/nonexistent-run"), 1, FaultSchedule((), seed=1), ops,
+                     error)
 
 
 def _r(checker: str, valid: Any, **details: Any) -> Result:
@@ -220,6 +221,19 @@ def test_kills_are_read_generically_and_classified(results: dict[str, Result],
 
 def test_an_errored_run_kills_nothing() -> None:
     assert kill_of(_result({}, error="boom", valid=UNKNOWN)) is None
+
+
+def test_a_cluster_that_did_not_recover_is_a_progress_kill(tmp_path: Path) -> None:
+    """A node that crashed mid-run leaves the checkers only unanswered reads (unknown)."""
+    (tmp_path / "history.jsonl").write_text(
+        '{"index":0,"time":1,"type":"info","process":"nemesis","f":"heal-all","value":[]}\n'
+        '{"index":1,"time":2,"type":"info","process":"nemesis","f":"not-recovered",'
+        '"value":{"error":"n2 exited while waiting for every node healthy"}}\n')
+    unknown = {"queue": _r("queue", UNKNOWN, anomalies=[], progress=["unresolved"])}
+    r = RunResult(UNKNOWN, unknown, tmp_path, 1, FaultSchedule((), seed=1), 2, None)
+    kill = kill_of(r)
+    assert kill is not None and (kill.kind, kill.findings) == (
+        "progress", (("runner", "not-recovered"),))
 
 
 def _runner(results: list[RunResult], seen: list[RunConfig]) -> Any:

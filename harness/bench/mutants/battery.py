@@ -24,6 +24,8 @@ comes first (before the editable install too).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -136,7 +138,8 @@ BATTERY: tuple[Recipe, ...] = (
 
 #: anomalies that break a progress promise (the system stopped doing its work);
 #: every other anomaly an invalid checker names breaks a safety promise
-PROGRESS_ANOMALIES = frozenset({"unfinished", "stuck", "dead-lettered", "required-op-missing"})
+PROGRESS_ANOMALIES = frozenset({"unfinished", "stuck", "dead-lettered", "required-op-missing",
+                                "not-recovered"})
 #: named anomalies known to break safety (for the record; anything invalid that
 #: is not a progress anomaly counts as safety, so a new checker is not missed)
 SAFETY_ANOMALIES = frozenset({"lost", "duplicated", "unexpected", "failed-then-seen",
@@ -171,11 +174,17 @@ def kill_of(result: RunResult) -> Kill | None:
     in the queue checker's ``progress``, a required operation that never
     succeeded in ``stats``); ``unresolved`` items and a search that ran out of
     time do not kill: they say the history proves nothing, not that the
-    system broke a promise. A run that errored kills nothing.
+    system broke a promise. The runner's own ``not-recovered`` (after the faults
+    were healed the cluster was not healthy again within the recovery timeout:
+    a node crashed, or no leader) is a progress kill too: the checkers may see
+    only unanswered final reads, which prove nothing. A run that errored kills
+    nothing.
     """
     if result.error is not None:
         return None
     found: list[tuple[str, str]] = []
+    if _not_recovered(result.run_dir / "history.jsonl"):
+        found.append(("runner", "not-recovered"))
     for name, r in sorted(result.results.items()):
         d = r.details
         named = [str(a) for a in (d.get("anomalies") or [])]
@@ -190,6 +199,20 @@ def kill_of(result: RunResult) -> Kill | None:
             progress.append("required-op-missing")
         found += [(name, a) for a in dict.fromkeys(progress)]
     return Kill(tuple(found)) if found else None
+
+
+def _not_recovered(history: Path) -> bool:
+    """The run's history has the runner's ``not-recovered`` event."""
+    try:
+        with history.open(encoding="utf-8") as f:
+            for line in f:
+                if '"not-recovered"' in line:
+                    with contextlib.suppress(ValueError):
+                        if json.loads(line).get("f") == "not-recovered":
+                            return True
+    except OSError:
+        pass
+    return False
 
 
 @dataclass
