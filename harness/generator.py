@@ -13,22 +13,30 @@ The runner owns the clock and the clients; it asks the plan what to do next.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = [
+    "DEFAULT_ELECTION_TIMEOUT_S",
     "FAULT_KINDS",
     "NETWORK_KINDS",
     "NODE_RULES",
+    "RECIPES",
+    "RECIPE_RATE",
+    "RECOVERY_WINDOW_S",
     "ClientOp",
     "Fault",
     "FaultSchedule",
     "Mix",
     "Phase",
     "client_ops",
+    "election_window_s",
     "random_schedule",
+    "recipe",
+    "recipes_for",
 ]
 
 FAULT_KINDS = ("partition", "kill", "pause", "latency", "stall")
@@ -38,6 +46,41 @@ NETWORK_KINDS = ("partition", "latency", "stall")
 #: how a fault may name a node without knowing the cluster's state in advance;
 #: resolved when the fault starts (see ``harness.runner``) and recorded then
 NODE_RULES = ("leader", "follower", "cut-off", "majority", "minority")
+
+#: Window-stretching recipes: short groups of faults that random schedules mix
+#: in with plain ones, each needing the fault kinds listed. A plain fault is
+#: often over before the others replace the leader, or hits a node nobody is
+#: electing; the bugs of Paxos recovery, lease fencing and catch-up show when
+#: an old leader lives on while the others elect a new one, or when a fault
+#: hits a node while it recovers. Each fault of a recipe carries its name in
+#: ``params["recipe"]`` (recorded with the fault when it starts):
+#:
+#: * ``pause-leader``: the leader is paused past the election window, so it
+#:   resumes believing it leads in a term the others have left;
+#: * ``isolate-leader``: the leader is cut off past the election window, so the
+#:   heal joins it into the new term;
+#: * ``kill-new-leader``: the leader is cut off and, once the others have
+#:   elected a new one, that new leader (rule ``leader``, resolved then) is
+#:   killed, during the cut or as it heals (the two faults overlap);
+#: * ``partition-recovering``: a node (or the leader) is killed past the
+#:   election window, restarted, and within :data:`RECOVERY_WINDOW_S` of the
+#:   restart, while it replays its log and catches up, either cut off from
+#:   every other node or made to elect anew (the leader isolated).
+RECIPES: Mapping[str, tuple[str, ...]] = {
+    "pause-leader": ("pause",),
+    "isolate-leader": ("partition",),
+    "kill-new-leader": ("partition", "kill"),
+    "partition-recovering": ("kill", "partition"),
+}
+#: the share of a random schedule's draws that are recipes (when one fits)
+RECIPE_RATE = 1 / 3
+#: the election timeout assumed for a system that states none ("a few seconds":
+#: longer than most systems', so a recipe's fault outlasts an unknown system's
+#: election, at the price of fewer recipes fitting in a short run)
+DEFAULT_ELECTION_TIMEOUT_S = 3.0
+#: how soon after a restart a recipe's partition starts: a restarted node is
+#: still starting, replaying its log or catching up within about a second
+RECOVERY_WINDOW_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -144,7 +187,8 @@ class Fault:
     starts and recorded then: ``"leader"``, ``"follower"`` (a node that talks
     with the leader under the partition in force), ``"cut-off"`` (one that
     does not), ``"majority"`` / ``"minority"`` (an up node on that side of
-    the partition in force).
+    the partition in force). ``recipe`` names the recipe (:data:`RECIPES`) a
+    fault belongs to; it changes nothing in how the fault is applied.
     """
 
     kind: str
@@ -239,6 +283,81 @@ def _params(kind: str, rng: random.Random, nodes: Sequence[str]) -> dict[str, An
     return {"node": rng.choice(nodes)}  # stall
 
 
+def election_window_s(election_timeout_s: float) -> float:
+    """How long after a leader falls silent the others have surely replaced it.
+
+    Raft-like systems (the reference system, etcd) draw each election timeout
+    between one and two times the stated one; a second more covers the vote
+    itself and the harness asking who leads. A recipe's fault that must
+    outlast an election lasts at least this long.
+    """
+    return 2 * election_timeout_s + 1.0
+
+
+def recipes_for(kinds: Sequence[str]) -> list[str]:
+    """The recipes whose every fault kind is among ``kinds``, in :data:`RECIPES` order."""
+    return [name for name, needs in RECIPES.items() if set(needs) <= set(kinds)]
+
+
+def _up3(x: float) -> float:
+    """``x`` rounded *up* to a millisecond: a drawn floor (an election window) stays a floor."""
+    return math.ceil(round(x * 1000, 6)) / 1000
+
+
+def recipe(
+    name: str,
+    rng: random.Random,
+    *,
+    start_s: float,
+    nodes: Sequence[str],
+    election_timeout_s: float = DEFAULT_ELECTION_TIMEOUT_S,
+    min_duration_s: float = 2.0,
+    max_duration_s: float = 10.0,
+) -> tuple[Fault, ...]:
+    """The faults of one recipe (:data:`RECIPES`) starting at ``start_s``, drawn from ``rng``.
+
+    A fault that must outlast an election lasts from the election window
+    (:func:`election_window_s` of the system's stated timeout, and at least
+    ``min_duration_s``) up to ``max_duration_s`` (or the window, if longer);
+    the kill of ``kill-new-leader`` starts once the window has passed since the
+    cut began and no later than the heal, and lasts as a plain fault does.
+    """
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
+    window = election_window_s(election_timeout_s)
+    floor = _up3(max(min_duration_s, window))
+    ceiling = max(floor, max_duration_s)
+
+    def long() -> float:
+        return _up3(rng.uniform(floor, ceiling))
+
+    tag = {"recipe": name}
+    s = round(start_s, 3)
+    if name == "pause-leader":
+        return (Fault("pause", s, long(), {"node": "leader", **tag}),)
+    isolate = {"plan": "isolate-leader", **tag}
+    if name == "isolate-leader":
+        return (Fault("partition", s, long(), isolate),)
+    if name == "kill-new-leader":
+        cut = long()
+        kill_at = round(s + _up3(rng.uniform(_up3(window), cut)), 3)
+        kill = _up3(rng.uniform(min_duration_s, max(min_duration_s, max_duration_s)))
+        return (Fault("partition", s, cut, isolate),
+                Fault("kill", kill_at, kill, {"node": "leader", **tag}))
+    # partition-recovering
+    victim = rng.choice([*nodes, "leader"])
+    down = long()
+    after = round(s + down + _up3(rng.uniform(0.0, RECOVERY_WINDOW_S)), 3)
+    if victim != "leader" and rng.random() < 0.5:
+        # cut the restarted node off from every other node (named: it is known)
+        plan: dict[str, Any] = {"plan": "cut", "between": [[victim, o] for o in nodes
+                                                            if o != victim], **tag}
+    else:
+        plan = isolate
+    return (Fault("kill", s, down, {"node": victim, **tag}),
+            Fault("partition", after, long(), plan))
+
+
 def random_schedule(
     rng: random.Random,
     *,
@@ -248,12 +367,19 @@ def random_schedule(
     mean_interval_s: float = 10.0,
     min_duration_s: float = 2.0,
     max_duration_s: float = 10.0,
+    election_timeout_s: float = DEFAULT_ELECTION_TIMEOUT_S,
+    recipe_rate: float = RECIPE_RATE,
     seed: int = 0,
 ) -> FaultSchedule:
     """Faults drawn one after another: a quiet gap, a fault, a gap, ... until the limit.
 
-    One fault at a time keeps each anomaly attributable to one cause; mixed
-    kinds (``kinds`` with several entries) alternate at random.
+    Each draw is, with probability ``recipe_rate`` when ``kinds`` allow one
+    (:func:`recipes_for`), a window-stretching recipe (:data:`RECIPES`) sized
+    from the system's ``election_timeout_s``, otherwise one plain fault of a
+    kind drawn from ``kinds``; a recipe that would pass the time limit gives
+    way to a plain fault. Faults overlap only inside a recipe: between draws
+    one fault (or recipe) ends before the next begins, which keeps each
+    anomaly attributable to one cause.
     """
     for k in kinds:
         if k not in FAULT_KINDS:
@@ -261,8 +387,20 @@ def random_schedule(
     faults: list[Fault] = []
     if not kinds:
         return FaultSchedule((), seed)
+    available = recipes_for(kinds) if recipe_rate > 0 else []
     t = rng.uniform(0.5, min(mean_interval_s, max(0.5, time_limit_s / 4)))
     while True:
+        # the coin is tossed only when a recipe is possible, so schedules of
+        # kinds without recipes are drawn exactly as before recipes existed
+        if available and rng.random() < recipe_rate:
+            group = recipe(rng.choice(available), rng, start_s=t, nodes=nodes,
+                           election_timeout_s=election_timeout_s,
+                           min_duration_s=min_duration_s, max_duration_s=max_duration_s)
+            end = max(f.end_s for f in group)
+            if end <= time_limit_s:
+                faults.extend(group)
+                t = end + rng.uniform(1.0, mean_interval_s)
+                continue
         dur = rng.uniform(min_duration_s, max_duration_s)
         if t + dur > time_limit_s:
             break

@@ -347,11 +347,11 @@ class _FaultDriver:
     in reverse order of their starts (each recorded), as a single active fault
     always did. A slow start or end (a container restart) delays later events;
     their records say when they really happened. A start's record also names
-    the recipe the fault belongs to (``recipe``, from its params), and, when
-    resolving the fault asked the system who leads, the answer (``leader``:
-    a name, or None when no node was named and the rule fell back), so a
-    reader can tell "killed the new leader" from "killed whichever node was
-    first" without replaying the run.
+    the recipe the fault belongs to (``recipe``, from its params), and says
+    ``leader: None`` when resolving the fault asked the system who leads and
+    no node was named (rule ``leader`` then falls back to the first up node),
+    so a reader can tell "killed the new leader" from "killed whichever node
+    was first" without replaying the run.
     """
 
     def __init__(self, nemesis: Nemesis, cluster: Any, system: Any, recorder: Recorder,
@@ -521,8 +521,8 @@ class _FaultDriver:
             self.errors.append(f"{fault.kind}: {e}")
             self.recorder.nemesis(f"start-{fault.kind}", {"error": str(e), **tag})
             return
-        asked = {"leader": self._leader_found} if self._leader_asked else {}
-        self.recorder.nemesis(f"start-{fault.kind}", {**started[i], **asked, **tag})
+        unknown = {"leader": None} if self._leader_asked and self._leader_found is None else {}
+        self.recorder.nemesis(f"start-{fault.kind}", {**started[i], **unknown, **tag})
         self.active.append(fault.kind)
 
     def _finish(self, i: int, started: dict[int, dict[str, Any]]) -> None:

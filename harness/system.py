@@ -8,7 +8,7 @@ addresses it must *use* to reach its peers: those are proxy addresses, and a
 toxic on one proxy acts on exactly one directed link.
 
 Optional abilities (leader discovery, a load balancer, log files, reading a
-replica's applied state) are
+replica's applied state, stating its election timeout) are
 separate protocols, checked with ``isinstance`` at run time, so a minimal
 adapter stays minimal.
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from harness.errors import HarnessError
+from harness.generator import DEFAULT_ELECTION_TIMEOUT_S
 
 __all__ = [
     "PEER_ADDRESSING",
@@ -34,7 +35,9 @@ __all__ = [
     "LoadBalanced",
     "NodeContext",
     "NodeLaunch",
+    "StatesTimeouts",
     "System",
+    "election_timeout_s",
     "peer_addressing",
 ]
 
@@ -251,6 +254,36 @@ class HasReplicaState(Protocol):
         ``fail`` and the checker says "unknown" for that node, never "invalid".
         """
         ...
+
+
+@runtime_checkable
+class StatesTimeouts(Protocol):
+    """A system that states how long its followers wait for a silent leader.
+
+    The random nemesis sizes its window-stretching recipes from it
+    (:data:`harness.generator.RECIPES`): a leader paused or cut off for less
+    than an election is merely a hiccup, and the bugs of recovery and fencing
+    show only once the others have moved on to a new leader. A plain
+    ``election_timeout_ms`` attribute satisfies it (the reference system and
+    etcd pass theirs to the nodes; Redis Sentinel's is its
+    ``down-after-milliseconds``).
+    """
+
+    @property
+    def election_timeout_ms(self) -> float:
+        """How long a follower hears nothing from its leader before it starts
+        replacing it, in ms (the lower end, if the system draws it at random)."""
+        ...
+
+
+def election_timeout_s(system: object) -> float:
+    """The system's stated election timeout in seconds (:class:`StatesTimeouts`), or
+    :data:`~harness.generator.DEFAULT_ELECTION_TIMEOUT_S` when it states none."""
+    if isinstance(system, StatesTimeouts):
+        ms = float(system.election_timeout_ms)
+        if ms > 0:
+            return ms / 1000
+    return DEFAULT_ELECTION_TIMEOUT_S
 
 
 def peer_addressing(system: object) -> str:

@@ -46,15 +46,40 @@ def test_mix_rejects_bad_weights(bad: dict[str, float]) -> None:
         Mix(bad)
 
 
-def test_random_schedule_faults_do_not_overlap_and_fit() -> None:
+def draws(s: FaultSchedule) -> list[list[Fault]]:
+    """A schedule's faults grouped into draws: runs of faults that overlap in time."""
+    groups: list[list[Fault]] = []
+    for f in sorted(s.faults, key=lambda f: f.start_s):
+        if groups and f.start_s < max(g.end_s for g in groups[-1]):
+            groups[-1].append(f)
+        else:
+            groups.append([f])
+    return groups
+
+
+def assert_overlaps_only_inside_recipes(s: FaultSchedule) -> None:
+    for group in draws(s):
+        if len(group) > 1:
+            names = {f.params.get("recipe") for f in group}
+            assert len(names) == 1 and None not in names, group
+
+
+def test_random_schedule_faults_overlap_only_inside_recipes_and_fit() -> None:
     rng = random.Random(3)
     s = random_schedule(rng, kinds=["partition", "kill", "pause", "latency"],
                         nodes=["n1", "n2", "n3"], time_limit_s=120)
     assert s.faults
-    for a, b in zip(s.faults, s.faults[1:], strict=False):
-        assert a.end_s <= b.start_s
+    assert any(len(g) > 1 for g in draws(s))  # this seed draws an overlapping recipe
+    assert_overlaps_only_inside_recipes(s)
     assert s.end_s <= 120
     assert FaultSchedule.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+
+
+def test_random_schedule_without_recipes_is_sequential() -> None:
+    s = random_schedule(random.Random(3), kinds=["partition", "kill", "pause", "latency"],
+                        nodes=["n1", "n2", "n3"], time_limit_s=120, recipe_rate=0)
+    assert s.faults and not s.overlapping
+    assert not any("recipe" in f.params for f in s.faults)
 
 
 def test_unknown_fault_kind_is_rejected() -> None:
@@ -67,8 +92,8 @@ def test_unknown_fault_kind_is_rejected() -> None:
 @settings(max_examples=100, deadline=None)
 @given(fault_schedules(time_limit_s=20, nodes=("a", "b", "c")))
 def test_strategy_schedules_are_well_formed(s: FaultSchedule) -> None:
-    for a, b in zip(s.faults, s.faults[1:], strict=False):
-        assert a.end_s <= b.start_s
+    assert_overlaps_only_inside_recipes(s)
+    assert s.end_s <= 20
     for f in s.faults:
         assert f.start_s >= 0 and f.duration_s >= 1.0
         if f.kind in ("kill", "pause"):
@@ -135,6 +160,6 @@ def test_overlapping_is_about_time_not_the_order_faults_are_listed() -> None:
 
 
 @settings(max_examples=50, deadline=None)
-@given(fault_schedules(time_limit_s=20, nodes=("a", "b", "c")))
-def test_generated_schedules_stay_sequential(s: FaultSchedule) -> None:
+@given(fault_schedules(time_limit_s=20, nodes=("a", "b", "c"), with_recipes=False))
+def test_generated_schedules_without_recipes_stay_sequential(s: FaultSchedule) -> None:
     assert not s.overlapping

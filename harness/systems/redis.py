@@ -61,6 +61,11 @@ class RedisSentinel:
     peer_addressing: str = "named"
     workloads: tuple[str, ...] = ("queue",)
 
+    @property
+    def election_timeout_ms(self) -> float:
+        """Sentinels start a failover once the primary was silent this long (``StatesTimeouts``)."""
+        return float(self.down_after_ms)
+
     def redis_conf(self, ctx: NodeContext) -> list[str]:
         primary = ctx.nodes[0]
         lines = [
