@@ -9,7 +9,7 @@ from harness.client import Client, Outcome
 from harness.generator import Phase
 from harness.history import Op, OpType
 
-__all__ = ["FinalContext", "Workload", "enqueued_ids"]
+__all__ = ["FinalContext", "Workload", "enqueued_ids", "even_sample", "read_items_through_nodes"]
 
 
 class FinalContext(Protocol):
@@ -63,3 +63,43 @@ def enqueued_ids(ctx: FinalContext) -> list[str]:
     ids = {op.value["id"] for op in ctx.history_so_far()
            if op.f == "enqueue" and op.type is OpType.INVOKE and isinstance(op.value, dict)}
     return sorted(ids, key=lambda s: (len(str(s)), str(s)))
+
+
+def even_sample(ids: Sequence[Any], n: int) -> list[Any]:
+    """At most ``n`` of ``ids``, evenly spread, first and last included."""
+    if len(ids) <= n:
+        return list(ids)
+    if n <= 1:
+        return list(ids[-1:]) if n == 1 else []
+    last = len(ids) - 1
+    return [ids[i] for i in sorted({round(i * last / (n - 1)) for i in range(n)})]
+
+
+def read_items_through_nodes(ctx: FinalContext, ids: Sequence[Any], *, max_items: int) -> None:
+    """Read items through every node directly (recorded), after the reads through the LB.
+
+    A node whose applied state diverged answers differently from the one the
+    LB picked; reading through each node shows it in the history, beside the
+    convergence check's comparison of whole states. At most ``max_items``
+    items per node (an even sample) keep the phase short on long runs; a
+    node that fails three reads in a row is down and is given up.
+    """
+    from harness.errors import HarnessError
+
+    sample = even_sample(ids, max_items)
+    for node in ctx.nodes:
+        try:
+            client = ctx.pinned_client(node)
+        except HarnessError:
+            return  # this run offers no client pinned to a node
+        try:
+            misses = 0
+            for iid in sample:
+                if ctx.deadline_passed():
+                    return
+                _, out = ctx.call(client, "read-item", {"id": iid})
+                misses = 0 if out.type is OpType.OK else misses + 1
+                if misses >= 3:
+                    break
+        finally:
+            client.close()

@@ -33,7 +33,7 @@ from harness.checker.queue import PENDING_STATES
 from harness.client import Client
 from harness.generator import Mix, Phase
 from harness.history import OpType
-from harness.workloads.base import FinalContext, enqueued_ids
+from harness.workloads.base import FinalContext, enqueued_ids, read_items_through_nodes
 from harness.workloads.settle import settle
 
 __all__ = ["QueueWorkload"]
@@ -50,6 +50,8 @@ class QueueWorkload:
     drain_quiet_s: float = 3.0
     #: the lease the system grants a claim, stated in every claim (see above)
     lease_ms: float | None = None
+    #: items read through every node directly after the final phase (a sample past it)
+    node_reads_max: int = 200
     name: str = "queue"
     checkers: tuple[str, ...] = ("queue", "fencing", "lease", "stats")
     #: operations that must succeed at least once, or the other checks pass vacuously
@@ -109,7 +111,8 @@ class QueueWorkload:
         correct system look as if it lost the item. So rounds of drain and
         re-read of the unsettled items go on while their number shrinks
         (:func:`harness.workloads.settle.settle`, recorded as a ``settle``
-        op); items still unsettled are read once more after the system's lease
+        op), then a sample of the items is read through every node directly;
+        items still unsettled are read once more after the system's lease
         plus takeover grace, with a drain before, so the checker can tell a
         stuck item (held under one token all that time) from a slow one.
         """
@@ -117,7 +120,7 @@ class QueueWorkload:
         try:
             budget = self.max_drain
             budget -= self._drain(ctx, client, budget)
-            unsettled = enqueued_ids(ctx)
+            all_ids = unsettled = enqueued_ids(ctx)
             rounds = 0
 
             def backlog() -> int:
@@ -135,6 +138,7 @@ class QueueWorkload:
                             cap_passed=ctx.deadline_passed)
             ctx.note("settle", {**record.to_dict(), "stuck_after_ms": stuck_after_ms,
                                 "drain_budget_left": budget})
+            read_items_through_nodes(ctx, all_ids, max_items=self.node_reads_max)
             if unsettled and stuck_after_ms:
                 time.sleep(stuck_after_ms / 1000.0 + self.drain_quiet_s)
                 if budget > 0:

@@ -8,7 +8,9 @@ waits for the system to finish and reads every item's final state.
 The wait follows the work (:func:`harness.workloads.settle.settle`): it goes on
 while the backlog shrinks, bounded by what the measured completion rate says
 the backlog needs, and its record goes into the history. Then every item is
-read (recorded); items still not finished are read once more after the
+read (recorded) through the load balancer, then a sample of them through
+every node directly (:func:`harness.workloads.base.read_items_through_nodes`);
+items still not finished are read once more after the
 system's lease plus its takeover grace, so that an item held under one token
 all that time is proven *stuck*, while one that is merely slow stays
 *unfinished* (a progress finding: verdict unknown, never "lost"). An item
@@ -34,7 +36,7 @@ from harness.checker.queue import PENDING_STATES
 from harness.client import Client
 from harness.generator import Mix, Phase
 from harness.history import OpType
-from harness.workloads.base import FinalContext, enqueued_ids
+from harness.workloads.base import FinalContext, enqueued_ids, read_items_through_nodes
 from harness.workloads.settle import settle
 
 __all__ = ["TakeoverWorkload"]
@@ -57,6 +59,8 @@ class TakeoverWorkload:
     #: enqueues per second when the run states no rate (see the module docstring)
     default_rate_hz: float = 10.0
     settle_poll_s: float = 0.5
+    #: items read through every node directly after the final reads (a sample past it)
+    node_reads_max: int = 200
     #: the longest the backlog may go without shrinking, when the system states no
     #: lease (with one, it is the lease plus the takeover grace)
     stall_s: float = 10.0
@@ -99,6 +103,7 @@ class TakeoverWorkload:
                 state = out.value.get("state") if isinstance(out.value, dict) else None
                 if out.type is not OpType.OK or state in PENDING_STATES:
                     left.append(iid)
+            read_items_through_nodes(ctx, ids, max_items=self.node_reads_max)
             if left and stuck_after_ms:
                 # a second recorded read past the stuck bound tells stuck from slow
                 time.sleep(stuck_after_ms / 1000.0 + self.settle_poll_s)
