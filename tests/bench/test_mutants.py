@@ -318,6 +318,38 @@ def test_interrupt_leaves_no_temp_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     assert set(Path(tempfile.gettempdir()).glob("harness-bench-mutants-*")) == before
 
 
+def test_survivors_get_diffs_and_judgements_from_the_file(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.bench.mutants.cli as cli
+
+    runs: list[Path] = []
+
+    def survived(copy: Path, reports: Path, **k: Any) -> Outcome:
+        runs.append(copy)
+        return Outcome("survived", seconds=1.0, runs=len(BATTERY))
+
+    monkeypatch.setattr(cli, "run_battery", survived)
+    chosen = sample(enumerate_mutants(["leases"]), 2, 3)
+    judged = tmp_path / "judgements.json"
+    judged.write_text(f'{{"{chosen[0].id}": "equivalent: only the first deadline moves"}}')
+    out = io.StringIO()
+    assert main(["--modules", "leases", "--sample", "2", "--seed", "3", "--no-control",
+                 "--judgements", str(judged)], out=out) == 0
+    text = out.getvalue()
+    assert len(runs) == 2 and text.count("--- a/reference_system/leases.py") == 2
+    assert "judgement: equivalent: only the first deadline moves" in text
+    assert "judgement: ?" in text
+    assert text.rstrip().splitlines()[-2:] == [
+        "N = 2 sampled - 0 broken - 0 errored - 1 judged equivalent = 1",
+        "mutation score: 0/1 killed (0%)"]
+
+
+def test_bad_options_and_files_exit_2() -> None:
+    out = io.StringIO()
+    assert main(["--modules", "nosuch", "--dry-run"], out=out) == 2
+    assert "no module(s) nosuch" in out.getvalue()
+
+
 @pytest.mark.slow
 def test_quick_runs_every_sampled_mutant_and_prints_the_score() -> None:
     require(shutil.which("haproxy") is not None, "haproxy is not installed")

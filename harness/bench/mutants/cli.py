@@ -14,6 +14,7 @@ SIGHUP stop it like Ctrl-C (``harness.interrupts``), exit code 128 + signal.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import shutil
@@ -33,6 +34,7 @@ from harness.bench.mutants.generate import (
     materialize,
     sample,
 )
+from harness.errors import HarnessError
 from harness.interrupts import StopSignals
 from harness.system import project_root
 
@@ -126,7 +128,13 @@ def _run(a: argparse.Namespace, out: TextIO, work: Path) -> int:
     warnings.filterwarnings("ignore", "No artists with labels", UserWarning)
     judgements: dict[str, str] = {}
     if a.judgements is not None:
-        judgements = {str(k): str(v) for k, v in json.loads(a.judgements.read_text()).items()}
+        try:
+            loaded = json.loads(a.judgements.read_text())
+        except ValueError as e:
+            raise HarnessError(f"{a.judgements}: not JSON ({e})") from None
+        if not isinstance(loaded, dict):
+            raise HarnessError(f"{a.judgements}: must be a JSON object (mutant id -> text)")
+        judgements = {str(k): str(v) for k, v in loaded.items()}
     base = work / "base"
     base.mkdir()
     shutil.copytree(project_root() / PACKAGE, base / PACKAGE,
@@ -200,24 +208,26 @@ def _run(a: argparse.Namespace, out: TextIO, work: Path) -> int:
 
 
 def main(argv: list[str] | None = None, *, out: TextIO | None = None) -> int:
-    """Run the benchmark; 0 when it ran (whatever the score), 2 when the control
-    failed, 128 + signal when stopped by one."""
-    a = _parser().parse_args(argv)
+    """Run the benchmark; 0 when it ran (whatever the score), 2 when it could not (a
+    bad option or file, or the control failed), 128 + signal when stopped by one."""
+    p = _parser()
+    a = p.parse_args(argv)
     if a.quick:
         a.sample, a.seed = QUICK["sample"], QUICK["seed"]
+    if a.sample < 1:
+        p.error("--sample must be at least 1")
     out = out or sys.stdout
-    if a.keep:
-        work = Path(tempfile.mkdtemp(prefix="harness-bench-mutants-"))
-        print(f"keeping copies and reports in {work}", file=out, flush=True)
-        try:
-            with StopSignals():
-                return _run(a, out, work)
-        except KeyboardInterrupt as e:
-            print("interrupted", file=out, flush=True)
-            return int(getattr(e, "exit_code", 130))
+    keep = Path(tempfile.mkdtemp(prefix="harness-bench-mutants-")) if a.keep else None
+    if keep is not None:
+        print(f"keeping copies and reports in {keep}", file=out, flush=True)
     try:
-        with StopSignals(), tempfile.TemporaryDirectory(prefix="harness-bench-mutants-") as tmp:
-            return _run(a, out, Path(tmp))
+        with StopSignals(), contextlib.ExitStack() as stack:
+            work = keep or Path(stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="harness-bench-mutants-")))
+            return _run(a, out, work)
     except KeyboardInterrupt as e:
         print("interrupted", file=out, flush=True)
         return int(getattr(e, "exit_code", 130))
+    except (HarnessError, OSError, ValueError) as e:  # a bad module, judgements file, ...
+        print(f"error: {e}", file=out, flush=True)
+        return 2

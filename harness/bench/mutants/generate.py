@@ -293,7 +293,7 @@ def enumerate_mutants(modules: Sequence[str] = MODULES, *, root: Path | None = N
     root = root or project_root()
     unknown = [m for m in modules if not (root / PACKAGE / f"{m}.py").is_file()]
     if unknown:
-        raise HarnessError(f"no module(s) {unknown} in {root / PACKAGE}")
+        raise HarnessError(f"no module(s) {', '.join(unknown)} in {PACKAGE}/")
     return Population([c for m in modules for c in _module_candidates(m, root)])
 
 
