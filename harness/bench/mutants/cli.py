@@ -18,6 +18,7 @@ import contextlib
 import json
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -99,6 +100,24 @@ def score_lines(results: list[tuple[Mutant, Outcome]], judgements: dict[str, str
     ]
 
 
+def _revision(root: Path) -> str:
+    """The commit measured, and whether the package had uncommitted changes (the
+    working tree is what is snapshot, so a score is reproducible only from a clean one)."""
+    def git(*args: str) -> str:
+        r = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                           timeout=30, check=False)
+        return r.stdout.strip() if r.returncode == 0 else ""
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", PACKAGE)
+    except (OSError, subprocess.SubprocessError):
+        return "an unknown commit (no git)"
+    if not commit:
+        return "an unknown commit (no git)"
+    return f"commit {commit}" + (" + uncommitted changes" if dirty else "")
+
+
 def _short(error: str | None, limit: int = 100) -> str:
     """An error for one line: without the log folder (a temporary one, gone by now)."""
     text = re.sub(r"\s*\(logs in [^)]*\)", "", error or "")
@@ -135,6 +154,7 @@ def _run(a: argparse.Namespace, out: TextIO, work: Path) -> int:
         if not isinstance(loaded, dict):
             raise HarnessError(f"{a.judgements}: must be a JSON object (mutant id -> text)")
         judgements = {str(k): str(v) for k, v in loaded.items()}
+    say(f"{PACKAGE} at {_revision(project_root())}")
     base = work / "base"
     base.mkdir()
     shutil.copytree(project_root() / PACKAGE, base / PACKAGE,
@@ -228,6 +248,9 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None) -> int:
     except KeyboardInterrupt as e:
         print("interrupted", file=out, flush=True)
         return int(getattr(e, "exit_code", 130))
+    except BrokenPipeError:  # `| head`: nobody is reading any more
+        sys.stderr.close()
+        return 1
     except (HarnessError, OSError, ValueError) as e:  # a bad module, judgements file, ...
         print(f"error: {e}", file=out, flush=True)
         return 2
