@@ -228,6 +228,15 @@ def _forget_promise(seed: int) -> dict[str, Any]:
                           "weights": {"read": 1.0, "write": 3.0, "cas": 0.0}})
 
 
+def _local_clock(seed: int) -> dict[str, Any]:
+    # Replicas stamp items with their own clocks: every client read looks
+    # right, only the replicas' states differ. Any short queue run shows it to
+    # the convergence check that follows the final phase.
+    return dict(
+        workload="queue", nemesis=(), time_limit_s=3.0, concurrency=5, rate_hz=30.0,
+        schedule=_sched(seed), workload_options={"drain_quiet_s": 0.5})
+
+
 CAMPAIGNS: dict[str, Campaign] = {
     "ack_before_quorum": Campaign("queue-isolate-leader", "ack_before_quorum", "queue", "lost",
                                   _ack_before_quorum),
@@ -241,6 +250,8 @@ CAMPAIGNS: dict[str, Campaign] = {
                              "nonlinearizable", _small_quorum),
     "forget_promise": Campaign("register-bridge-restarts", "forget_promise", "linearizable",
                                "nonlinearizable", _forget_promise),
+    "local_clock": Campaign("queue-no-fault", "local_clock", "convergence",
+                            "divergent-replicas", _local_clock),
 }
 
 

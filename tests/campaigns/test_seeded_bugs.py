@@ -236,3 +236,16 @@ def test_correct_system_passes_mixed_faults(workload: str, tmp_path: Path, harne
     _valid(r)
     started = [o for o in _nemesis_ops(r) if o["f"].startswith("start-")]
     assert len(started) >= 2, r.schedule
+
+
+def test_every_seeded_bug_has_a_campaign() -> None:
+    """A seeded bug without a campaign would be a bug nothing shows to be caught."""
+    from reference_system.bugs import BUGS
+
+    assert set(CAMPAIGNS) == set(BUGS)
+
+
+def test_local_clock_is_seen_only_by_comparing_replicas(tmp_path: Path, harness_seed: int
+                                                        ) -> None:
+    r = _hunt("local_clock", tmp_path, harness_seed)
+    assert {k for k, v in r.results.items() if v.valid is False} == {"convergence"}
