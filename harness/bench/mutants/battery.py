@@ -69,10 +69,13 @@ class Recipe:
     def config(self, mutant_path: Path, reports_dir: Path, test: str) -> RunConfig:
         kw = self.build()
         options = {**kw.pop("system_options", {}), "mutant_path": str(mutant_path)}
-        # bounded waits: a mutant that never recovers or never finishes must not
-        # eat the battery's budget; the correct system needs a few seconds
+        # bounded waits: a mutant that never recovers, never finishes or leaves a
+        # history too tangled to search must not eat the battery's budget; the
+        # correct system needs a few seconds for each (a check that runs out of
+        # time says unknown, which kills nothing)
         kw.setdefault("recovery_timeout_s", 10.0)
         kw.setdefault("final_timeout_s", 15.0)
+        kw.setdefault("check_time_limit_s", 20.0)
         return RunConfig(system=SYSTEM, seed=self.seed, reports_dir=reports_dir, test=test,
                          system_options=options, **kw)
 
