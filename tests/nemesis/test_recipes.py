@@ -213,7 +213,7 @@ def test_strategy_schedules_with_recipes_are_valid(s: FaultSchedule) -> None:
 def test_strategy_draws_every_recipe(name: str) -> None:
     found = find(fault_schedules(kinds=KINDS, time_limit_s=20, election_timeout_s=0.5),
                  lambda s: any(f.params.get("recipe") == name for f in s.faults),
-                 settings=settings(max_examples=500, database=None))
+                 settings=settings(max_examples=500, database=None, deadline=None))
     assert any(f.params.get("recipe") == name for f in found.faults)
 
 
@@ -227,7 +227,7 @@ def test_strategy_draws_no_recipe_that_cannot_fit() -> None:
     check()
     with pytest.raises(Unsatisfiable):
         find(recipes(kinds=KINDS, time_limit_s=6), lambda g: True,
-             settings=settings(max_examples=10, database=None))
+             settings=settings(max_examples=10, database=None, deadline=None))
 
 
 def _kills_the_new_leader(s: FaultSchedule) -> bool:
@@ -244,7 +244,8 @@ def test_a_failing_recipe_shrinks_to_its_smallest_form() -> None:
     """The failure needs the overlapping recipe; Hypothesis drops every other
     draw and brings the recipe to the start, its faults to their floors."""
     smallest = find(fault_schedules(kinds=KINDS, time_limit_s=20, election_timeout_s=0.5),
-                    _kills_the_new_leader, settings=settings(max_examples=1000, database=None))
+                    _kills_the_new_leader,
+                    settings=settings(max_examples=1000, database=None, deadline=None))
     assert [f.kind for f in smallest.faults] == ["partition", "kill"]
     cut, kill = smallest.faults
     assert cut.params["recipe"] == kill.params["recipe"] == "kill-new-leader"
@@ -259,7 +260,7 @@ def test_a_failing_plain_fault_shrinks_out_of_a_recipe() -> None:
     plain pause, not the long recipe it may first have been found with."""
     smallest = find(fault_schedules(kinds=["pause"], time_limit_s=20, election_timeout_s=0.5),
                     lambda s: any(f.params.get("node") == "leader" for f in s.faults),
-                    settings=settings(max_examples=500, database=None))
+                    settings=settings(max_examples=500, database=None, deadline=None))
     assert len(smallest.faults) == 1 and "recipe" not in smallest.faults[0].params
     assert smallest.faults[0].duration_s <= 1.5
 
@@ -409,3 +410,34 @@ def test_every_recipe_against_the_correct_reference_system(tmp_path: Path) -> No
     assert 0 <= cut["time"] - restarted["time"] <= (RECOVERY_WINDOW_S + 1.0) * 1e9
     assert r.valid is True, {k: v.to_dict() for k, v in r.results.items() if v.valid is not True}
     assert r.results["queue"].details["acknowledged_count"] > 0
+
+
+def test_a_run_sizes_its_random_schedule_from_the_systems_timeout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``harness run`` without a schedule passes the system's stated timeout on (here
+    refsys told 800 ms); the run itself stops at once, as no cluster is made."""
+    import harness.runner as runner
+    from harness.errors import HarnessError
+
+    seen: list[float] = []
+    drawn = runner.random_schedule
+
+    def spy(rng: random.Random, **kw: Any) -> FaultSchedule:
+        seen.append(kw["election_timeout_s"])
+        return drawn(rng, **kw)
+
+    def no_cluster(*_: Any) -> Any:
+        raise HarnessError("no cluster in this test")
+
+    monkeypatch.setattr(runner, "random_schedule", spy)
+    monkeypatch.setattr(runner, "_make_cluster", no_cluster)
+    r = runner.run(runner.RunConfig(workload="register", nemesis=tuple(KINDS),
+                                    time_limit_s=30.0, seed=3, reports_dir=tmp_path,
+                                    system_options={"election_timeout_ms": 800.0}))
+    assert r.error == "no cluster in this test"
+    assert seen == [0.8]
+    stored = FaultSchedule.from_dict(json.loads((r.run_dir / "schedule.json").read_text()))
+    assert stored.faults and stored.end_s <= 30.0
+    for group in _draws(stored):
+        if "recipe" in group[0].params:
+            _check_recipe(group, 0.8)
