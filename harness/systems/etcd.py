@@ -38,6 +38,7 @@ class Etcd:
     so a campaign sees elections within seconds)."""
 
     heartbeat_ms: int = 50
+    #: the nodes' own flag, also how the random nemesis sizes its recipes (StatesTimeouts)
     election_timeout_ms: int = 500
     #: the work queue's lease (a client-side protocol: see etcd_client)
     lease_ms: float = 2000.0

@@ -32,6 +32,7 @@ class ReferenceSystem:
     work_ms: float = 100.0
     lease_ms: float = 2000.0
     heartbeat_ms: float = 50.0
+    #: the nodes' own flag, also how the random nemesis sizes its recipes (StatesTimeouts)
     election_timeout_ms: float = 300.0
     extra_args: tuple[str, ...] = ()
     name: str = "refsys"
