@@ -19,10 +19,11 @@ invocation carries two extra fields:
 :func:`logical_history` turns the attempts of each logical operation of a
 ``request-id`` system into one call: the first attempt's invocation, the
 last attempt's completion. That is exactly the promise: the operation took
-effect at most once, somewhere between the first send and the last answer,
-and the last answer speaks for all of it (a definite failure of a resend
-means it never happened at all, so an item enqueued by the first attempt
-and answered "failed" by the resend is failed-then-seen). A write applied
+effect at most once, somewhere between the first send and the last answer.
+An ok answer to a resend speaks for the whole operation; a definite refusal
+of a resend does not: a node may refuse it before consulting its request-id
+table at all (refsys answers "no leader" that way), which says nothing of
+the first attempt, so the folded call is then indeterminate. A write applied
 twice, or an item enqueued twice, by a broken deduplication is then an
 anomaly the ordinary checkers find. Retries of a system with no idempotency
 stay separate operations: their double effects are the system's honest
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.history import History, Op
+from harness.history import History, Op, OpType
 
 __all__ = ["IDEMPOTENCY", "extra", "has_merged_retries", "logical_history"]
 
@@ -99,8 +100,13 @@ def logical_history(history: History) -> History:
         if last.complete is None:
             continue  # the last attempt never ended: the logical call never did either
         end = last.complete
-        replace[end.index] = Op(end.index, end.time, end.type, head.invoke.process, end.f,
-                                end.value, end.error, end.node,
+        end_type, error = end.type, end.error
+        if end_type is OpType.FAIL:
+            # the resend was refused; the first attempt's fate is still unknown
+            end_type = OpType.INFO
+            error = f"resend refused ({end.error}); an earlier attempt may have taken effect"
+        replace[end.index] = Op(end.index, end.time, end_type, head.invoke.process, end.f,
+                                end.value, error, end.node,
                                 tuple((k, v) for k, v in end.extra
                                       if k not in ("retry_of", "idempotency")))
     return History(replace.get(op.index, op) for op in history.ops if op.index not in drop)

@@ -60,19 +60,22 @@ def test_a_write_applied_twice_under_one_request_id_is_not_linearizable() -> Non
     assert verdict(double_applied_write("none")) is True
 
 
-def test_a_resend_answered_failed_speaks_for_the_logical_enqueue() -> None:
+def test_a_refused_resend_leaves_the_logical_enqueue_indeterminate() -> None:
+    """A node may refuse a resend without looking at its request ids ("no leader"):
+    that says nothing of the first attempt, which may have enqueued the item."""
     item = {"id": "i1"}
     h = history(invoke(0, "enqueue", item), info_op(0, "enqueue", item),
                 retry(invoke(5, "enqueue", item), 0),
-                replace(ok_op(5, "enqueue", item), type=OpType.FAIL, error="exists"),
+                replace(ok_op(5, "enqueue", item), type=OpType.FAIL, error="no_leader"),
                 invoke(1, "dequeue"), ok_op(1, "dequeue", item))
-    # the system promised exactly-once answers and said "failed", yet the item exists
+    (enq,) = [c for c in logical_history(h).calls() if c.f == "enqueue"]
+    assert enq.type is OpType.INFO and "no_leader" in str(enq.complete and enq.complete.error)
     r = check_history(h, checkers=["queue"])[1].details["results"]["queue"]
-    assert r.valid is False and r.details["failed_then_seen"] == ["i1"]
-    # with no request ids the refused resend says nothing of the first attempt
-    plain = History(replace(op, extra=(("idempotency", "none"), ("retry_of", 0)))
-                    if op.index == 2 else op for op in h.ops)
-    assert queue(plain).valid is True and queue(plain).details["recovered"] == ["i1"]
+    assert r.valid is True and r.details["recovered"] == ["i1"]
+    # an ok resend speaks for the whole operation
+    h_ok = history(*h.ops[:3], ok_op(5, "enqueue", item), *h.ops[4:])
+    (enq,) = [c for c in logical_history(h_ok).calls() if c.f == "enqueue"]
+    assert enq.ok and enq.process == 0
 
 
 def test_markers_that_do_not_describe_a_retry_are_ignored() -> None:
@@ -164,3 +167,15 @@ def test_the_driver_resends_under_a_new_process_and_marks_the_retry() -> None:
     drive_worker(client, rec2, ops[:1], process=0, concurrency=4, t0=time.monotonic(),
                  end=time.monotonic() + 5, stop=threading.Event())
     assert len(History(rec2.ops).calls()) == 1
+
+
+def test_without_request_ids_an_enqueue_failed_only_if_every_attempt_did() -> None:
+    item = {"id": "i1"}
+    h = history(invoke(0, "enqueue", item), info_op(0, "enqueue", item),
+                retry(invoke(5, "enqueue", item), 0, "none"),
+                replace(ok_op(5, "enqueue", item), type=OpType.FAIL, error="exists"),
+                invoke(1, "dequeue"), ok_op(1, "dequeue", item))
+    assert logical_history(h) == h  # no promise: the resend stays its own call
+    r = queue(h)
+    assert r.valid is True and r.details["recovered"] == ["i1"]
+    assert r.details["failed_then_seen"] == []
