@@ -188,7 +188,8 @@ def _run(a: argparse.Namespace, out: TextIO, work: Path) -> int:
     if not a.no_control:
         ctl = run_battery(materialize(None, work / "control", root=base), reports,
                           label="control", budget_s=float("inf"))
-        say(f"control (unmutated copy): {ctl.status} in {ctl.seconds:.0f} s ("
+        verdict = "passed" if ctl.status == "survived" else f"failed ({ctl.status})"
+        say(f"control (unmutated copy): {verdict} in {ctl.seconds:.0f} s ("
             + ", ".join(f"{k} {v:.0f} s" for k, v in ctl.per_run_s.items()) + ")")
         if ctl.status != "survived":
             detail = ctl.kill.describe() if ctl.kill else ctl.error
