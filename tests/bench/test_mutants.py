@@ -348,6 +348,18 @@ def test_bad_options_and_files_exit_2() -> None:
     out = io.StringIO()
     assert main(["--modules", "nosuch", "--dry-run"], out=out) == 2
     assert "no module(s) nosuch" in out.getvalue()
+    out = io.StringIO()
+    assert main(["--modules", "leases", "--only", "leases:core/Nope:0", "--dry-run"],
+                out=out) == 2
+    assert "no valid mutant(s) leases:core/Nope:0" in out.getvalue()
+
+
+def test_only_runs_the_named_mutants() -> None:
+    ids = [m.id for m in sample(enumerate_mutants(["leases"]), 2, 9)]
+    out = io.StringIO()
+    assert main(["--modules", "leases", "--only", ",".join(ids), "--dry-run"], out=out) == 0
+    listed = re.findall(r"^\[ ?\d/2\] (\S+)", out.getvalue(), re.M)
+    assert listed == ids
 
 
 @pytest.mark.slow

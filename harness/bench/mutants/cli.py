@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
                         "with 'equivalent' leaves the mutant out of the score")
     p.add_argument("--no-control", action="store_true",
                    help="skip the control run of the battery on the unmutated system")
+    p.add_argument("--only", default=None, metavar="ID[,ID...]",
+                   help="run these mutants instead of a sample (to look again at a "
+                        "survivor or a kill, e.g. with --keep)")
     p.add_argument("--dry-run", action="store_true",
                    help="enumerate and sample only: print the sample, run nothing")
     p.add_argument("--keep", action="store_true",
@@ -171,11 +174,21 @@ def _run(a: argparse.Namespace, out: TextIO, work: Path) -> int:
         f"runs): {population.count('seeded-bug')}")
     say(f"  valid: {len(population.valid)}  "
         + " ".join(f"{k}={v}" for k, v in per_module.items()))
-    chosen = sample(population, a.sample, a.seed)
+    if a.only:
+        by_id = {m.id: m for m in population.valid}
+        wanted = [i for i in a.only.split(",") if i]
+        missing = [i for i in wanted if i not in by_id]
+        if missing:
+            raise HarnessError(f"no valid mutant(s) {', '.join(missing)} (ids are "
+                               "module:operator:occurrence, as printed)")
+        chosen = [by_id[i] for i in wanted]
+    else:
+        chosen = sample(population, a.sample, a.seed)
     drawn: dict[str, int] = {}
     for m in chosen:
         drawn[m.module] = drawn.get(m.module, 0) + 1
-    say(f"sample: {len(chosen)} (seed {a.seed}) "
+    how = "given by --only" if a.only else f"seed {a.seed}"
+    say(f"sample: {len(chosen)} ({how}) "
         + " ".join(f"{k}={v}" for k, v in sorted(drawn.items())))
     say(f"battery: {', '.join(r.name for r in BATTERY)}; at most {a.budget_s:.0f} s of "
         "campaign time per mutant, stopping at the first kill")
