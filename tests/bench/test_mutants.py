@@ -266,6 +266,24 @@ def test_battery_stops_at_the_first_kill_and_tells_broken_from_killed(tmp_path: 
     assert (o.status, o.runs, o.skipped) == ("survived", len(BATTERY), [])
 
 
+def test_battery_runs_are_bounded_and_kill_runs_take_snapshots(tmp_path: Path) -> None:
+    from harness.systems import get_system
+
+    total = 0.0
+    for recipe in BATTERY:
+        cfg = recipe.config(tmp_path / "copy", tmp_path, f"t-{recipe.name}")
+        system = get_system(cfg.system, **cfg.system_options)
+        assert isinstance(system, MutantSystem) and system.mutant_path == str(tmp_path / "copy")
+        assert cfg.backend == "local" and cfg.seed == recipe.seed
+        assert cfg.recovery_timeout_s <= 10 and cfg.final_timeout_s <= 15
+        assert cfg.check_time_limit_s <= 20
+        if "kill" in cfg.nemesis:
+            assert cfg.workload == "takeover" or \
+                "--snapshot-every-slots" in system.extra_args, recipe.name
+        total += cfg.time_limit_s
+    assert total <= 45  # time limits alone; setup, recovery and checks come on top
+
+
 def test_battery_keeps_to_its_budget(tmp_path: Path) -> None:
     ok = _result({"stats": _r("stats", True)})
     nominal = {r.name: 30.0 for r in BATTERY}
