@@ -244,9 +244,13 @@ class ToxiproxyClient:
         """Create or replace many proxies at once (``POST /populate``).
 
         Not all-or-nothing: on failure the error's ``proxies`` lists those created.
+        The real server answers ``{"proxies": null}`` when it creates none (Go's
+        nil slice), so ``null`` and a missing key both mean no proxy.
         """
         payload = self._request("POST", "/populate", [dict(p) for p in proxies], ok=201)
-        return [ProxyInfo.from_json(p) for p in payload["proxies"]]
+        if not isinstance(payload, dict):
+            return []
+        return [ProxyInfo.from_json(p) for p in payload.get("proxies") or ()]
 
     def update_proxy(
         self,

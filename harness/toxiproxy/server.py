@@ -1,12 +1,25 @@
 """The Toxiproxy 2.x HTTP API (see ``toxiproxy-api.md``), served with asyncio.
 
-Routing, status codes and error bodies follow Toxiproxy 2.12: unknown paths
-are 404 ``404 page not found``, a known path with the wrong method is an
-empty 405, any ``User-Agent`` starting with ``Mozilla/`` gets 403 (Toxiproxy's
-guard against cross-site requests from browsers), and every response carries
-an ``X-Toxiproxy-Request-Id``. Requests are handled one at a time, so two
-clients changing the same proxy see the changes in some order, never
-interleaved.
+Routing, status codes, headers and error bodies follow Toxiproxy 2.12 as a
+real server answers them (the same tests run against one with
+``HARNESS_TOXIPROXY_URL``): unknown paths are 404 ``404 page not found``, a
+known path with the wrong method is an empty 405, any ``User-Agent``
+starting with ``Mozilla/`` gets 403 (Toxiproxy's guard against cross-site
+requests from browsers). Responses from a handler carry an
+``X-Toxiproxy-Request-Id``; the router's own 404 and 405 (and a request the
+HTTP layer cannot parse) carry none, because in Toxiproxy they are answered
+before its request-id middleware runs. Handler errors go through Go's
+``http.Error``: the JSON body and a newline, but ``text/plain;
+charset=utf-8`` with ``X-Content-Type-Options: nosniff``, so a client must
+parse the body whatever the content type says. ``/populate`` marshals its
+own answer: ``application/json``, and ``"proxies": null`` (Go's nil slice)
+when no proxy was created.
+
+One difference is deliberate: a proxy created without ``listen`` (or with an
+empty host) binds the API's own host, 127.0.0.1 by default, where the real
+server binds every interface; a test harness should not open ports to the
+network by accident. Requests are handled one at a time, so two clients
+changing the same proxy see the changes in some order, never interleaved.
 """
 
 from __future__ import annotations
@@ -41,6 +54,7 @@ from harness.toxiproxy.toxics import TOXIC_KINDS, Toxic
 __all__ = ["VERSION", "ToxiproxyServer"]
 
 VERSION = "2.12.0"
+_PLAIN_TEXT = "text/plain; charset=utf-8"
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Request, list[str]], Awaitable[Response]]
@@ -51,9 +65,16 @@ def _json(status: int, obj: Any) -> Response:
 
 
 def _error(exc: ApiError) -> Response:
-    # Go's http.Error: the JSON and a newline.
+    # Go's http.Error: the JSON and a newline, served as plain text.
     body = (json.dumps(exc.body(), separators=(",", ":")) + "\n").encode()
-    return Response(exc.status, body, "application/json")
+    return Response(
+        exc.status, body, _PLAIN_TEXT, headers={"X-Content-Type-Options": "nosniff"}
+    )
+
+
+def _populated(proxies: list[Proxy]) -> list[dict[str, Any]] | None:
+    """Go marshals an empty (nil) slice of created proxies as ``null``."""
+    return [proxy.to_json() for proxy in proxies] or None
 
 
 class ToxiproxyServer:
@@ -149,8 +170,8 @@ class ToxiproxyServer:
                 try:
                     request = await read_request(reader, writer)
                 except HttpError as exc:
-                    response = Response(400, f"400 Bad Request: {exc}\n".encode(), "text/plain")
-                    response.headers["X-Toxiproxy-Request-Id"] = self._request_id()
+                    # Go's net/http answers this itself: no handler, no request id.
+                    response = Response(400, f"400 Bad Request: {exc}\n".encode(), _PLAIN_TEXT)
                     writer.write(response.encode(keep_alive=False))
                     await writer.drain()
                     return
@@ -174,13 +195,15 @@ class ToxiproxyServer:
 
     async def handle(self, request: Request) -> Response:
         """Answer one request (also usable without a socket, for tests)."""
-        response = await self._route(request)
-        response.headers["X-Toxiproxy-Request-Id"] = self._request_id()
+        response, handled = await self._route(request)
+        if handled:
+            response.headers["X-Toxiproxy-Request-Id"] = self._request_id()
         return response
 
-    async def _route(self, request: Request) -> Response:
+    async def _route(self, request: Request) -> tuple[Response, bool]:
+        """The response, and whether it passed Toxiproxy's middleware (not the router's 404/405)."""
         if request.headers.get("user-agent", "").startswith("Mozilla/"):
-            return Response(403, b"User agent not allowed\n", "text/plain; charset=utf-8")
+            return Response(403, b"User agent not allowed\n", _PLAIN_TEXT), True
         path = request.path
         segments = [unquote(part) for part in path[1:].split("/")] if path.startswith("/") else []
         for pattern, methods in self._routes:
@@ -190,17 +213,20 @@ class ToxiproxyServer:
                 continue
             handler = methods.get(request.method)
             if handler is None:
-                return Response(405)
+                return Response(405), False
             args = [s for p, s in zip(pattern, segments, strict=True) if p == "*"]
             async with self._lock:
                 try:
-                    return await handler(request, args)
+                    return await handler(request, args), True
                 except ApiError as exc:
-                    return _error(exc)
+                    return _error(exc), True
                 except Exception as exc:  # a bug must not kill the API: answer 500
                     log.exception("API handler failed")
-                    return _error(ApiError(500, str(exc) or type(exc).__name__))
-        return Response(404, b"404 page not found\n", "text/plain; charset=utf-8")
+                    return _error(ApiError(500, str(exc) or type(exc).__name__)), True
+        not_found = Response(
+            404, b"404 page not found\n", _PLAIN_TEXT, {"X-Content-Type-Options": "nosniff"}
+        )
+        return not_found, False
 
     # --- helpers -------------------------------------------------------------
 
@@ -276,9 +302,9 @@ class ToxiproxyServer:
                 created.append(proxy)
         except ApiError as exc:
             # Not all-or-nothing: what was created stays, and is reported.
-            exc.extra["proxies"] = [proxy.to_json() for proxy in created]
+            exc.extra["proxies"] = _populated(created)
             return _json(exc.status, exc.body())
-        return _json(201, {"proxies": [proxy.to_json() for proxy in created]})
+        return _json(201, {"proxies": _populated(created)})
 
     def _populate_entries(self, request: Request) -> list[tuple[str, str, str, bool]]:
         """Decode and validate the whole request before changing anything."""

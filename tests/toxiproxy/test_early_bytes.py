@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from harness.toxiproxy.link import Endpoint
+
+pytestmark = pytest.mark.ours_only
 
 
 class _Recorder:

@@ -25,9 +25,13 @@ Http = Callable[..., HttpResult]
 
 
 def assert_error(result: HttpResult, status: int, message: str) -> None:
+    """A handler's error, as Go's ``http.Error`` writes it: JSON served as plain text."""
     assert result.status == status
     assert result.body.endswith(b"\n")
     assert result.json() == {"error": message, "status": status}
+    assert result.headers["content-type"] == "text/plain; charset=utf-8"
+    assert result.headers["x-content-type-options"] == "nosniff"
+    assert result.headers["x-toxiproxy-request-id"]  # it passed the middleware
 
 
 # --- server-wide behaviour ------------------------------------------------------
@@ -40,18 +44,23 @@ def test_version_is_json_with_request_id(http: Http) -> None:
     assert result.headers["x-toxiproxy-request-id"]
 
 
-def test_every_response_has_a_fresh_request_id(http: Http) -> None:
-    ids = {
-        http("GET", path).headers.get("x-toxiproxy-request-id") for path in ["/proxies", "/nope"]
-    }
-    assert None not in ids and len(ids) == 2
+def test_every_handled_response_has_a_fresh_request_id(http: Http) -> None:
+    ids = [
+        http(*request).headers.get("x-toxiproxy-request-id")
+        for request in [("GET", "/proxies"), ("GET", "/version"), ("GET", "/proxies/absent")]
+    ]
+    assert None not in ids and len(set(ids)) == 3
 
 
-def test_unknown_path_is_404(http: Http) -> None:
+def test_unknown_path_is_404_without_a_request_id(http: Http) -> None:
+    # The router answers before Toxiproxy's request-id middleware runs.
     for path in ["/", "/nope", "/proxies/x/y", "/proxies/", "/proxies/a/toxics/b/c"]:
         result = http("GET", path)
         assert result.status == 404, path
         assert result.body == b"404 page not found\n"
+        assert result.headers["content-type"] == "text/plain; charset=utf-8"
+        assert result.headers["x-content-type-options"] == "nosniff"
+        assert "x-toxiproxy-request-id" not in result.headers
 
 
 @pytest.mark.parametrize(
@@ -66,10 +75,10 @@ def test_unknown_path_is_404(http: Http) -> None:
         ("PUT", "/proxies/p/toxics/t"),
     ],
 )
-def test_wrong_method_is_405(http: Http, method: str, path: str) -> None:
+def test_wrong_method_is_405_without_a_request_id(http: Http, method: str, path: str) -> None:
     result = http(method, path)
-    assert result.status == 405
-    assert "x-toxiproxy-request-id" in result.headers
+    assert result.status == 405 and result.body == b""
+    assert "x-toxiproxy-request-id" not in result.headers
 
 
 def test_browsers_are_refused(http: Http) -> None:
@@ -190,10 +199,35 @@ def test_populate_validates_everything_first(http: Http, echo: EchoServer) -> No
     assert result.json() == {
         "error": "missing required field: upstream at proxy 2",
         "status": 400,
-        "proxies": [],
+        "proxies": None,  # Go's nil slice
     }
+    assert result.headers["content-type"] == "application/json"
     assert http("GET", "/proxies").json() == {}
     assert http("POST", "/populate", b"{}").status == 400
+
+
+def test_populate_creating_nothing_answers_null(
+    http: Http, client: ToxiproxyClient, tp: toxiproxy.Toxiproxy
+) -> None:
+    result = http("POST", "/populate", [])
+    assert result.status == 201
+    assert result.json() == {"proxies": None}
+    assert result.headers["content-type"] == "application/json"
+    # Both clients take it for "nothing created" (ours raised TypeError on null).
+    assert client.populate([]) == []
+    assert tp.populate([]) == []
+
+
+@pytest.mark.ours_only
+def test_missing_listen_binds_the_api_host_not_every_interface(
+    http: Http, echo: EchoServer
+) -> None:
+    """A deliberate difference: the real server binds every interface (``[::]:port``)."""
+    for name, body in [("p", {"upstream": echo.address}), ("q", {"listen": ":0"})]:
+        result = http("POST", "/proxies", {"name": name, "upstream": echo.address, **body})
+        assert result.status == 201
+        host, port = result.json()["listen"].rsplit(":", 1)
+        assert host == "127.0.0.1" and int(port) > 0
 
 
 def test_populate_is_not_all_or_nothing(http: Http, echo: EchoServer) -> None:
@@ -424,6 +458,7 @@ def test_keep_alive_and_chunked_bodies(server: ServerProcess, client: ToxiproxyC
     assert statuses == [b"200", b"201", b"200"]
 
 
+@pytest.mark.ours_only
 def test_server_module_needs_only_the_standard_library() -> None:
     code = (
         "import sys, harness.toxiproxy.__main__, harness.toxiproxy.server;"

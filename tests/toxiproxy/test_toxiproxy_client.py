@@ -129,6 +129,7 @@ def test_find_toxiproxy_server_returns_a_path_or_none() -> None:
     assert found is None or found.endswith("toxiproxy-server")
 
 
+@pytest.mark.ours_only
 def test_server_process_stops_on_exit() -> None:
     with toxiproxy_server(implementation="python") as process:
         assert isinstance(process, ServerProcess) and process.implementation == "python"
@@ -139,6 +140,7 @@ def test_server_process_stops_on_exit() -> None:
         api.version()
 
 
+@pytest.mark.ours_only
 def test_server_process_on_a_busy_port_fails_clearly() -> None:
     with (
         socket.create_server(("127.0.0.1", 0)) as busy,
@@ -147,6 +149,7 @@ def test_server_process_on_a_busy_port_fails_clearly() -> None:
         toxiproxy_server(implementation="python", port=busy.getsockname()[1], startup_timeout_s=5)
 
 
+@pytest.mark.ours_only
 def test_benchmark_smoke() -> None:
     result = run_benchmark(rounds=1, throughput_bytes=4 * 1024 * 1024, requests=50)
     for key in (
@@ -160,3 +163,11 @@ def test_benchmark_smoke() -> None:
     ):
         assert result[key] > 0 or key == "added_p50_ms"
     assert len(result["per_round"]) == 1
+
+
+def test_populate_creating_nothing(client: ToxiproxyClient) -> None:
+    """The real server answers ``"proxies": null`` here; the client once raised TypeError."""
+    assert client.populate([]) == []
+    with pytest.raises(ToxiproxyError) as failed:
+        client.populate([{"name": "x"}])  # no upstream: nothing created, proxies null
+    assert failed.value.status == 400 and failed.value.proxies == ()
