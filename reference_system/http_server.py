@@ -5,6 +5,13 @@ bodies, limits on header and body size, an idle timeout. Anything a client
 sends that is not understood gets a 4xx and, when the stream can no longer be
 trusted, the connection is closed; the server keeps serving other clients. A
 handler exception is a 500 for that request only.
+
+The body's length must be unambiguous (RFC 9112 6.3): ``Content-Length``
+is digits only, and several of them must agree, else 400 at once. Taking the
+last of two conflicting values waited for a body the client never meant to
+send, until the 75 s idle timeout; a proxy taking the other value would also
+split the stream differently from us (request smuggling). Header names with
+whitespace and folded lines are refused for the same reason.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +81,29 @@ def _error(status: int, code: str, message: str) -> Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+# RFC 9110 token characters: a header name is one of these runs, nothing else.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _content_length(values: list[str]) -> int:
+    """The body length the ``Content-Length`` lines state; ``ValueError`` if not one number.
+
+    ``int()`` alone is too lenient (``+5``, ``5_0``, `` 5``); a list such as
+    ``5, 5`` or repeated lines count only when every element agrees.
+    """
+    lengths = {
+        item.strip() for value in values for item in value.split(",")
+    }
+    if not lengths:
+        return 0
+    if len(lengths) != 1:
+        raise ValueError(f"conflicting Content-Length: {sorted(lengths)}")
+    (text,) = lengths
+    if not _DIGITS.fullmatch(text) or len(text) > 18:
+        raise ValueError(f"bad Content-Length {text!r}")
+    return int(text)
 
 
 async def start_http_server(
@@ -148,11 +179,15 @@ async def _serve_connection(
             if not version.startswith("HTTP/1."):
                 raise ValueError(version)
             headers: dict[str, str] = {}
+            lengths: list[str] = []
             for line in header_lines:
                 name, sep, value = line.partition(":")
-                if not sep:
-                    raise ValueError(line)
-                headers[name.strip().lower()] = value.strip()
+                if not sep or not _TOKEN.fullmatch(name):
+                    raise ValueError(line)  # also a folded line, or "Name :"
+                key = name.lower()
+                if key == "content-length":
+                    lengths.append(value)
+                headers[key] = value.strip()
             parts = urlsplit(target)
             path = parts.path
             query = parse_qs(parts.query)
@@ -163,11 +198,9 @@ async def _serve_connection(
             await _write(writer, _error(411, "bad_request", "send a Content-Length body"), False)
             return
         try:
-            length = int(headers.get("content-length", "0"))
-            if length < 0:
-                raise ValueError(length)
-        except ValueError:
-            await _write(writer, _error(400, "bad_request", "bad Content-Length"), False)
+            length = _content_length(lengths)
+        except ValueError as exc:
+            await _write(writer, _error(400, "bad_request", str(exc)), False)
             return
         if length > max_body_bytes:
             await _write(

@@ -152,6 +152,8 @@ def test_oversize_body_and_garbage_do_not_hurt_the_node(c: LocalCluster) -> None
         b"GET / HTTP/9\r\n\r\n",
         b"POST /enqueue HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
         b"POST /enqueue HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        # Conflicting lengths: once a wait for 5 bytes until the 75 s idle timeout.
+        b"POST /enqueue HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\n",
         b"GET /status HTTP/1.1\r\n" + b"X: y\r\n" * 20000 + b"\r\n",
     ]:
         with socket.create_connection(("127.0.0.1", c.http_port(f)), timeout=5) as s:
