@@ -14,7 +14,15 @@ lease was taken over is refused by token comparison alone.
 
 Every mutating command may carry a request id ``rid``: a retried request
 (after a timeout, through another node, via the load balancer) gets the
-result of the first one instead of acting twice.
+result of the first one instead of acting twice. The table of results is
+replicated state (it is in snapshots and the digest), so it is bounded the
+same way on every replica, from the command sequence alone: at most
+``dedup_max`` entries and ``dedup_max_bytes`` of encoded results, oldest
+first out. A count alone did not bound memory: a claim's result carries the
+item's payload (up to a request body, 1 MiB), so 100,000 of them could hold
+100 GB. A request id evicted is answered as new, so a retry must come within
+the table's span (100,000 requests by default, far beyond any client's
+retry window).
 
 Results are dicts: ``{"ok": true, ...}`` or ``{"error": code, ...}`` where
 ``code`` is one of :data:`ERRORS` (definite: the command had no effect).
@@ -50,15 +58,20 @@ class WorkQueueMachine:
         *,
         max_attempts: int = 5,
         dedup_max: int = 100_000,
+        dedup_max_bytes: int = 64 << 20,
         bugs: frozenset[str] = frozenset(),
     ):
         self.max_attempts = max_attempts
         self.dedup_max = dedup_max
+        self.dedup_max_bytes = dedup_max_bytes
         self.bugs = bugs
         self.items: dict[str, dict[str, Any]] = {}
         self.queue: deque[str] = deque()
         self.kv: dict[str, Any] = {}
         self.results: OrderedDict[str, Any] = OrderedDict()
+        # Encoded size of each result and their sum: derived, rebuilt on restore.
+        self._result_bytes: dict[str, int] = {}
+        self.results_bytes = 0
         self._processing: set[str] = set()  # an index, rebuilt on restore
 
     # ------------------------------------------------------------ protocol
@@ -83,10 +96,25 @@ class WorkQueueMachine:
         except (KeyError, TypeError, ValueError):
             result = {"error": "bad_command"}
         if op in MUTATING and isinstance(rid, str):
-            self.results[rid] = result
-            while len(self.results) > self.dedup_max:
-                self.results.popitem(last=False)
+            self._remember(rid, result)
         return result
+
+    @staticmethod
+    def _entry_bytes(rid: str, result: Any) -> int:
+        """An entry's size as the snapshot encodes it (the same on every replica)."""
+        return len(rid) + len(json.dumps(result, separators=(",", ":")))
+
+    def _remember(self, rid: str, result: Any) -> None:
+        """Keep ``result`` for ``rid``; evict the oldest past either bound (never the newest)."""
+        size = self._entry_bytes(rid, result)
+        self.results[rid] = result
+        self._result_bytes[rid] = size
+        self.results_bytes += size
+        while len(self.results) > 1 and (
+            len(self.results) > self.dedup_max or self.results_bytes > self.dedup_max_bytes
+        ):
+            old, _ = self.results.popitem(last=False)
+            self.results_bytes -= self._result_bytes.pop(old, 0)
 
     def snapshot(self) -> Any:
         """The state as JSON text: an immutable deep copy.
@@ -112,6 +140,8 @@ class WorkQueueMachine:
         self.queue = deque(state["queue"])
         self.kv = state["kv"]
         self.results = OrderedDict((k, v) for k, v in state["results"])
+        self._result_bytes = {k: self._entry_bytes(k, v) for k, v in self.results.items()}
+        self.results_bytes = sum(self._result_bytes.values())
         self._processing = {i for i, it in self.items.items() if it["state"] == "processing"}
 
     # ------------------------------------------------------------ queries

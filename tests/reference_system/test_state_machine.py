@@ -304,3 +304,65 @@ def test_expire_early_bug_expires_inherited_leases_at_once() -> None:
     t = LeaseTracker(lease_ms=1000, bugs=frozenset({"expire_early"}))
     t.observe({"a": (5, 0)}, now_ms=100)
     assert t.due(now_ms=200, leader_since_ms=150) == [("a", 5, 0)]
+
+
+def test_request_id_table_is_bounded_by_entries_and_by_bytes() -> None:
+    """A count alone did not bound memory: each claim's result carries its payload."""
+    m = WorkQueueMachine(dedup_max=50, dedup_max_bytes=20_000)
+    big = "x" * 1000
+    position = 0
+    for n in range(300):
+        position += SLOT_STRIDE
+        m.apply({"op": "enqueue", "id": f"i{n}", "payload": big, "rid": f"e{n}"}, position)
+        position += SLOT_STRIDE
+        m.apply({"op": "claim", "worker": "w", "rid": f"c{n}"}, position)
+        assert len(m.results) <= 50 and m.results_bytes <= 20_000
+        assert m.results_bytes == sum(
+            len(rid) + len(json.dumps(r, separators=(",", ":"))) for rid, r in m.results.items()
+        )
+    # The newest answers survive; the oldest were dropped by size long before by count.
+    assert "c299" in m.results and "e299" in m.results and "e0" not in m.results
+    assert len(m.results) < 50
+    # A result bigger than the whole budget is still kept for its own retry.
+    m.apply({"op": "write", "key": "k", "value": 0, "rid": "w"}, position + SLOT_STRIDE)
+    huge = "y" * 30_000
+    m.apply({"op": "enqueue", "id": "huge", "payload": huge, "rid": "h"},
+            position + 2 * SLOT_STRIDE)
+    claimed = m.apply({"op": "claim", "worker": "w", "rid": "hc"}, position + 3 * SLOT_STRIDE)
+    assert claimed["item"]["payload"] == huge
+    assert list(m.results) == ["hc"] and m.results_bytes > 20_000
+    again = m.apply({"op": "claim", "worker": "w", "rid": "hc"}, position + 4 * SLOT_STRIDE)
+    assert again == claimed
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(commands(), max_size=60),
+    st.integers(0, 60),
+    st.integers(1, 6),
+    st.integers(1, 400),
+)
+def test_bounded_table_evicts_alike_on_every_replica_and_through_snapshots(
+    cmds: list[dict[str, Any]], cut: int, dedup_max: int, dedup_max_bytes: int
+) -> None:
+    """Eviction depends on the commands alone, so replicas (and a restored one) agree."""
+
+    def machine() -> WorkQueueMachine:
+        return WorkQueueMachine(max_attempts=3, dedup_max=dedup_max,
+                                dedup_max_bytes=dedup_max_bytes)
+
+    a, b = machine(), machine()
+    for n, cmd in enumerate(cmds, start=1):
+        assert a.apply(cmd, n * SLOT_STRIDE) == b.apply(cmd, n * SLOT_STRIDE)
+        assert len(a.results) <= dedup_max
+        assert a.results_bytes <= dedup_max_bytes or len(a.results) == 1
+    c = machine()
+    for n, cmd in enumerate(cmds[:cut], start=1):
+        c.apply(cmd, n * SLOT_STRIDE)
+    d = machine()
+    d.restore(c.snapshot())
+    for n, cmd in enumerate(cmds, start=1):
+        if n > cut:
+            d.apply(cmd, n * SLOT_STRIDE)
+    assert a.snapshot() == b.snapshot() == d.snapshot()
+    assert d.results_bytes == a.results_bytes
