@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.checker.queue import DEFAULT_CONSUME, DEFAULT_ENQUEUE, DEFAULT_OBSERVE, item_id
-from harness.history import Call, History, Op
+from harness.history import NEMESIS, Call, History, Op
 
 __all__ = [
     "CounterexampleBar",
@@ -27,6 +27,7 @@ __all__ = [
     "FaultInterval",
     "ItemTrail",
     "QuantileRow",
+    "TimeAxis",
     "TrailGroup",
     "TrailStep",
     "compact",
@@ -40,6 +41,7 @@ __all__ = [
     "latency_series",
     "nearest_rank",
     "throughput_series",
+    "time_axis",
 ]
 
 VALUE_CHARS_MAX = 160
@@ -66,6 +68,48 @@ def _json_default(v: Any) -> Any:
 def history_end_ns(history: History) -> int:
     """The last time on the history's clock (0 for an empty history)."""
     return max((op.time for op in history), default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeAxis:
+    """The span the plots and the timeline draw: the first client operation to the end.
+
+    The history's clock starts when the run does, before the cluster is up;
+    on a cold start the setup took most of a 30 s run, and an axis from 0
+    left 70% of every plot and of the timeline empty. So the axis starts at
+    the first client invocation (``lo_ns``), keeping the history's clock for
+    its labels (the fault table, the trails and the logs use that clock too),
+    and ``setup_ns`` (equal to ``lo_ns``) is only mentioned in words.
+    """
+
+    lo_ns: int
+    hi_ns: int
+
+    @property
+    def setup_ns(self) -> int:
+        """How long the run took before its first client operation (cluster setup)."""
+        return self.lo_ns
+
+    @property
+    def lo_s(self) -> float:
+        return self.lo_ns / 1e9
+
+    @property
+    def hi_s(self) -> float:
+        return self.hi_ns / 1e9
+
+
+def time_axis(history: History) -> TimeAxis:
+    """From the first client invocation to the history's last event (never empty).
+
+    A history with no client operation (a run killed during setup) keeps the
+    whole clock: there is nothing to start from.
+    """
+    end = history_end_ns(history)
+    first = next((op.time for op in history.client_ops()), None)
+    if first is None:
+        return TimeAxis(0, max(end, 1))
+    return TimeAxis(first, max(end, first + 1))
 
 
 # --------------------------------------------------------------------------- faults
@@ -106,6 +150,8 @@ def fault_intervals(history: History) -> tuple[FaultInterval, ...]:
     open_: dict[str, list[Op]] = {}
     out: list[FaultInterval] = []
     for op in history.nemesis_ops():
+        if op.process != NEMESIS:  # the ``replicas`` reads at the end are not faults
+            continue
         f = op.f
         if f.startswith("start-") and isinstance(op.value, dict) and "error" in op.value:
             out.append(_interval(f[6:], op, op))
@@ -166,6 +212,8 @@ def _partition_groups(grudge: Mapping[str, Sequence[str]]) -> list[list[str]] | 
     """
     nodes = sorted(set(grudge) | {n for v in grudge.values() for n in v})
     cut = {(a, b) for a, bs in grudge.items() for b in bs}
+    if any((b, a) not in cut for a, b in cut):
+        return None  # a one-way cut (a 3-node ring): "sides" would say it is two-way
     talks = {n: {m for m in nodes if m != n and (n, m) not in cut and (m, n) not in cut}
              for n in nodes}
     groups: list[list[str]] = []
@@ -678,10 +726,11 @@ def downsample(series: LatencySeries, *, max_points: int, bins: int = 400) -> La
     n = len(series.t_s)
     if n <= max_points:
         return series
-    t_max = max(series.t_s) or 1.0
+    t_min = min(series.t_s)
+    span = (max(series.t_s) - t_min) or 1.0  # bins over the calls' span, not from 0
     buckets: dict[tuple[int, str], list[int]] = {}
     for i, (t, o) in enumerate(zip(series.t_s, series.outcome, strict=True)):
-        buckets.setdefault((min(bins - 1, int(t / t_max * bins)), o), []).append(i)
+        buckets.setdefault((min(bins - 1, int((t - t_min) / span * bins)), o), []).append(i)
     keep: set[int] = set()
     for idxs in buckets.values():
         idxs.sort(key=lambda i: series.latency_ms[i])
@@ -705,17 +754,24 @@ class ThroughputSeries:
 
 
 def throughput_series(history: History, *, bins_max: int = 300) -> ThroughputSeries:
-    """Client completions per second, binned so a long run still has at most ``bins_max`` bins."""
+    """Client completions per second, binned so a long run still has at most ``bins_max`` bins.
+
+    The bins start at the first client operation (:func:`time_axis`): bins
+    over the cluster's setup would all be zero, and would make each bin of
+    the run itself coarser.
+    """
     comps = [op for op in history.client_ops() if not op.is_invoke]
-    end_s = history_end_ns(history) / 1e9
-    bin_s = _nice_bin(end_s / bins_max) if end_s > 0 else 1.0
-    n = max(1, math.ceil(end_s / bin_s))
+    axis = time_axis(history)
+    lo_s = axis.lo_s
+    span_s = axis.hi_s - lo_s
+    bin_s = _nice_bin(span_s / bins_max) if span_s > 0 else 1.0
+    n = max(1, math.ceil(span_s / bin_s))
     counts: dict[str, list[int]] = {k: [0] * n for k in ("ok", "fail", "info")}
     for op in comps:
-        counts[op.type.value][min(n - 1, int(op.time / 1e9 / bin_s))] += 1
+        counts[op.type.value][max(0, min(n - 1, int((op.time / 1e9 - lo_s) / bin_s)))] += 1
     return ThroughputSeries(
         bin_s,
-        tuple(i * bin_s for i in range(n)),
+        tuple(lo_s + i * bin_s for i in range(n)),
         {k: tuple(x / bin_s for x in v) for k, v in counts.items()},
     )
 

@@ -20,9 +20,11 @@ from harness.report.data import (
     LatencySeries,
     QuantileRow,
     ThroughputSeries,
+    TimeAxis,
 )
 
-__all__ = ["FAULT_COLOURS", "OUTCOME_COLOURS", "latency_svg", "quantiles_svg", "throughput_svg"]
+__all__ = ["FAULT_COLOURS", "OUTCOME_COLOURS", "latency_figure", "latency_svg", "quantiles_svg",
+           "throughput_figure", "throughput_svg"]
 
 OUTCOME_COLOURS = {"ok": "#3a9e5a", "fail": "#d9534f", "info": "#e6a23c"}
 FAULT_COLOURS = {"partition": "#7e57c2", "kill": "#c62828", "pause": "#1565c0",
@@ -57,30 +59,36 @@ def _svg(fig: Any, prefix: str) -> str:
     return text
 
 
-def _shade(ax: Any, intervals: Sequence[FaultInterval], end_s: float) -> None:
+def _shade(ax: Any, intervals: Sequence[FaultInterval], axis: TimeAxis) -> None:
     seen: set[str] = set()
     for i in intervals:
         colour = FAULT_COLOURS.get(i.kind, "#888888")
-        lo = i.start_ns / 1e9
-        hi = i.end_ns / 1e9 if i.end_ns is not None else end_s
+        lo = max(i.start_ns, axis.lo_ns) / 1e9
+        hi = i.end_ns / 1e9 if i.end_ns is not None else axis.hi_s
+        if hi < lo:  # over before the first operation: outside the axis
+            continue
         ax.axvspan(lo, hi, color=colour, alpha=0.13, lw=0,
                    label=None if i.kind in seen else f"{i.kind} (fault)")
         seen.add(i.kind)
 
 
-def latency_svg(series: LatencySeries, intervals: Sequence[FaultInterval], *, end_s: float,
-                total: int, prefix: str = "lat") -> str:
-    """Every call's latency over time by outcome, log scale, faults shaded.
+def _time_x(ax: Any, axis: TimeAxis) -> None:
+    """The x axis from the first client operation; the setup before it is said, not drawn."""
+    ax.set_xlim(axis.lo_s, max(axis.hi_s, axis.lo_s + 1e-3))
+    setup = (f"; the first {axis.setup_ns / 1e9:.1f} s were cluster setup, not drawn"
+             if axis.setup_ns >= 1e8 else "")
+    ax.set_xlabel(f"time since the run's start (s){setup}")
 
-    ``series`` may be downsampled; ``total`` (the number of calls before
-    that) goes in the title so the reader knows.
-    """
+
+def latency_figure(series: LatencySeries, intervals: Sequence[FaultInterval], *,
+                   axis: TimeAxis, total: int) -> Any:
+    """The latency plot as a matplotlib ``Figure`` (see :func:`latency_svg`)."""
     import matplotlib
 
     with matplotlib.rc_context(_RC):
         fig = _figure()
         ax = fig.add_subplot()
-        _shade(ax, intervals, end_s)
+        _shade(ax, intervals, axis)
         for outcome in ("ok", "fail", "info"):
             xs = [t for t, o in zip(series.t_s, series.outcome, strict=True) if o == outcome]
             ys = [max(v, 1e-3) for v, o in zip(series.latency_ms, series.outcome, strict=True)
@@ -89,8 +97,7 @@ def latency_svg(series: LatencySeries, intervals: Sequence[FaultInterval], *, en
                 ax.scatter(xs, ys, s=6, marker="o", linewidths=0, alpha=0.7,
                            color=OUTCOME_COLOURS[outcome], label=f"{outcome} ({len(xs)})")
         ax.set_yscale("log")
-        ax.set_xlim(0, max(end_s, 1e-3))
-        ax.set_xlabel("time since the run's start (s)")
+        _time_x(ax, axis)
         ax.set_ylabel("latency (ms)")
         shown = len(series.t_s)
         note = "" if shown == total else (f"; {shown} of {total} calls shown: the fastest, "
@@ -98,31 +105,47 @@ def latency_svg(series: LatencySeries, intervals: Sequence[FaultInterval], *, en
         ax.set_title(f"latency of each call{note}", loc="left")
         ax.legend(loc="upper right", fontsize=8, markerscale=2, framealpha=0.8)
         ax.grid(True, which="major", alpha=0.25)
-        return _svg(fig, prefix)
+        return fig
 
 
-def throughput_svg(series: ThroughputSeries, intervals: Sequence[FaultInterval], *,
-                   end_s: float, prefix: str = "thr") -> str:
-    """Completions per second, stacked by outcome, faults shaded."""
+def latency_svg(series: LatencySeries, intervals: Sequence[FaultInterval], *, axis: TimeAxis,
+                total: int, prefix: str = "lat") -> str:
+    """Every call's latency over time by outcome, log scale, faults shaded.
+
+    ``series`` may be downsampled; ``total`` (the number of calls before
+    that) goes in the title so the reader knows. The x axis is ``axis``:
+    from the first client operation, not from the run's start.
+    """
+    return _svg(latency_figure(series, intervals, axis=axis, total=total), prefix)
+
+
+def throughput_figure(series: ThroughputSeries, intervals: Sequence[FaultInterval], *,
+                      axis: TimeAxis) -> Any:
+    """The throughput plot as a matplotlib ``Figure`` (see :func:`throughput_svg`)."""
     import matplotlib
 
     with matplotlib.rc_context(_RC):
         fig = _figure(height_in=2.6)
         ax = fig.add_subplot()
-        _shade(ax, intervals, end_s)
+        _shade(ax, intervals, axis)
         keys = [k for k in ("ok", "fail", "info") if any(series.per_outcome.get(k, ()))]
         if keys and series.t_s:
             xs = [*series.t_s, series.t_s[-1] + series.bin_s]
             ys = [[*series.per_outcome[k], series.per_outcome[k][-1]] for k in keys]
             ax.stackplot(xs, ys, step="post", colors=[OUTCOME_COLOURS[k] for k in keys],
                          labels=keys, alpha=0.85)
-        ax.set_xlim(0, max(end_s, 1e-3))
-        ax.set_xlabel("time since the run's start (s)")
+        _time_x(ax, axis)
         ax.set_ylabel("completions / s")
         ax.set_title(f"throughput ({series.bin_s:g} s bins)", loc="left")
         ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
         ax.grid(True, alpha=0.25)
-        return _svg(fig, prefix)
+        return fig
+
+
+def throughput_svg(series: ThroughputSeries, intervals: Sequence[FaultInterval], *,
+                   axis: TimeAxis, prefix: str = "thr") -> str:
+    """Completions per second, stacked by outcome, faults shaded, from the first operation."""
+    return _svg(throughput_figure(series, intervals, axis=axis), prefix)
 
 
 def quantiles_svg(rows: Sequence[QuantileRow], *, prefix: str = "qnt") -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.history import History
-from harness.report import data, logs, plots, timeline
+from harness.report import data, faults, logs, plots, timeline
 
 __all__ = ["RunFiles", "load_run", "render_report", "report_context", "write_report"]
 
@@ -44,6 +44,9 @@ class RunFiles:
     results: dict[str, Any]
     lb_events: list[dict[str, Any]] = field(default_factory=list)
     logs: dict[str, str] = field(default_factory=dict)
+    schedule: dict[str, Any] = field(default_factory=dict)
+    """The fault schedule: ``results.json``'s, else ``schedule.json`` (written before the
+    run began, so a killed run has it too)."""
 
 
 def _read_json(path: Path) -> Any:
@@ -85,7 +88,14 @@ def load_run(run_dir: Path) -> RunFiles:
     if log_dir.is_dir():
         for p in sorted(log_dir.glob("*.log"), key=lambda p: (p.stem == "haproxy", p.name)):
             texts[p.name] = p.read_text(encoding="utf-8", errors="replace")
-    return RunFiles(run_dir, history, results, lb, texts)
+    schedule = results.get("schedule")
+    if not isinstance(schedule, dict) and (run_dir / "schedule.json").exists():
+        try:
+            schedule = _read_json(run_dir / "schedule.json")
+        except HarnessError:  # only the fault table's wording needs it
+            schedule = None
+    return RunFiles(run_dir, history, results, lb, texts,
+                    schedule if isinstance(schedule, dict) else {})
 
 
 # --------------------------------------------------------------------------- context
@@ -170,8 +180,11 @@ def report_context(run: RunFiles) -> dict[str, Any]:
     res = run.results
     checker_results: Mapping[str, Any] = res.get("results") or {}
     end_ns = data.history_end_ns(h)
-    end_s = end_ns / 1e9
+    axis = data.time_axis(h)
     intervals = data.fault_intervals(h)
+    params = faults.schedule_params(h, run.schedule)
+    cfg = res.get("config") or {}
+    concurrency = cfg.get("concurrency")
 
     lin = checker_results.get("linearizable")
     layouts: list[data.CounterexampleLayout] = []
@@ -190,11 +203,12 @@ def report_context(run: RunFiles) -> dict[str, Any]:
     quantiles = data.latency_quantiles(series)
     thr = data.throughput_series(h)
 
-    cols = timeline.timeline_columns(h)
+    cols = timeline.timeline_columns(
+        h, concurrency=concurrency if isinstance(concurrency, int) else None)
     pages = timeline.paginate(cols, per_page=TIMELINE_PAGE_CALLS, end_us=end_ns // 1000)
     lb = timeline.lb_lanes(run.lb_events, end_ns=end_ns)
-    nemesis_marks = [{"t": op.time // 1000, "f": op.f, "i": op.index,
-                      "v": data.compact(op.value, limit=300)} for op in h.nemesis_ops()]
+    nemesis_marks = [{"t": t // 1000, "f": f, "i": i, "v": text}
+                     for t, i, f, text in faults.marks(h, intervals, params)]
     tl = {
         "cols": cols.to_json(),
         "pages": [[p.first, p.last, p.lo_us, p.hi_us] for p in pages],
@@ -210,7 +224,6 @@ def report_context(run: RunFiles) -> dict[str, Any]:
     windows += _anomaly_windows(None, trails)
     excerpts = _log_excerpts(run.logs, windows, started)
 
-    cfg = res.get("config") or {}
     return {
         "title": str(res.get("test") or run.run_dir.parent.name),
         "run_dir": str(run.run_dir),
@@ -232,14 +245,17 @@ def report_context(run: RunFiles) -> dict[str, Any]:
                     for lay in layouts],
         "trails": trails,
         "convergence": data.convergence_view(checker_results.get("convergence")),
-        "faults": [_fault_row(i, end_ns) for i in intervals],
-        "latency_svg": plots.latency_svg(shown, intervals, end_s=end_s, total=len(series.t_s)),
-        "throughput_svg": plots.throughput_svg(thr, intervals, end_s=end_s),
+        "faults": faults.fault_rows(intervals, faults.nemesis_events(h), params, end_ns),
+        "setup_s": axis.setup_ns / 1e9,
+        "latency_svg": plots.latency_svg(shown, intervals, axis=axis, total=len(series.t_s)),
+        "throughput_svg": plots.throughput_svg(thr, intervals, axis=axis),
         "quantiles_svg": plots.quantiles_svg(quantiles) if quantiles else "",
         "quantiles": quantiles,
         "timeline_b64": _pack(tl),
         "timeline_calls": len(cols),
         "timeline_pages": len(pages),
+        "timeline_lanes": len(cols.lanes),
+        "timeline_processes": len(set(cols.process)),
         "lb_servers": sorted(lb),
         "excerpts": excerpts,
         "log_files": sorted(run.logs, key=lambda n: (n == "haproxy.log", n)),
@@ -258,14 +274,6 @@ def _date(started: Any) -> str:
     if not isinstance(started, int | float):
         return "?"
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
-
-
-def _fault_row(i: data.FaultInterval, end_ns: int) -> dict[str, Any]:
-    end = i.end_ns if i.end_ns is not None else end_ns
-    return {"kind": i.kind, "label": i.label, "start_s": i.start_ns / 1e9, "end_s": end / 1e9,
-            "open": i.end_ns is None, "duration_s": (end - i.start_ns) / 1e9,
-            "start_index": i.start_index, "end_index": i.end_index,
-            "detail": data.compact(i.start_value, limit=400)}
 
 
 def _pack(obj: Any) -> str:

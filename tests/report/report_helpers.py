@@ -18,13 +18,13 @@ def synthetic_register_history(n_ops: int, *, seed: int = 1, processes: int = 10
     """A plausible register history of about ``n_ops`` events with faults and info ops.
 
     Each process alternates invoke and completion; one op in 200 is ``info``
-    (and the process is replaced, as the runner does); a partition every 10 s.
+    (and the worker goes on as process ``p + processes``, as the runner does); a
+    partition every 10 s.
     """
     rng = random.Random(seed)
     ops: list[Op] = []
     t = 0
     proc = list(range(processes))
-    next_proc = processes
     open_: dict[int, Op] = {}
     fault_on = False
     while len(ops) < n_ops:
@@ -46,8 +46,7 @@ def synthetic_register_history(n_ops: int, *, seed: int = 1, processes: int = 10
             r = rng.random()
             if r < 0.005:
                 ops.append(Op(len(ops), t, OpType.INFO, p, inv.f, inv.value, "timeout"))
-                proc[slot] = next_proc
-                next_proc += 1
+                proc[slot] = p + processes  # the runner's numbering: worker + k * concurrency
             elif inv.f == "cas" and r < 0.4:
                 ops.append(Op(len(ops), t, OpType.FAIL, p, inv.f, inv.value, "mismatch"))
             else:

@@ -238,13 +238,14 @@ def test_timeline_columns_and_pages_hold_every_call_once() -> None:
     ops += [invoke(7, "write", ["x", 1]), fail(7, "write", ["x", 1]),
             invoke(8, "write", ["x", 2]), info(8, "write", ["x", 2]), invoke(9, "write", ["x", 3])]
     h = timed(history(*ops), step_ns=1_000)
-    cols = timeline_columns(h)
+    cols = timeline_columns(h, concurrency=5)
     assert len(cols) == 28
-    assert cols.lanes == ("0", "1", "2", "7", "8", "9")
+    assert cols.lanes == ("w0", "w1", "w2", "w3", "w4")  # 7, 8, 9 are workers 2, 3, 4
+    assert cols.process[-3:] == (7, 8, 9)
     assert cols.type[-3:] == (1, 2, 2) and cols.end_us[-1] == -1 and cols.end_us[-2] >= 0
     pages = paginate(cols, per_page=10)
     assert [(p.first, p.last) for p in pages] == [(0, 10), (10, 20), (20, 28)]
-    assert pages[0].lo_us == 0
+    assert pages[0].lo_us == cols.start_us[0]
     for a, b in itertools.pairwise(pages):
         assert a.hi_us == b.lo_us  # pages tile the run's time
     assert pages[-1].hi_us >= max(cols.end_us)
@@ -253,7 +254,7 @@ def test_timeline_columns_and_pages_hold_every_call_once() -> None:
 
 
 def test_lb_lanes_hold_each_state_until_the_next_change() -> None:
-    events = [
+    events: list[dict[str, Any]] = [
         {"time": 10, "server": "n1", "status": "UP", "check": "L7OK"},
         {"time": 10, "server": "n2", "status": "UP", "check": "L7OK"},
         {"time": 50, "server": "n1", "status": "DOWN", "check": "L7STS"},

@@ -63,7 +63,7 @@ def test_report_of_a_failing_run_has_the_counterexample(make_run: RunFactory) ->
     assert 'data-verdict="invalid"' in page
     assert 'id="linearizability"' in page and 'class="cx"' in page
     assert 'data-checker="linearizable" data-verdict="invalid"' in page
-    assert "partition isolate-one [n1 | n2 n3]" in page  # the fault table
+    assert "partition isolate-one: n1 | n2 n3, healed" in page  # the fault table
     assert "harness run --system refsys" in page and "--seed 7" in page
     assert 'href="logs/n1.log"' in page and 'href="history.jsonl"' in page
     assert page.count("<svg") >= 4  # counterexample, latency, throughput, quantiles
@@ -131,8 +131,9 @@ def test_report_command_writes_reports_and_the_index(make_run: RunFactory, tmp_p
     assert printed == [str(older / "report.html"), str(newer / "report.html"), str(index)]
     page = index.read_text()
     assert_self_contained(page)
-    rows = re.findall(r'<tr class="run" data-verdict="(\w+)">', page)
-    assert rows == ["valid", "invalid", "unknown"]  # newest first, unreadable last
+    rows = re.findall(r'<tr class="run[\w ]*" data-verdict="(\w+)">', page)
+    # newest first; the unreadable run by its folder's name (2026-01-03, the oldest)
+    assert rows == ["valid", "invalid", "unknown"]
     assert page.index("beta/20260102T000000/report.html") < page.index(
         "alpha/20260101T000000/report.html")
     assert "unreadable results.json" in page
@@ -169,3 +170,45 @@ def test_a_100k_op_report_stays_under_5_mb(make_run: RunFactory) -> None:
     # every call is in the timeline's data, none dropped to fit, on several pages
     assert len(tl["cols"]["s"]) == len(load_run(run).history.calls())
     assert len(tl["pages"]) > 1
+
+
+def timeline_data(page: str) -> dict[str, Any]:
+    blob = re.search(r'id="timeline-data">([^<]+)</script>', page)
+    assert blob is not None
+    data: dict[str, Any] = json.loads(gzip.decompress(base64.b64decode(blob.group(1))))
+    return data
+
+
+def test_retries_and_replica_reads_render_without_clutter(make_run: RunFactory) -> None:
+    """Rows per worker, retries and process ids in the data, the replicas' reads (each a
+    whole replica's state) neither as timeline marks nor as faults."""
+    from dataclasses import replace as dc_replace
+
+    from test_timeline import two_workers
+
+    ops = list(two_workers())  # 14 client events, then the replicas' reads
+    heal = Op(14, 40_000_000_000, OpType.INFO, "nemesis", "heal-all",
+              {"fault": "heal-all", "resumed": [], "restarted": ["n1"], "removed": []})
+    h = History([*ops[:14], heal, *(dc_replace(op, index=op.index + 1) for op in ops[14:])])
+    res = base_results(valid=True, checkers={}, op_count=len(h))
+    res["config"]["concurrency"] = 2
+    page = write_report(make_run(h, res)).read_text()
+    tl = timeline_data(page)
+    assert tl["cols"]["lanes"] == ["w0", "w1", "final"]
+    assert tl["cols"]["p"] == [0, 1, 2, 1, 4, 1_000_020, 2_000_020]
+    assert tl["cols"]["r"][2] == 0  # the retry of op 0
+    assert [m["f"] for m in tl["marks"]] == ["heal-all"]
+    assert tl["marks"][0]["v"] == "heal-all: restarted n1"
+    assert tl["pages"][0][2] == 20_000_000  # µs: the first call, not the run's start
+    assert "big state" not in page
+    assert "heal-all: restarted n1" in page  # the faults table, in words
+    assert "one row per client thread" in page
+
+
+def test_the_fault_table_says_what_was_done(make_run: RunFactory) -> None:
+    run = invalid_register_run(make_run)
+    page = write_report(run).read_text()
+    table = re.search(r'<table class="ops faults".*?</table>', page, re.S)
+    assert table is not None
+    cells = re.findall(r'<td class="what"[^>]*>([^<]*)</td>', table.group(0))
+    assert cells == ["partition isolate-one: n1 | n2 n3, healed"]

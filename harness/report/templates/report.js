@@ -105,11 +105,11 @@
       var xx = X(m.t);
       out.push('<line x1="' + xx + '" x2="' + xx + '" y1="' + AXIS + '" y2="' + height +
                '" stroke="#555" stroke-dasharray="2,3"><title>' +
-               esc("op " + m.i + " nemesis " + m.f + " at " + m.t / 1e6 + " s\n" + m.v) +
+               esc("op " + m.i + " · " + m.t / 1e6 + " s\n" + m.v) +
                '</title></line>');
     });
     lanes.forEach(function (l) {
-      out.push('<text x="4" y="' + (laneY[l] + 10) + '">p ' + esc(C.lanes[l]) + '</text>');
+      out.push('<text x="4" y="' + (laneY[l] + 10) + '">' + esc(C.lanes[l]) + '</text>');
     });
     ks.forEach(function (k) {
       var s = C.s[k], e = C.e[k], open = e < 0;
@@ -119,6 +119,10 @@
                Math.max(1.5, x1 - x0).toFixed(1) + '" height="' + BAR_H + '" fill="' +
                COLOUR[C.t[k]] + '"' + (open || k < first ? ' fill-opacity=".45"' : "") +
                (open ? ' stroke-dasharray="3,2"' : "") + '/>');
+      if (C.r[k] >= 0) {  // a resend of an indeterminate op: a tick where it starts
+        out.push('<rect class="retry" x="' + x0.toFixed(1) + '" y="' + laneY[C.l[k]] +
+                 '" width="1.5" height="' + (BAR_H + 4) + '" fill="#222"/>');
+      }
     });
     out.push("</svg>");
     view.innerHTML = out.join("");
@@ -170,12 +174,13 @@
 
   function describe(k) {
     var C = D.cols, e = C.e[k];
-    var lines = ["op " + C.i[k] + " · process " + C.lanes[C.l[k]] + " · " + C.fs[C.f[k]] +
-                 " · " + TYPE[C.t[k]],
+    var lines = ["op " + C.i[k] + " · process " + C.p[k] + " (" + C.lanes[C.l[k]] + ") · " +
+                 C.fs[C.f[k]] + " · " + TYPE[C.t[k]],
                  "invoked " + (C.s[k] / 1000).toFixed(3) + " ms" +
                  (e < 0 ? ", never completed" : ", completed " + (e / 1000).toFixed(3) +
                   " ms (" + ((e - C.s[k]) / 1000).toFixed(3) + " ms)"),
                  "value " + C.v[k]];
+    if (C.r[k] >= 0) lines.push("retry of op " + C.r[k] + ": the same operation, resent");
     if (C.x[k]) lines.push("error " + C.x[k]);
     if (C.n[k]) lines.push("node " + C.n[k]);
     if (C.t[k] === 2) lines.push("info: it may have taken effect at any later time, or never");
