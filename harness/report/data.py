@@ -100,12 +100,15 @@ class TimeAxis:
 
 
 def time_axis(history: History) -> TimeAxis:
-    """From the first client invocation to the history's last event (never empty).
+    """From the first client invocation to the last client or nemesis event (never empty).
 
-    A history with no client operation (a run killed during setup) keeps the
-    whole clock: there is nothing to start from.
+    The ``replicas`` reads after the final phase are left out at the end as
+    the setup is at the start: waiting for replicas to catch up takes a
+    second or two in which nothing is drawn. A history with no client
+    operation (a run killed during setup) keeps the whole clock.
     """
-    end = history_end_ns(history)
+    end = max((op.time for op in history if op.is_client or op.process == NEMESIS),
+              default=0) or history_end_ns(history)
     first = next((op.time for op in history.client_ops()), None)
     if first is None:
         return TimeAxis(0, max(end, 1))

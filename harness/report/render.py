@@ -205,14 +205,14 @@ def report_context(run: RunFiles) -> dict[str, Any]:
 
     cols = timeline.timeline_columns(
         h, concurrency=concurrency if isinstance(concurrency, int) else None)
-    pages = timeline.paginate(cols, per_page=TIMELINE_PAGE_CALLS, end_us=end_ns // 1000)
+    pages = timeline.paginate(cols, per_page=TIMELINE_PAGE_CALLS, end_us=axis.hi_ns // 1000)
     lb = timeline.lb_lanes(run.lb_events, end_ns=end_ns)
     nemesis_marks = [{"t": t // 1000, "f": f, "i": i, "v": text}
                      for t, i, f, text in faults.marks(h, intervals, params)]
     tl = {
         "cols": cols.to_json(),
         "pages": [[p.first, p.last, p.lo_us, p.hi_us] for p in pages],
-        "faults": timeline.faults_json(intervals, end_ns),
+        "faults": timeline.faults_json(intervals, axis.hi_ns),
         "marks": nemesis_marks,
         "lb": {s: [[g.start_ns // 1000, g.end_ns // 1000, g.status, g.check] for g in segs]
                for s, segs in lb.items()},
@@ -231,11 +231,9 @@ def report_context(run: RunFiles) -> dict[str, Any]:
         "finished": bool(res),
         "error": res.get("error"),
         "config": cfg,
-        "seed": res.get("seed", cfg.get("seed")),
-        "started": _date(started),
-        "duration_s": res.get("duration_s"),
+        **known_facts(res, run.schedule, h, run.run_dir.name),
         "op_count": len(h),
-        "counts": res.get("counts") or {},
+        "counts": res.get("counts") or completion_counts(h),
         "replay": replay_command(res, run.run_dir) if res else None,
         "checkers": _checker_rows(res),
         "settle": _settle_line(res),
@@ -264,6 +262,40 @@ def report_context(run: RunFiles) -> dict[str, Any]:
         "ms": _ms,
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
+
+
+def known_facts(results: Mapping[str, Any], schedule: Mapping[str, Any], history: History,
+                folder: str) -> dict[str, Any]:
+    """Start, seed, nemesis and duration for the summary, from the results when the run
+    finished, else from what a killed run left: its folder's name (the start, to the
+    second), ``schedule.json`` (the faults and the seed) and its history (how long it ran).
+    """
+    from harness.report.index import folder_stamp
+
+    cfg = results.get("config") or {}
+    started = results.get("started")
+    kinds = sorted({str(f.get("kind")) for f in schedule.get("faults") or []
+                    if isinstance(f, Mapping)}) if isinstance(schedule, Mapping) else []
+    if results:
+        nemesis = list(cfg.get("nemesis") or []) or ["none"]
+        return {"seed": results.get("seed", cfg.get("seed")), "started": _date(started),
+                "duration_s": results.get("duration_s"), "duration_bound": False,
+                "nemesis": nemesis}
+    stamp = folder_stamp(folder)
+    return {"seed": schedule.get("seed") if isinstance(schedule, Mapping) else None,
+            "started": _date(stamp) + " (from the folder name)" if stamp is not None else "?",
+            "duration_s": data.history_end_ns(history) / 1e9 if len(history) else None,
+            "duration_bound": True,
+            "nemesis": kinds or (["none"] if schedule else ["?"])}
+
+
+def completion_counts(history: History) -> dict[str, int]:
+    """Client completions by type, as ``results.json``'s ``counts`` (for a killed run)."""
+    counts: dict[str, int] = {}
+    for op in history.client_ops():
+        if not op.is_invoke:
+            counts[op.type.value] = counts.get(op.type.value, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _ms(ns: int | None) -> str:

@@ -101,8 +101,15 @@ def test_report_of_a_valid_run_says_no_anomalies(make_run: RunFactory) -> None:
 def test_an_unfinished_run_still_gets_a_report(make_run: RunFactory) -> None:
     run = invalid_register_run(make_run)
     (run / "results.json").unlink()
+    (run / "schedule.json").write_text(json.dumps({"seed": 41, "faults": [
+        {"kind": "partition", "start_s": 0.0, "duration_s": 1.0,
+         "params": {"plan": "isolate-one"}}]}))
     page = write_report(run).read_text()
     assert "did not finish" in page and 'data-verdict="unknown"' in page
+    # what a killed run left says when it began, what it was doing, and how far it got
+    assert "started 2026-01-01 00:00:00 (from the folder name)" in page
+    assert "<td>partition (from schedule.json)</td>" in page and "<code>41</code>" in page
+    assert "at least 0.007 s" in page and "(ok 3)" in page
 
 
 def test_not_a_run_folder_is_a_harness_error(tmp_path: Path, capsys: Any) -> None:
