@@ -40,6 +40,7 @@ __all__ = [
     "latency_quantiles",
     "latency_series",
     "nearest_rank",
+    "retry_of",
     "throughput_series",
     "time_axis",
 ]
@@ -440,7 +441,12 @@ def _replay(model: Any, entries: Sequence[Any]) -> dict[int, str]:
 
 @dataclass(frozen=True, slots=True)
 class TrailStep:
-    """One call of an item's trail: who did what to it, when, with which token."""
+    """One call of an item's trail: who did what to it, when, with which token.
+
+    ``retry_of`` is the op index of the first attempt when this call is the
+    runner's resend of an indeterminate one (its ``retry_of`` field), so a
+    reader sees one operation tried twice rather than two operations.
+    """
 
     index: int
     process: int | str
@@ -454,6 +460,7 @@ class TrailStep:
     value: str
     faults: tuple[str, ...]
     flagged: bool
+    retry_of: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -658,6 +665,12 @@ def _listify(v: Hashable) -> Any:
     return [_listify(x) for x in v] if isinstance(v, tuple) else v
 
 
+def retry_of(call: Call) -> int | None:
+    """The op index a call resends (its invocation's ``retry_of``), or None."""
+    retry = dict(call.invoke.extra).get("retry_of")
+    return retry if isinstance(retry, int) else None
+
+
 def _trail(item: str, note: str, calls: Sequence[Call], flagged: set[int],
            intervals: Sequence[FaultInterval]) -> ItemTrail:
     steps = []
@@ -680,6 +693,7 @@ def _trail(item: str, note: str, calls: Sequence[Call], flagged: set[int],
             faults=tuple(faults_between(intervals, c.start, hi)),
             flagged=c.invoke.index in flagged
             or (c.complete is not None and c.complete.index in flagged),
+            retry_of=retry_of(c),
         ))
     # The window (for faults and log excerpts) is around the calls that make the
     # anomaly, not the final reads that merely confirm it seconds later.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.history import Call, History
-from harness.report.data import FaultInterval, compact
+from harness.report.data import FaultInterval, compact, retry_of
 
 __all__ = [
     "FINAL_LANE",
@@ -147,8 +147,8 @@ def timeline_columns(history: History, *, concurrency: int | None = None,
         err.append("" if c.error is None else compact(c.error, limit=value_chars))
         nd.append((c.complete.node or "") if c.complete is not None else "")
         pr.append(int(c.process))
-        retry = dict(c.invoke.extra).get("retry_of")
-        rt.append(retry if isinstance(retry, int) else -1)
+        retry = retry_of(c)
+        rt.append(-1 if retry is None else retry)
     return TimelineColumns(tuple(lanes), tuple(fs), tuple(s), tuple(e),
                            tuple(ln), tuple(ty), tuple(fc), tuple(ix), tuple(val), tuple(err),
                            tuple(nd), tuple(pr), tuple(rt))

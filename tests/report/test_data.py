@@ -224,6 +224,17 @@ def test_item_trails_list_every_id_but_cap_trails() -> None:
     assert lost.count == 7 and len(lost.ids) == 7 and len(lost.trails) == 3
 
 
+def test_a_resend_in_a_trail_names_the_attempt_it_repeats() -> None:
+    first = invoke(0, "enqueue", qitem("a"))
+    resend = replace(invoke(5, "enqueue", qitem("a")),
+                     extra=(("idempotency", "request-id"), ("retry_of", 0)))
+    h = history(first, info(0, "enqueue", qitem("a")), resend, ok(5, "enqueue", qitem("a")))
+    results = {"queue": {"lost": ["a"], "lost_count": 1, "anomalies": ["lost"]}}
+    (lost,) = data.item_trails(h, results)
+    assert [(s.index, s.process, s.retry_of) for s in lost.trails[0].steps] == [
+        (0, 0, None), (2, 5, 0)]
+
+
 def test_no_queue_results_no_trails() -> None:
     assert data.item_trails(stale_read(), {"linearizable": {"valid": False}}) == []
 
