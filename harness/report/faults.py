@@ -87,9 +87,9 @@ def fault_summary(interval: FaultInterval, params: Mapping[str, Any] | None = No
     elif kind == "partition":
         text = "partition" + (f" {v['plan']}" if v.get("plan") else "")
         sides = _sides(v.get("grudge"))
-        text += f": {sides}" if sides else ""
+        text += (f": {sides}" if sides else "") + _fallback(v)
     elif kind in ("kill", "pause") and "node" in v:
-        text = f"{kind} {v['node']}{_target(p, v)}"
+        text = f"{kind} {v['node']}{_fallback(v) or _target(p, v)}"
     elif kind in ("latency", "stall"):
         text = kind
         if kind == "latency" and "latency_ms" in v:
@@ -102,7 +102,7 @@ def fault_summary(interval: FaultInterval, params: Mapping[str, Any] | None = No
     if "error" not in v:
         text += ", " + _ending(kind, interval)
     recipe = v.get("recipe") or p.get("recipe")
-    if recipe:
+    if recipe and recipe != v.get("plan"):
         text += f" · recipe {recipe}"
     return text
 
@@ -125,11 +125,16 @@ def _sides(grudge: Any) -> str:
     return "cut " + " ".join(parts) if parts else "nothing cut"
 
 
+def _fallback(value: Mapping[str, Any]) -> str:
+    """The fault driver's mark (``leader: null``) that it asked for the leader and got
+    none, so its leader rule fell back to the first node up."""
+    if "leader" in value and value["leader"] is None:
+        return " (meant the leader; none was named, so the first node up)"
+    return ""
+
+
 def _target(params: Mapping[str, Any], value: Mapping[str, Any]) -> str:
     want = params.get("node")
-    if "leader" in value and value["leader"] is None:
-        # the driver's leader rule fell back: no node was named leader when it asked
-        return " (meant the leader; none was named, so the first node up)"
     if isinstance(want, str) and want in _ROLES and want != value.get("node"):
         return f" ({want})"
     return ""

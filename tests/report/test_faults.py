@@ -98,6 +98,13 @@ def test_a_fault_still_in_force_and_a_leader_rule_that_fell_back() -> None:
     assert faults.fault_summary(iv, {"node": "leader"}) == (
         "kill n1 (meant the leader; none was named, so the first node up), "
         "still in force when the history ended")
+    h = history(nem("start-partition", {"fault": "partition", "grudge": ISOLATE_N1,
+                                        "plan": "isolate-leader", "leader": None,
+                                        "recipe": "isolate-leader"}))
+    (iv,) = data.fault_intervals(h)
+    assert faults.fault_summary(iv) == (  # the recipe that only repeats the plan is left out
+        "partition isolate-leader: n1 | n2 n3 (meant the leader; none was named, so the "
+        "first node up), still in force when the history ended")
     h = history(nem("start-pause", {"fault": "pause", "node": "n2"}),
                 nem("stop-pause", {"error": "docker unpause failed"}))
     (iv,) = data.fault_intervals(h)
