@@ -94,6 +94,12 @@ def http_json(
         conn.close()
 
 
+#: HAProxy's own error statuses and the JSON error code each is answered with
+LB_ERRORS = {400: "lb-bad-request", 403: "lb-forbidden", 408: "lb-request-timeout",
+             500: "lb-internal", 502: "lb-bad-gateway", 503: "lb-unavailable",
+             504: "lb-gateway-timeout"}
+
+
 def haproxy_config(*, lb_port: int, node_ports: dict[int, int], socket_path: Path) -> str:
     """An HAProxy configuration: active checks on /health every 250 ms, out of
     rotation after 2 failures (about a second, well inside the 2 s goal),
@@ -105,6 +111,15 @@ def haproxy_config(*, lb_port: int, node_ports: dict[int, int], socket_path: Pat
     server_opts = (
         "inter 250ms fastinter 250ms downinter 250ms fall 2 rise 2 on-marked-down shutdown-sessions"
     )
+    # HAProxy's own errors as JSON, like the nodes' errors, so a client can
+    # classify them: none is definite (the request may have reached a node),
+    # except "no node is up", answered before any node is chosen.
+    errors = "\n".join(
+        f"    http-error status {status} content-type application/json string "
+        f"'{{\"error\":\"{code}\",\"definite\":false,\"source\":\"lb\"}}'"
+        for status, code in LB_ERRORS.items())
+    no_server = ("503 content-type application/json string "
+                 "'{\"error\":\"lb-no-server\",\"definite\":true,\"source\":\"lb\"}'")
     return f"""global
     stats socket {socket_path} mode 600 level admin
     maxconn 4096
@@ -118,6 +133,7 @@ defaults
     retries 3
     option redispatch
     option http-keep-alive
+{errors}
 
 frontend fe
     bind 127.0.0.1:{lb_port}
@@ -125,6 +141,7 @@ frontend fe
 
 backend nodes
     balance roundrobin
+    http-request return status {no_server} if {{ nbsrv lt 1 }}
     option httpchk GET /health
     http-check expect status 200
     default-server {server_opts}

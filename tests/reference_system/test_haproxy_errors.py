@@ -193,3 +193,40 @@ def test_every_other_lb_error_reads_as_indeterminate(status: int) -> None:
     # An HTML page (HAProxy's default, or another proxy's) is indeterminate too.
     html = client._outcome("enqueue", status, "<html><body><h1>502 Bad Gateway</h1>")
     assert html is not None and html.type == OpType.INFO
+
+
+def test_the_launchers_own_config_answers_json_too(tmp_path: Path) -> None:
+    """``python -m reference_system.local`` writes its own HAProxy config (the system
+    knows nothing of its tester): with no node up it answers the definite
+    ``lb-no-server``, as JSON, not HAProxy's HTML page."""
+    from reference_system.local import haproxy_config as launcher_config
+
+    exe = find_haproxy()
+    require(exe is not None, "haproxy is not installed")
+    lb, dead = _free_port(), _free_port()
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(launcher_config(lb_port=lb, node_ports={1: dead},
+                                   socket_path=tmp_path / "stats.sock"))
+    proc = subprocess.Popen([str(exe), "-f", str(cfg)], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        body: Any = None
+        while time.monotonic() < deadline:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", lb, timeout=2)
+                conn.request("GET", "/kv/x")
+                resp = conn.getresponse()
+                status, raw = resp.status, resp.read()
+                conn.close()
+                body = json.loads(raw)
+                if body.get("error") == "lb-no-server":
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.2)
+        assert status == 503 and body == {"error": "lb-no-server", "definite": True,
+                                          "source": "lb"}, body
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
