@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from harness.checker.queue import PENDING_STATES
 from harness.client import Client, Outcome
 from harness.generator import Phase
 from harness.history import Op, OpType
 
-__all__ = ["FinalContext", "Workload", "enqueued_ids", "even_sample", "read_items_through_nodes"]
+__all__ = ["FinalContext", "Workload", "enqueued_ids", "even_sample", "read_each",
+           "read_items_through_nodes", "read_unsettled"]
 
 
 class FinalContext(Protocol):
@@ -93,13 +95,35 @@ def read_items_through_nodes(ctx: FinalContext, ids: Sequence[Any], *, max_items
         except HarnessError:
             return  # this run offers no client pinned to a node
         try:
-            misses = 0
-            for iid in sample:
-                if ctx.deadline_passed():
-                    return
-                _, out = ctx.call(client, "read-item", {"id": iid})
-                misses = 0 if out.type is OpType.OK else misses + 1
-                if misses >= 3:
-                    break
+            if not read_each(ctx, client, "read-item", [{"id": iid} for iid in sample]):
+                return
         finally:
             client.close()
+
+
+def read_each(ctx: FinalContext, client: Client, f: str, values: Sequence[Any]) -> bool:
+    """Record ``f`` of each value through ``client``; False once the deadline has passed.
+
+    Three failed reads in a row mean the client's node is down: every further
+    read would only wait out its timeout, so the rest are skipped.
+    """
+    misses = 0
+    for value in values:
+        if ctx.deadline_passed():
+            return False
+        _, out = ctx.call(client, f, value)
+        misses = 0 if out.type is OpType.OK else misses + 1
+        if misses >= 3:
+            break
+    return True
+
+
+def read_unsettled(ctx: FinalContext, client: Client, ids: Sequence[Any]) -> list[Any]:
+    """Read each item (recorded); the ids not yet in a final state (or not answered)."""
+    left = []
+    for iid in ids:
+        _, out = ctx.call(client, "read-item", {"id": iid})
+        state = out.value.get("state") if isinstance(out.value, dict) else None
+        if out.type is not OpType.OK or state in PENDING_STATES:
+            left.append(iid)
+    return left

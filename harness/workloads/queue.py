@@ -29,11 +29,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.checker.queue import PENDING_STATES
 from harness.client import Client
 from harness.generator import Mix, Phase
 from harness.history import OpType
-from harness.workloads.base import FinalContext, enqueued_ids, read_items_through_nodes
+from harness.workloads.base import (
+    FinalContext,
+    enqueued_ids,
+    read_items_through_nodes,
+    read_unsettled,
+)
 from harness.workloads.settle import settle
 
 __all__ = ["QueueWorkload"]
@@ -128,7 +132,7 @@ class QueueWorkload:
                 if rounds and budget > 0:
                     budget -= self._drain(ctx, client, budget)
                 rounds += 1
-                unsettled = self._read(ctx, client, unsettled)
+                unsettled = read_unsettled(ctx, client, unsettled)
                 return len(unsettled)
 
             stuck_after_ms = ctx.stuck_after_ms
@@ -143,17 +147,6 @@ class QueueWorkload:
                 time.sleep(stuck_after_ms / 1000.0 + self.drain_quiet_s)
                 if budget > 0:
                     self._drain(ctx, client, budget)
-                self._read(ctx, client, unsettled)
+                read_unsettled(ctx, client, unsettled)
         finally:
             client.close()
-
-    @staticmethod
-    def _read(ctx: FinalContext, client: Client, ids: list[str]) -> list[str]:
-        """Read each item (recorded); the ids not yet in a final state."""
-        left = []
-        for iid in ids:
-            _, out = ctx.call(client, "read-item", {"id": iid})
-            state = out.value.get("state") if isinstance(out.value, dict) else None
-            if out.type is not OpType.OK or state in PENDING_STATES:
-                left.append(iid)
-        return left

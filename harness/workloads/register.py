@@ -43,7 +43,7 @@ from harness.client import Client
 from harness.errors import HarnessError
 from harness.generator import Mix, Phase
 from harness.history import Op, OpType
-from harness.workloads.base import FinalContext
+from harness.workloads.base import FinalContext, even_sample, read_each
 
 __all__ = ["NO_VALUE", "RegisterWorkload"]
 
@@ -187,15 +187,7 @@ class RegisterWorkload:
                     and op.f in REGISTER_FS and isinstance(op.value, list | tuple)
                     and op.value):
                 seen.setdefault(str(op.value[0]), None)
-        keys = list(seen)
-        if len(keys) <= self.final_keys_max:
-            return keys
-        if self.final_keys_max == 1:
-            return keys[-1:]
-        last = len(keys) - 1
-        picks = sorted({round(i * last / (self.final_keys_max - 1))
-                        for i in range(self.final_keys_max)})
-        return [keys[i] for i in picks]
+        return even_sample(list(seen), self.final_keys_max)
 
     def final(self, ctx: FinalContext, new_client: Callable[[], Client]) -> None:
         """After recovery, read every key used through the LB, then through each node.
@@ -220,13 +212,7 @@ class RegisterWorkload:
             except HarnessError:
                 continue  # this run offers no client pinned to a node
             try:
-                misses = 0
-                for k in keys:
-                    if ctx.deadline_passed():
-                        return
-                    _, out = ctx.call(client, "read", [k, None])
-                    misses = 0 if out.type is OpType.OK else misses + 1
-                    if misses >= 3:
-                        break
+                if not read_each(ctx, client, "read", [[k, None] for k in keys]):
+                    return
             finally:
                 client.close()

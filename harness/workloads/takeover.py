@@ -36,7 +36,12 @@ from harness.checker.queue import PENDING_STATES
 from harness.client import Client
 from harness.generator import Mix, Phase
 from harness.history import OpType
-from harness.workloads.base import FinalContext, enqueued_ids, read_items_through_nodes
+from harness.workloads.base import (
+    FinalContext,
+    enqueued_ids,
+    read_items_through_nodes,
+    read_unsettled,
+)
 from harness.workloads.settle import settle
 
 __all__ = ["TakeoverWorkload"]
@@ -97,12 +102,7 @@ class TakeoverWorkload:
             record = settle(backlog, stall_s=stall_s, poll_s=self.settle_poll_s,
                             cap_passed=ctx.deadline_passed)
             ctx.note("settle", {**record.to_dict(), "stuck_after_ms": stuck_after_ms})
-            left = []
-            for iid in ids:
-                _, out = ctx.call(client, "read-item", {"id": iid})
-                state = out.value.get("state") if isinstance(out.value, dict) else None
-                if out.type is not OpType.OK or state in PENDING_STATES:
-                    left.append(iid)
+            left = read_unsettled(ctx, client, ids)
             read_items_through_nodes(ctx, ids, max_items=self.node_reads_max)
             if left and stuck_after_ms:
                 # a second recorded read past the stuck bound tells stuck from slow
