@@ -58,6 +58,15 @@ BUGS: dict[str, str] = {
         "client read goes through more than one replica, so only comparing the "
         "replicas (the convergence checker) shows it."
     ),
+    "no_fsync": (
+        "storage.py: Storage.sync() returns without fsyncing the log, so an "
+        "acceptor answers a promise or an accept, and a leader acknowledges a "
+        "write, while the records are only in the page cache. Anomaly, only under "
+        "crashes that lose unsynced writes (the lose-unsynced fault; a SIGKILL "
+        "alone loses nothing, the kernel keeps the cache): a crashed node comes "
+        "back without promises and accepted values it voted with; two values chosen "
+        "for one slot, or acknowledged writes lost (lost enqueue, not linearizable)."
+    ),
 }
 
 

@@ -112,7 +112,7 @@ class Node:
         self.cfg = cfg
         self.id = cfg.node_id
         self.machine = WorkQueueMachine(max_attempts=cfg.max_attempts, bugs=cfg.bugs)
-        self.storage = Storage(cfg.data_dir)
+        self.storage = Storage(cfg.data_dir, bugs=cfg.bugs)
         self.leases = LeaseTracker(lease_ms=cfg.lease_ms, bugs=cfg.bugs)
         self.core: Replica | None = None
         self.transport: PeerTransport | None = None

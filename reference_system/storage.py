@@ -108,8 +108,11 @@ def _write_atomically(path: Path, data: bytes) -> None:
 class Storage:
     """The log and snapshot of one replica in ``data_dir``."""
 
-    def __init__(self, data_dir: str | os.PathLike[str]):
+    def __init__(self, data_dir: str | os.PathLike[str], *,
+                 bugs: frozenset[str] = frozenset()):
         self.dir = Path(data_dir)
+        #: seeded bug ``no_fsync``: :meth:`sync` returns without fsyncing
+        self._no_fsync = "no_fsync" in bugs
         self.dir.mkdir(parents=True, exist_ok=True)
         self.wal_path = self.dir / WAL_NAME
         self.snapshot_path = self.dir / SNAPSHOT_NAME
@@ -178,6 +181,9 @@ class Storage:
         """Make everything appended durable (one fsync for the whole group)."""
         self._check()
         assert self._fd is not None
+        if self._no_fsync:  # seeded bug: the caller acknowledges what the cache holds
+            self.fsyncs += 1
+            return
         try:
             os.fsync(self._fd)
         except OSError as e:

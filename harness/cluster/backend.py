@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from harness.system import Address
 
-__all__ = ["Cluster", "Link", "link_name", "plan_links"]
+__all__ = ["Cluster", "Link", "LosesUnsynced", "link_name", "plan_links"]
 
 LB = "lb"
 
@@ -96,4 +96,21 @@ class Cluster(Protocol):
 
     def teardown(self) -> None:
         """Stop and remove everything the cluster started. Safe to call twice."""
+        ...
+
+
+@runtime_checkable
+class LosesUnsynced(Protocol):
+    """A cluster whose nodes' data directories sit on the lose-unsynced layer
+    (:mod:`harness.lazyfs`), when it was built with ``lose_unsynced=True``."""
+
+    @property
+    def lose_unsynced_enabled(self) -> bool:
+        """Whether the layer is under every node's data directory in this cluster."""
+        ...
+
+    def lose_unsynced(self, node: str, *, mode: str = "drop", seed: int | None = None
+                      ) -> Mapping[str, int]:
+        """Drop what ``node`` wrote and did not fsync, as a power loss would. Only while
+        the node is down (kill it first, restart it after); says what was dropped."""
         ...

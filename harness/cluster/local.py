@@ -152,6 +152,7 @@ class LocalCluster:
         toxiproxy_url: str | None = None,
         load_balancer: bool = True,
         env: Mapping[str, str] | None = None,
+        lose_unsynced: bool = False,
     ) -> None:
         if nodes < 1:
             raise ClusterError("a cluster needs at least one node")
@@ -183,6 +184,9 @@ class LocalCluster:
         self._torn_down = False
         self._in_teardown = False
         self._record: _Record | None = None
+        # lose-unsynced: a harness.lazyfs layer mounted under each node's data dir
+        self.lose_unsynced_enabled = lose_unsynced
+        self._layers: dict[str, Any] = {}  # node -> harness.lazyfs.LazyMount
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -246,8 +250,43 @@ class LocalCluster:
         }
         data = self._data_root / node
         data.mkdir(parents=True, exist_ok=True)
+        if self.lose_unsynced_enabled and node not in self._layers:
+            self._mount_layer(node, data)
         return NodeContext(node, index, self.nodes, self._listen[node], peers, str(data),
                            self.env)
+
+    def _mount_layer(self, node: str, data: Path) -> None:
+        """Mount the lose-unsynced layer on ``data`` (durable data in ``.disk/<node>``)."""
+        from harness.lazyfs import LazyFSError, LazyMount
+
+        assert self._data_root is not None
+        layer = LazyMount(data, self._data_root / ".disk" / node,
+                          log=self.log_dir / f"{node}.lazyfs.log")
+        try:
+            layer.start()
+        except LazyFSError as e:
+            raise ClusterError(str(e)) from None
+        self._layers[node] = layer
+        if self._record is not None and layer.pid is not None:
+            self._record.add_child(f"{node}-lazyfs", layer.pid)
+
+    def lose_unsynced(self, node: str, *, mode: str = "drop", seed: int | None = None
+                      ) -> dict[str, int]:
+        """Drop what ``node`` wrote and did not fsync (see :mod:`harness.lazyfs`); the
+        node must be down (a crash cannot lose the cache of a process still writing)."""
+        from harness.lazyfs import LazyFSError
+
+        layer = self._layers.get(self._check(node))
+        if layer is None:
+            raise ClusterError("this cluster has no lose-unsynced layer (build it with "
+                               "lose_unsynced=True)")
+        if self._procs[node].running():
+            raise ClusterError(f"{node} is running: kill it before dropping its unsynced "
+                               "writes")
+        try:
+            return layer.crash(mode=mode, seed=seed)
+        except LazyFSError as e:
+            raise ClusterError(str(e)) from None
 
     def _start_lb(self) -> None:
         haproxy = shutil.which("haproxy")
@@ -287,6 +326,8 @@ class LocalCluster:
         try:
             for proc in [*self._procs.values(), *([self._lb] if self._lb else [])]:
                 proc.stop()
+            for layer in self._layers.values():  # after the nodes, before rmtree
+                layer.stop()
             if self._toxiproxy is not None:
                 self._toxiproxy.stop()
             elif self._given_toxiproxy is not None and self._proxy_addr:
@@ -602,6 +643,9 @@ def gc(*, run_id: str | None = None, force: bool = False) -> dict[str, list[str]
         for p in rec.get("paths") or []:
             target = Path(str(p))
             if target.is_dir():
+                from harness.lazyfs.mount import unmount_under
+
+                unmount_under(target)  # a lose-unsynced layer's mounts, if any
                 shutil.rmtree(target, ignore_errors=True)
                 done["folders"].append(str(target))
             elif target.exists():
