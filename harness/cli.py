@@ -96,21 +96,22 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=1)
     d.add_argument("--out", default="reports/examples", help="where generated histories go")
 
-    from harness.generator import FAULT_KINDS
+    from harness.nemesis import registry
     from harness.workloads import WORKLOADS
 
     r = sub.add_parser(
         "run", help="run a fault campaign against a cluster", formatter_class=_DefaultsFormatter,
         description="Run one fault campaign: start a cluster, drive clients while faults are "
                     "injected, heal, run the workload's final reads, tear down, check.",
-        epilog=_RUN_EPILOG)
+        epilog=registry.help_text() + "\n\n" + _RUN_EPILOG)
     r.add_argument("--system", default="refsys",
                    help="a system from 'harness systems', or module:factory")
     r.add_argument("--workload", default="register",
                    help=f"what the clients do: {', '.join(WORKLOADS)} (each system supports "
                         "some: 'harness systems')")
     r.add_argument("--nemesis", default="partition",
-                   help=f"comma-separated faults: {','.join(FAULT_KINDS)} (or none)")
+                   help=f"comma-separated faults: {','.join(registry.names())} (or none; "
+                        "each is described below)")
     r.add_argument("--time-limit", type=float, default=30.0, dest="time_limit_s",
                    metavar="SECONDS",
                    help="how long clients and faults run (healing, recovery and the final "

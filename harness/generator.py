@@ -24,6 +24,7 @@ __all__ = [
     "FAULT_KINDS",
     "NETWORK_KINDS",
     "NODE_RULES",
+    "PARTITION_PLANS",
     "RECIPES",
     "RECIPE_RATE",
     "RECOVERY_WINDOW_S",
@@ -39,10 +40,15 @@ __all__ = [
     "recipes_for",
 ]
 
-FAULT_KINDS = ("partition", "kill", "pause", "latency", "stall")
-PARTITION_PLANS = ("random-halves", "isolate-one", "isolate-leader", "majorities-ring", "bridge")
-#: faults that act on links (toxics); the others act on processes
-NETWORK_KINDS = ("partition", "latency", "stall")
+# FAULT_KINDS, NETWORK_KINDS and PARTITION_PLANS are read from the fault kinds'
+# registry when first asked for (module ``__getattr__`` below): the kinds import
+# modules that import this one, so they cannot be loaded while it loads.
+FAULT_KINDS: tuple[str, ...]
+"""Every registered fault kind's name (:func:`harness.nemesis.registry.names`)."""
+NETWORK_KINDS: tuple[str, ...]
+"""Kinds two of whose faults may not overlap (``exclusive``: they would set the same
+toxics twice); the name stays from when only network kinds were."""
+PARTITION_PLANS: tuple[str, ...]
 #: how a fault may name a node without knowing the cluster's state in advance;
 #: resolved when the fault starts (see ``harness.runner``) and recorded then
 NODE_RULES = ("leader", "follower", "cut-off", "majority", "minority")
@@ -197,8 +203,9 @@ class Fault:
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {self.kind!r}; known: {', '.join(FAULT_KINDS)}")
+        if self.kind not in _kind_names():
+            raise ValueError(f"unknown fault kind {self.kind!r}; "
+                             f"known: {', '.join(_kind_names())}")
         if self.start_s < 0 or self.duration_s < 0:
             raise ValueError("a fault cannot start or last a negative time")
 
@@ -236,7 +243,11 @@ class FaultSchedule:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for kind in NETWORK_KINDS:
+        from harness.nemesis import registry
+
+        for kind in sorted({f.kind for f in self.faults}):
+            if not registry.get(kind).exclusive:
+                continue
             of_kind = sorted((f for f in self.faults if f.kind == kind),
                              key=lambda f: (f.start_s, f.end_s))
             for a, b in itertools.pairwise(of_kind):
@@ -272,15 +283,31 @@ class FaultSchedule:
         return False
 
 
+def __getattr__(name: str) -> Any:
+    from harness.nemesis import registry
+
+    if name == "FAULT_KINDS":
+        return registry.names()
+    if name == "NETWORK_KINDS":
+        return tuple(k.name for k in registry.kinds() if k.exclusive)
+    if name == "PARTITION_PLANS":
+        from harness.nemesis.kinds.partition import PLANS
+
+        return PLANS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _kind_names() -> tuple[str, ...]:
+    from harness.nemesis import registry
+
+    return registry.names()
+
+
 def _params(kind: str, rng: random.Random, nodes: Sequence[str]) -> dict[str, Any]:
-    if kind == "partition":
-        return {"plan": rng.choice(PARTITION_PLANS), "seed": rng.randrange(2**31)}
-    if kind in ("kill", "pause"):
-        return {"node": rng.choice([*nodes, "leader"])}
-    if kind == "latency":
-        return {"latency_ms": rng.choice((50, 100, 200)), "jitter_ms": rng.choice((0, 20, 50)),
-                "node": rng.choice([*nodes, "all"])}
-    return {"node": rng.choice(nodes)}  # stall
+    """One fault's parameters, drawn by its kind (see :mod:`harness.nemesis.kinds`)."""
+    from harness.nemesis import registry
+
+    return registry.get(kind).draw(rng, nodes)
 
 
 def election_window_s(election_timeout_s: float) -> float:
@@ -382,8 +409,8 @@ def random_schedule(
     anomaly attributable to one cause.
     """
     for k in kinds:
-        if k not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {k!r}; known: {', '.join(FAULT_KINDS)}")
+        if k not in _kind_names():
+            raise ValueError(f"unknown fault kind {k!r}; known: {', '.join(_kind_names())}")
     faults: list[Fault] = []
     if not kinds:
         return FaultSchedule((), seed)

@@ -17,20 +17,19 @@ import random
 import threading
 import time
 import traceback
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from harness.analysis import check_history, with_convergence
+from harness.analysis import check_history, with_recorded_checks
+from harness.checker.availability import PROMISES
 from harness.checker.result import UNKNOWN, Result
 from harness.client import RETRIED_FS, Client, Outcome, Retryable, idempotency
 from harness.errors import HarnessError
 from harness.formats import HistoryWriter
 from harness.generator import (
-    NODE_RULES,
     ClientOp,
-    Fault,
     FaultSchedule,
     Phase,
     client_ops,
@@ -38,11 +37,12 @@ from harness.generator import (
 )
 from harness.history import NEMESIS, History, Op, OpType
 from harness.interrupts import Interrupted, StopSignals
-from harness.nemesis import grudge as grudges
+from harness.nemesis import registry
+from harness.nemesis.driver import FaultDriver
 from harness.nemesis.faults import Nemesis
 from harness.replicas import record_replica_states
 from harness.store import RunStore, new_run_dir, new_run_id
-from harness.system import Address, HasLeader, HasLease, election_timeout_s
+from harness.system import Address, HasLease, availability_promise, election_timeout_s
 from harness.workloads import get_workload
 
 __all__ = ["DEFAULT_RATE_HZ", "Recorder", "RunConfig", "RunResult", "run"]
@@ -266,22 +266,31 @@ def stuck_after_ms(system: object) -> float | None:
     return None
 
 
-def _make_cluster(cfg: RunConfig, system: Any, run_dir: Path, run_id: str) -> Any:
-    if cfg.backend == "local":
+def backend_class(backend: str) -> type:
+    """The cluster class of a backend, without starting anything (a fault kind's needs
+    are checked against it before the run begins)."""
+    if backend == "local":
         from harness.cluster.local import LocalCluster
 
-        return LocalCluster(system, nodes=cfg.nodes, run_dir=run_dir, run_id=run_id,
-                            toxiproxy_url=cfg.toxiproxy_url)
-    if cfg.backend == "docker":
-        if cfg.toxiproxy_url:
-            raise HarnessError("--toxiproxy-url works with the local backend; in Docker the "
-                               "proxies run in a container on the run's own network")
+        return LocalCluster
+    if backend == "docker":
         try:
             from harness.cluster.docker import DockerCluster
         except ImportError as e:
             raise HarnessError(f"the docker backend is not available: {e}") from None
-        return DockerCluster(system, nodes=cfg.nodes, run_dir=run_dir, run_id=run_id)
-    raise HarnessError(f"unknown backend {cfg.backend!r}; known: local, docker")
+        return DockerCluster
+    raise HarnessError(f"unknown backend {backend!r}; known: local, docker")
+
+
+def _make_cluster(cfg: RunConfig, system: Any, run_dir: Path, run_id: str) -> Any:
+    cls: Any = backend_class(cfg.backend)
+    if cfg.backend == "local":
+        return cls(system, nodes=cfg.nodes, run_dir=run_dir, run_id=run_id,
+                   toxiproxy_url=cfg.toxiproxy_url)
+    if cfg.toxiproxy_url:
+        raise HarnessError("--toxiproxy-url works with the local backend; in Docker the "
+                           "proxies run in a container on the run's own network")
+    return cls(system, nodes=cfg.nodes, run_dir=run_dir, run_id=run_id)
 
 
 class _LbObserver:
@@ -329,226 +338,6 @@ class _LbObserver:
                     return
 
 
-class _FaultDriver:
-    """Applies a schedule's faults at their times, and records each start and end.
-
-    The schedule becomes a timeline of start and end events, applied one at a
-    time in time order by this one thread, so faults may overlap (some bugs
-    show only then: an acceptor restarted while a partition keeps a stale
-    leader apart) and a run is still one sequence of nemesis operations in the
-    history, each ``start-X`` paired with its ``stop-X``. At equal times an end
-    goes before a start, so back-to-back faults behave as they did when faults
-    were strictly sequential; a fault's own end follows its start even when it
-    lasts 0 s (a kill and immediate restart). Each end undoes its own fault
-    only: a kill's end restarts that node, a network fault's end removes the
-    toxics it added and no others. A process fault on a node another active
-    fault holds (killed or paused) is refused and recorded as an error rather
-    than silently doubling up. When the run stops, the faults still active end
-    in reverse order of their starts (each recorded), as a single active fault
-    always did. A slow start or end (a container restart) delays later events;
-    their records say when they really happened. A start's record also names
-    the recipe the fault belongs to (``recipe``, from its params), and says
-    ``leader: None`` when resolving the fault asked the system who leads and
-    no node was named (rule ``leader`` then falls back to the first up node),
-    so a reader can tell "killed the new leader" from "killed whichever node
-    was first" without replaying the run.
-    """
-
-    def __init__(self, nemesis: Nemesis, cluster: Any, system: Any, recorder: Recorder,
-                 schedule: FaultSchedule, stop: threading.Event) -> None:
-        self.nemesis = nemesis
-        self.cluster = cluster
-        self.system = system
-        self.recorder = recorder
-        self.schedule = schedule
-        self.stop = stop
-        self.active: list[str] = []
-        self.errors: list[str] = []
-        #: nodes held by an active kill or pause, and by which
-        self._held: dict[str, str] = {}
-        #: the grudge of the partition in force, if one is
-        self._grudge: Mapping[str, frozenset[str]] | None = None
-        #: the leader, asked at most once per event (``_leader_asked`` resets per event)
-        self._leader_asked = False
-        self._leader_found: str | None = None
-
-    def _up(self) -> list[str]:
-        return [str(n) for n in self.cluster.nodes if n not in self._held]
-
-    def _leader(self) -> str | None:
-        if not self._leader_asked:
-            leader: str | None = None
-            if isinstance(self.system, HasLeader):
-                addrs = {n: self.cluster.client_address(n) for n in self._up()}
-                found = self.system.leader(addrs, timeout_s=1.0)
-                if found in self.cluster.nodes:
-                    leader = str(found)
-            self._leader_found, self._leader_asked = leader, True
-        return self._leader_found
-
-    def _talks(self, a: str, b: str) -> bool:
-        """Whether a and b hear each other (both ways) under the partition in force."""
-        g = self._grudge or {}
-        return a == b or (b not in g.get(a, ()) and a not in g.get(b, ()))
-
-    def _side(self, majority: bool) -> list[str]:
-        """Up nodes that talk (both ways) with a majority of all nodes, themselves
-        included, under the partition in force; or those that do not. Without a
-        partition every node is on the majority side."""
-        nodes = [str(n) for n in self.cluster.nodes]
-        quorum = len(nodes) // 2 + 1
-        return [n for n in self._up()
-                if (sum(self._talks(n, m) for m in nodes) >= quorum) == majority]
-
-    def _node(self, want: str, exclude: Collection[str] = ()) -> str:
-        """The node a fault names: a node name, or a rule resolved now.
-
-        ``leader``: the node the system names leader (the first up node when
-        none is named, as always). The other rules pick the first node, in
-        name order, that is up (not held by another fault), not in
-        ``exclude``, and: ``follower``, not the leader and talking with it
-        (both ways) under the partition in force; ``cut-off``, not the leader
-        and cut from it; ``majority`` / ``minority``, on the majority
-        (minority) side of the partition in force. A schedule cannot know who
-        will lead, so these rules are how it names, say, "the node kept apart
-        from the leader" and "the node both can still reach". A rule that
-        matches no node is an error (the fault is recorded as not applied).
-        """
-        up = [n for n in self._up() if n not in exclude]
-        if want in self.cluster.nodes:
-            return want
-        if want == "leader":
-            leader = self._leader()
-            if leader is not None and leader not in exclude:
-                return leader
-            if up:
-                return up[0]
-            raise HarnessError("no node is up")
-        if want in ("follower", "cut-off"):
-            leader = self._leader()
-            if leader is None:
-                raise HarnessError(f"no leader is known, so no {want} node")
-            found = [n for n in up if n != leader
-                     and self._talks(n, leader) == (want == "follower")]
-        elif want in ("majority", "minority"):
-            found = [n for n in self._side(want == "majority") if n not in exclude]
-        else:
-            raise HarnessError(f"unknown node {want!r}: a node name or one of "
-                               f"{', '.join(NODE_RULES)}")
-        if not found:
-            raise HarnessError(f"no up node is {want}")
-        return found[0]
-
-    def _links(self, p: Mapping[str, Any]) -> list[Any]:
-        """A network fault's links: every link of ``node`` ("all": every link), or with
-        ``to``, only the directed links from ``node`` to ``to``."""
-        node = p.get("node", "all")
-        if "to" in p:
-            src = self._node(node)
-            dst = self._node(p["to"], exclude={src})
-            return [lk for lk in self.nemesis.links_of(src) if lk.src == src and lk.dst == dst]
-        return self.nemesis.links_of(None if node == "all" else self._node(node))
-
-    def _start(self, fault: Fault) -> dict[str, Any]:
-        p = dict(fault.params)
-        nodes = list(self.cluster.nodes)
-        if fault.kind == "partition":
-            rng = random.Random(p.get("seed", 0))
-            plan = p.get("plan", "random-halves")
-            if plan == "isolate-leader":
-                g = grudges.isolate(self._node("leader"), nodes)
-            elif plan == "isolate-one":
-                g = grudges.isolate(rng.choice(nodes), nodes)
-            elif plan == "majorities-ring":
-                g = grudges.majorities_ring(nodes, rng)
-            elif plan == "bridge" and len(nodes) >= 3:
-                g = grudges.bridge(nodes, rng)
-            elif plan == "cut":
-                pairs = []
-                for a, b in p.get("between", ()):
-                    na = self._node(a)
-                    pairs.append((na, self._node(b, exclude={na})))
-                g = grudges.cut(pairs, nodes)
-            else:
-                g = grudges.random_halves(nodes, rng)
-            out = {**self.nemesis.partition(g), "plan": plan}
-            self._grudge = g
-            return out
-        if fault.kind in ("kill", "pause"):
-            node = self._node(p.get("node", "leader"))
-            if node in self._held:
-                raise HarnessError(f"{node} is already held by an overlapping "
-                                   f"{self._held[node]}")
-            out = (self.nemesis.kill(node) if fault.kind == "kill"
-                   else self.nemesis.pause(node))
-            self._held[node] = fault.kind
-            return out
-        links = self._links(p)
-        if fault.kind == "latency":
-            return self.nemesis.latency(links, latency_ms=int(p.get("latency_ms", 100)),
-                                        jitter_ms=int(p.get("jitter_ms", 0)))
-        return self.nemesis.stall(links)
-
-    def _end(self, fault: Fault, started: Mapping[str, Any]) -> dict[str, Any]:
-        if fault.kind in ("kill", "pause"):
-            node = started["node"]
-            self._held.pop(node, None)
-            if fault.kind == "kill":
-                return self.nemesis.restart(node)
-            return self.nemesis.resume(node)
-        if fault.kind == "partition":
-            self._grudge = None
-        return self.nemesis.heal_network(started.get("added", ()))
-
-    def timeline(self) -> list[tuple[float, int, int, bool]]:
-        """(time, order, fault index, is_start), sorted: ends before starts at equal
-        times, except a fault that lasts 0 s, whose end comes right after its own start."""
-        events: list[tuple[float, int, int, bool]] = []
-        for i, f in enumerate(self.schedule.faults):
-            events.append((f.start_s, 1, i, True))
-            events.append((f.end_s, 0, i, False) if f.duration_s > 0
-                          else (f.start_s, 1, i, False))
-        # at one (time, order, index) False sorts before True: put a start first
-        return sorted(events, key=lambda e: (e[0], e[1], e[2], not e[3]))
-
-    def _begin(self, i: int, started: dict[int, dict[str, Any]]) -> None:
-        fault = self.schedule.faults[i]
-        self._leader_asked = False
-        tag = {"recipe": fault.params["recipe"]} if "recipe" in fault.params else {}
-        try:
-            started[i] = self._start(fault)
-        except Exception as e:
-            self.errors.append(f"{fault.kind}: {e}")
-            self.recorder.nemesis(f"start-{fault.kind}", {"error": str(e), **tag})
-            return
-        unknown = {"leader": None} if self._leader_asked and self._leader_found is None else {}
-        self.recorder.nemesis(f"start-{fault.kind}", {**started[i], **unknown, **tag})
-        self.active.append(fault.kind)
-
-    def _finish(self, i: int, started: dict[int, dict[str, Any]]) -> None:
-        fault = self.schedule.faults[i]
-        self._leader_asked = False
-        try:
-            ended = self._end(fault, started.pop(i))
-        except Exception as e:
-            self.errors.append(f"end {fault.kind}: {e}")
-            ended = {"error": str(e)}
-        self.recorder.nemesis(f"stop-{fault.kind}", ended)
-        self.active.remove(fault.kind)
-
-    def run(self, t0: float) -> None:
-        started: dict[int, dict[str, Any]] = {}  # insertion order: order of starts
-        for at_s, _, i, is_start in self.timeline():
-            if self.stop.wait(max(0.0, t0 + at_s - time.monotonic())):
-                break
-            if is_start:
-                self._begin(i, started)
-            elif i in started:
-                self._finish(i, started)
-        for i in reversed(list(started)):
-            self._finish(i, started)
-
-
 def run(cfg: RunConfig, *, progress: Callable[[dict[str, Any]], None] | None = None
         ) -> RunResult:
     """Run one campaign and return its verdict; files go to a new run folder.
@@ -579,6 +368,10 @@ def _run(cfg: RunConfig, signals: StopSignals,
     if cfg.workload not in system.workloads:
         raise HarnessError(f"system {cfg.system!r} does not support workload {cfg.workload!r}; "
                            f"it supports {', '.join(system.workloads)}")
+    kinds_used = list(dict.fromkeys([*cfg.nemesis, *(f.kind for f in (
+        cfg.schedule.faults if cfg.schedule else ()))]))
+    registry.require(kinds_used, system, backend_class(cfg.backend),
+                     system_name=cfg.system, backend_name=cfg.backend)
     test = cfg.test or f"{cfg.system}-{cfg.workload}-{'+'.join(cfg.nemesis) or 'none'}"
     run_dir = new_run_dir(cfg.reports_dir, test)
     store = RunStore(run_dir)
@@ -628,7 +421,7 @@ def _run(cfg: RunConfig, signals: StopSignals,
     valid: Any = UNKNOWN
     if error is None or interrupted:
         _, composed = check_history(history, model=workload.model,
-                                       checkers=with_convergence(workload.checkers,
+                                       checkers=with_recorded_checks(workload.checkers,
                                                                  history),
                                        time_limit_s=_check_time_limit(cfg, interrupted),
                                        collect_s=5.0,
@@ -676,6 +469,10 @@ def _drive(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: R
            rng: random.Random, schedule: FaultSchedule,
            progress: Callable[[dict[str, Any]], None] | None) -> None:
     cluster.wait_ready(timeout_s=cfg.recovery_timeout_s)
+    # what the system promises, in the history, so a saved history is judged alike
+    promise = availability_promise(system)
+    if promise is not None:
+        recorder.nemesis(PROMISES, {"availability": promise})
     lb = cluster.lb_address() if cfg.through_lb else None
 
     def address(worker: int) -> Address:
@@ -701,7 +498,7 @@ def _drive(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: R
         plan = list(paced)
     stop = threading.Event()
     nemesis = Nemesis(cluster)
-    driver = _FaultDriver(nemesis, cluster, system, recorder, schedule, stop)
+    driver = FaultDriver(nemesis, cluster, system, recorder, schedule, stop)
     t0 = time.monotonic()
     end = t0 + cfg.time_limit_s
     if rate_hz <= 0:
@@ -735,9 +532,18 @@ def _drive(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: R
         for t in threads:
             t.join(timeout=cfg.op_timeout_s + 5)
         nem_thread.join(timeout=30)
-        healed = nemesis.heal_all()
+        try:
+            try:
+                healed = nemesis.heal_all()
+            finally:
+                # each kind undoes what only it knows of (a clock, a FUSE layer), even
+                # when removing the toxics failed
+                kinds_healed = driver.heal_kinds()
+        finally:
+            nemesis.close()
+        if kinds_healed:
+            healed["kinds"] = kinds_healed
         recorder.nemesis("heal-all", healed)
-        nemesis.close()
     try:
         cluster.wait_ready(timeout_s=cfg.recovery_timeout_s)
         recorder.nemesis("recovered", {})

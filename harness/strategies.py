@@ -24,44 +24,40 @@ from hypothesis import strategies as st
 
 from harness.generator import (
     DEFAULT_ELECTION_TIMEOUT_S,
-    FAULT_KINDS,
-    PARTITION_PLANS,
     RECOVERY_WINDOW_S,
     Fault,
     FaultSchedule,
     election_window_s,
     recipes_for,
 )
+from harness.nemesis import registry
 
 __all__ = ["fault_schedules", "faults", "recipes"]
 
 
-@st.composite
-def _params(draw: st.DrawFn, kind: str, nodes: Sequence[str]) -> dict[str, Any]:
-    if kind == "partition":
-        return {"plan": draw(st.sampled_from(PARTITION_PLANS)),
-                "seed": draw(st.integers(0, 2**31 - 1))}
-    if kind in ("kill", "pause"):
-        return {"node": draw(st.sampled_from(["leader", *nodes]))}
-    if kind == "latency":
-        return {"latency_ms": draw(st.sampled_from([50, 100, 200])),
-                "jitter_ms": draw(st.sampled_from([0, 20, 50])),
-                "node": draw(st.sampled_from(["all", *nodes]))}
-    return {"node": draw(st.sampled_from(list(nodes)))}
+def _params(kind: str, nodes: Sequence[str]) -> st.SearchStrategy[dict[str, Any]]:
+    """One fault's parameters, as its kind draws them (see :mod:`harness.nemesis.kinds`)."""
+    return registry.get(kind).strategy(nodes)
+
+
+def _all_kinds() -> tuple[str, ...]:
+    return registry.names()
 
 
 @st.composite
 def faults(
     draw: st.DrawFn,
     *,
-    kinds: Sequence[str] = FAULT_KINDS,
+    kinds: Sequence[str] | None = None,
     nodes: Sequence[str] = ("n1", "n2", "n3"),
     time_limit_s: float = 30.0,
     min_duration_s: float = 1.0,
     max_duration_s: float = 10.0,
 ) -> Fault:
-    """One fault somewhere in ``[0, time_limit_s)``; shrinks to early and short."""
-    kind = draw(st.sampled_from(list(kinds)))
+    """One fault somewhere in ``[0, time_limit_s)``; shrinks to early and short.
+
+    ``kinds``: the kinds to draw from (default: every registered kind)."""
+    kind = draw(st.sampled_from(list(kinds if kinds is not None else _all_kinds())))
     # Times are whole tenths of a second, drawn as integers: Hypothesis shrinks
     # an integer in a few steps but a float in many, and with floats its shrink
     # budget could run out before it tried deleting a fault that does not matter.
@@ -111,7 +107,7 @@ def _between(draw: st.DrawFn, lo: int, hi: int) -> int:
 def recipes(
     draw: st.DrawFn,
     *,
-    kinds: Sequence[str] = FAULT_KINDS,
+    kinds: Sequence[str] | None = None,
     nodes: Sequence[str] = ("n1", "n2", "n3"),
     time_limit_s: float = 30.0,
     election_timeout_s: float = DEFAULT_ELECTION_TIMEOUT_S,
@@ -128,6 +124,7 @@ def recipes(
     Fails (``nothing()``) when no recipe fits.
     """
     b = _Tenths.of(election_timeout_s, min_duration_s, max_duration_s, time_limit_s)
+    kinds = kinds if kinds is not None else _all_kinds()
     fitting = [n for n in recipes_for(kinds) if b.span(n) <= b.limit]
     if not fitting:
         return draw(st.nothing())
@@ -165,7 +162,7 @@ def recipes(
 def fault_schedules(
     draw: st.DrawFn,
     *,
-    kinds: Sequence[str] = FAULT_KINDS,
+    kinds: Sequence[str] | None = None,
     nodes: Sequence[str] = ("n1", "n2", "n3"),
     time_limit_s: float = 30.0,
     max_faults: int = 4,
@@ -180,8 +177,9 @@ def fault_schedules(
     overlap only inside a recipe. A plain fault comes first in the choice, so
     a draw shrinks from a recipe to a plain fault when the anomaly allows.
     """
+    kinds = kinds if kinds is not None else _all_kinds()
     for k in kinds:
-        if k not in FAULT_KINDS:
+        if k not in _all_kinds():
             raise ValueError(f"unknown fault kind {k!r}")
     unit: st.SearchStrategy[tuple[Fault, ...]] = faults(
         kinds=kinds, nodes=nodes, time_limit_s=time_limit_s,

@@ -186,8 +186,8 @@ class _FakeRecorder:
 
 def _driver(*faults: Fault, leader: str | None = "n2") -> tuple[Any, _FakeToxiproxy,
                                                                FakeCluster, _FakeRecorder]:
+    from harness.nemesis.driver import FaultDriver as _FaultDriver
     from harness.nemesis.faults import Nemesis
-    from harness.runner import _FaultDriver
 
     cluster = FakeCluster()
     nem = Nemesis(cluster)  # type: ignore[arg-type]
@@ -291,28 +291,28 @@ def test_node_rules_follow_the_leader_the_partition_and_held_nodes() -> None:
     from harness.nemesis import grudge as grudges
 
     driver, _, _, _ = _driver(leader="n3")
-    assert driver._node("leader") == "n3"
-    assert driver._node("follower") == "n1"
-    assert driver._node("follower", exclude={"n1"}) == "n2"
-    assert driver._node("majority") == "n1"
+    assert driver.node("leader") == "n3"
+    assert driver.node("follower") == "n1"
+    assert driver.node("follower", exclude={"n1"}) == "n2"
+    assert driver.node("majority") == "n1"
     with pytest.raises(HarnessError, match="no up node is cut-off"):
-        driver._node("cut-off")
+        driver.node("cut-off")
     with pytest.raises(HarnessError, match="no up node is minority"):
-        driver._node("minority")
-    driver._grudge = grudges.cut([("n3", "n1")], ("n1", "n2", "n3"))
-    assert driver._node("cut-off") == "n1" and driver._node("follower") == "n2"
-    driver._grudge = grudges.isolate("n1", ("n1", "n2", "n3"))
-    assert driver._node("minority") == "n1" and driver._node("majority") == "n2"
+        driver.node("minority")
+    driver.grudge = grudges.cut([("n3", "n1")], ("n1", "n2", "n3"))
+    assert driver.node("cut-off") == "n1" and driver.node("follower") == "n2"
+    driver.grudge = grudges.isolate("n1", ("n1", "n2", "n3"))
+    assert driver.node("minority") == "n1" and driver.node("majority") == "n2"
     driver._held["n2"] = "kill"
-    assert driver._node("majority") == "n3"
+    assert driver.node("majority") == "n3"
     driver._leader_asked = False  # the leader is asked again for a new event
     driver._held["n3"] = "kill"
-    assert driver._node("leader") == "n1"  # nobody names a leader: the first up node
+    assert driver.node("leader") == "n1"  # nobody names a leader: the first up node
     with pytest.raises(HarnessError, match="no leader is known"):
-        driver._node("follower")
+        driver.node("follower")
     with pytest.raises(HarnessError, match="unknown node 'boss'"):
-        driver._node("boss")
-    assert driver._node("n2") == "n2"  # a name is a name, held or not
+        driver.node("boss")
+    assert driver.node("n2") == "n2"  # a name is a name, held or not
 
 
 def test_a_kill_inside_a_partition_on_a_real_cluster(tmp_path: Path) -> None:

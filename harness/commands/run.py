@@ -18,7 +18,8 @@ from harness.cli import exit_code
 from harness.commands.check import verdict_style
 from harness.conformance import parse_options
 from harness.errors import HarnessError
-from harness.generator import FAULT_KINDS, FaultSchedule
+from harness.generator import FaultSchedule
+from harness.nemesis import registry
 from harness.runner import RunConfig, run
 
 __all__ = ["run_command"]
@@ -68,8 +69,8 @@ def run_command(args: argparse.Namespace) -> int:
     console = Console(width=None if sys.stdout.isatty() else 120)
     kinds = tuple(k for k in args.nemesis.split(",") if k and k != "none")
     for k in kinds:
-        if k not in FAULT_KINDS:
-            raise HarnessError(f"unknown fault {k!r}; known: {', '.join(FAULT_KINDS)}")
+        if k not in registry.names():
+            raise HarnessError(f"unknown fault {k!r}; known: {', '.join(registry.names())}")
     bad_rate = args.rate_hz is not None and not args.rate_hz >= 0
     if (not args.time_limit_s > 0 or args.concurrency < 1 or bad_rate or args.nodes < 1
             or not args.check_time_limit_s > 0):

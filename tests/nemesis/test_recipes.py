@@ -292,8 +292,8 @@ class _Leader:
 
 def _drive(schedule: FaultSchedule, leader: str | None) -> tuple[list[tuple[str, Any]],
                                                                    FakeCluster]:
+    from harness.nemesis.driver import FaultDriver as _FaultDriver
     from harness.nemesis.faults import Nemesis
-    from harness.runner import _FaultDriver
 
     cluster = FakeCluster()
     nem = Nemesis(cluster)  # type: ignore[arg-type]

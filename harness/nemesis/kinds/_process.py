@@ -1,0 +1,44 @@
+"""What ``kill`` and ``pause`` share: one node, named or by rule, held while the fault lasts."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hypothesis import strategies as st
+
+from harness.nemesis.registry import FaultContext, FaultKind
+
+__all__ = ["ProcessFault"]
+
+
+class ProcessFault(FaultKind):
+    """A fault on one node's process; another process fault may not hold the same node."""
+
+    def draw(self, rng: random.Random, nodes: Sequence[str]) -> dict[str, Any]:
+        return {"node": rng.choice([*nodes, "leader"])}
+
+    def strategy(self, nodes: Sequence[str]) -> st.SearchStrategy[dict[str, Any]]:
+        return st.fixed_dictionaries({"node": st.sampled_from(["leader", *nodes])})
+
+    def apply(self, ctx: FaultContext, node: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def undo(self, ctx: FaultContext, node: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def start(self, ctx: FaultContext, params: Mapping[str, Any]) -> dict[str, Any]:
+        node = ctx.node(params.get("node", "leader"))
+        ctx.hold(node, self.name)
+        try:
+            return self.apply(ctx, node)
+        except BaseException:
+            ctx.release(node)
+            raise
+
+    def end(self, ctx: FaultContext, params: Mapping[str, Any],
+            started: Mapping[str, Any]) -> dict[str, Any]:
+        node = started["node"]
+        ctx.release(node)
+        return self.undo(ctx, node)
