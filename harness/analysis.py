@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.checker.availability import availability, has_availability_promise
 from harness.checker.compose import Checker, compose
 from harness.checker.convergence import convergence, has_replica_states
 from harness.checker.fencing import fencing
@@ -24,9 +25,9 @@ from harness.errors import HarnessError
 from harness.history import History
 from harness.logical import logical_history
 
-__all__ = ["CHECKERS", "CheckPlan", "check_history", "plan_checks", "with_convergence"]
+__all__ = ["CHECKERS", "CheckPlan", "check_history", "plan_checks", "with_recorded_checks"]
 
-CHECKERS = ("linearizable", "queue", "fencing", "lease", "stats", "convergence")
+CHECKERS = ("linearizable", "queue", "fencing", "lease", "stats", "convergence", "availability")
 _QUEUE_FS = frozenset({"enqueue", "dequeue", "drain", "claim", "complete", "renew", "fail",
                        "read-item"})
 _FORMAT_MODELS = {"etcd-log": "etcd", "kv-lines": "kv"}
@@ -90,20 +91,24 @@ def plan_checks(
     if "linearizable" in chosen and model is None:
         raise HarnessError("the linearizable checker needs a model: pass --model")
     if not checkers:
-        chosen = with_convergence(chosen, history)
+        chosen = with_recorded_checks(chosen, history)
     return CheckPlan(chosen, model)
 
 
-def with_convergence(checkers: Sequence[str], history: History) -> tuple[str, ...]:
-    """``checkers`` plus ``convergence`` when the history holds replica reads.
+def with_recorded_checks(checkers: Sequence[str], history: History) -> tuple[str, ...]:
+    """``checkers`` plus those the history itself calls for: ``convergence`` when it
+    holds replica reads, ``availability`` when it states an availability promise.
 
-    Added by what the history holds, not by workload: whether replicas were
-    read depends on the system (an adapter with ``HasReplicaState``), and a
-    run against a system without it must not turn "unknown" for lack of them.
+    Added by what the history holds, not by workload: both depend on the
+    system (an adapter with ``HasReplicaState`` or ``PromisesAvailability``),
+    and a run against a system without them must not turn "unknown" for lack
+    of them.
     """
     chosen = tuple(checkers)
     if "convergence" not in chosen and has_replica_states(history):
         chosen += ("convergence",)
+    if "availability" not in chosen and has_availability_promise(history):
+        chosen += ("availability",)
     return chosen
 
 
@@ -135,6 +140,8 @@ def build_checker(plan: CheckPlan, *, time_limit_s: float | None = 60.0,
             table[name] = functools.partial(stats, required=required_fs)
         elif name == "convergence":
             table[name] = convergence
+        elif name == "availability":
+            table[name] = availability
     composed = compose(table)
 
     def check(history: History) -> Result:
@@ -202,6 +209,13 @@ def summarize(result: Result) -> str:
         if result.valid == "unknown":
             return str(d.get("reason") or "not compared")
         return f"{len(d.get('nodes') or {})} replicas equal at position {d.get('position')!r}"
+    if result.checker == "availability":
+        if d.get("progress"):
+            return str(d.get("reason") or "requests not served while no fault was in force")
+        if result.valid == "unknown":
+            return str(d.get("reason") or "not judged")
+        return (f"{d.get('judged', 0)} requests made while quiet, "
+                f"{d.get('unserved_count', 0)} not served")
     return ""
 
 

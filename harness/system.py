@@ -35,8 +35,10 @@ __all__ = [
     "LoadBalanced",
     "NodeContext",
     "NodeLaunch",
+    "PromisesAvailability",
     "StatesTimeouts",
     "System",
+    "availability_promise",
     "election_timeout_s",
     "peer_addressing",
 ]
@@ -257,6 +259,37 @@ class HasReplicaState(Protocol):
 
 
 @runtime_checkable
+class PromisesAvailability(Protocol):
+    """A system that promises to serve every request while all its nodes are up and
+    connected, and says how to tell a refusal on the merits from a failure to serve.
+
+    Safety checkers pass a system that refuses everything: a definite failure
+    changes nothing, so nothing is lost or stale. A healthy cluster that turns
+    requests away (a follower that rejects what it should forward, a leader
+    that never steps down after losing its quorum) is a real bug all the same,
+    and only a promise of availability makes it one. The runner records the
+    promise in the history (a nemesis op ``promises``), and the availability
+    checker judges the requests made while no fault was in force, after the
+    system's recovery grace (see :mod:`harness.checker.availability`); the
+    idempotency checker uses the refusals to tell a resend the system judged
+    anew from one it turned away without looking.
+    """
+
+    def refusals(self) -> Mapping[str, Sequence[str]]:
+        """Per operation ``f``, the errors that are the system's answer on the merits
+        (a CAS whose expected value differs, a completion under a stale token):
+        the request was served. Every other failure, and every indeterminate
+        outcome, is a request the system did not serve."""
+        ...
+
+    @property
+    def recovery_grace_ms(self) -> float:
+        """How long after a fault ends the system may still fail to serve (an
+        election, a restarted node's start and catch-up)."""
+        ...
+
+
+@runtime_checkable
 class StatesTimeouts(Protocol):
     """A system that states how long its followers wait for a silent leader.
 
@@ -284,6 +317,15 @@ def election_timeout_s(system: object) -> float:
         if ms > 0:
             return ms / 1000
     return DEFAULT_ELECTION_TIMEOUT_S
+
+
+def availability_promise(system: object) -> dict[str, Any] | None:
+    """The system's :class:`PromisesAvailability`, JSON-ready for the history, or None."""
+    if not isinstance(system, PromisesAvailability):
+        return None
+    return {"refusals": {str(f): [str(e) for e in errs]
+                         for f, errs in system.refusals().items()},
+            "recovery_grace_ms": float(system.recovery_grace_ms)}
 
 
 def peer_addressing(system: object) -> str:

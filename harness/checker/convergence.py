@@ -19,7 +19,13 @@ The verdict:
 * **unknown** when a node could not be read, or is at another position than
   the most advanced nodes (it never caught up within the runner's bounded
   wait): states at different positions may legitimately differ, so they are
-  never compared, and a node not compared must not pass as converged;
+  never compared, and a node not compared must not pass as converged. A node
+  that was still behind when the wait ran out, at the very position it held
+  at the wait's last poll (it made no progress, so it was not merely chasing
+  a moving leader), is named with the progress finding ``lagging-replica``:
+  every node was up and connected, and the system's catch-up did not bring
+  it level. It stays a progress finding (unknown), never invalid: a finite
+  wait proves no liveness violation;
 * **valid** when every node was read, all at one position, with one state.
 
 Only equality is judged, never which state is right: the reference is a
@@ -100,15 +106,31 @@ def _diff(node: str, mine: Mapping[str, Any], ref: Mapping[str, Any]) -> list[di
     return out
 
 
+def _lagging(nodes: Mapping[str, Mapping[str, Any]], read: Mapping[str, Mapping[str, Any]],
+             wait: Mapping[str, Any] | None) -> list[str]:
+    """Nodes behind when the runner's wait ran out, at the position of its last poll."""
+    if not wait or wait.get("caught_up") is not False:
+        return []
+    last = wait.get("applied")
+    if not isinstance(last, Mapping):
+        return []
+    return [n for n, d in nodes.items()
+            if d.get("status") == "behind" and n in last
+            and last[n] is not None and last[n] == read[n].get("applied")]
+
+
 def convergence(history: History) -> Result:
     """Compare the recorded replica states (see the module docstring)."""
     read: dict[str, Mapping[str, Any]] = {}
     unreadable: dict[str, str] = {}
     order: list[str] = []
+    wait: Mapping[str, Any] | None = None
     for call in history.calls(clients_only=False):
         if call.process != REPLICAS or call.f != REPLICA_STATE:
             continue
         v = call.invoke.value
+        if isinstance(v, Mapping) and isinstance(v.get("wait"), Mapping):
+            wait = v["wait"]
         node = str(v.get("node")) if isinstance(v, Mapping) else "?"
         if node not in order:
             order.append(node)
@@ -184,6 +206,14 @@ def convergence(history: History) -> Result:
         return Result(False, details=details)
     not_compared = {n: d["reason"] for n, d in nodes.items()
                     if d["status"] in ("unreadable", "behind", "uncompared")}
+    lagging = _lagging(nodes, read, wait)
+    if lagging:
+        details["progress"] = ["lagging-replica"]
+        details["lagging"] = lagging
+        for n in lagging:
+            nodes[n]["reason"] += (f"; no progress in the last {wait.get('waited_s')} s of "
+                                   "waiting (lagging)" if wait else "")
+            not_compared[n] = nodes[n]["reason"]
     if not_compared:
         details["reason"] = "; ".join(f"{n}: {why}" for n, why in not_compared.items())
         return Result(UNKNOWN, details=details)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,22 @@ class ReferenceSystem:
     @property
     def takeover_grace_ms(self) -> float:
         """After a lease runs out, a leader expires the item only once it has led
+    def refusals(self) -> Mapping[str, Sequence[str]]:
+        """The state machine's answers on the merits (:class:`PromisesAvailability`):
+        a CAS on another value, an enqueue of an id that exists, a completion,
+        renewal or give-up under a stale token, of an unknown item, or of one
+        not processing. Everything else (no leader, not leader, timeouts, a bad
+        request from a correct client) is a request the cluster did not serve."""
+        stale = ("stale", "unknown", "not_processing")
+        return {"cas": ("mismatch",), "enqueue": ("exists",), "complete": stale,
+                "renew": stale, "fail": stale}
+
+    @property
+    def recovery_grace_ms(self) -> float:
+        """After a fault ends: a restarted node's start (about a second on a busy
+        machine), its catch-up, and a few elections."""
+        return 3000.0 + 5 * self.election_timeout_ms
+
         for a whole lease (a new leader after a fault waits that long), then an
         election or two may pass, then a worker's poll picks it up."""
         return self.lease_ms + 4 * self.election_timeout_ms + 1000.0

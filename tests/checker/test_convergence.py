@@ -161,3 +161,39 @@ def test_client_checkers_ignore_replica_reads() -> None:
         assert ra.valid == rb.valid
         strip = lambda d: {k: v for k, v in d.items() if k != "elapsed_s"}  # noqa: E731
         assert strip(ra.details) == strip(rb.details)
+
+
+def waited(*answers: dict[str, Any], caught_up: bool, last: dict[str, int]) -> list[Op]:
+    """Replica reads whose invocations carry the runner's wait record."""
+    w = {"caught_up": caught_up, "waited_s": 10.0, "applied": last}
+    ops: list[Op] = []
+    for a in answers:
+        ops.append(invoke(REPLICAS, REPLICA_STATE, {"node": a["node"], "wait": w}))
+        ops.append(ok(REPLICAS, REPLICA_STATE, a))
+    return ops
+
+
+def test_a_replica_stuck_behind_after_the_wait_is_a_lagging_progress_finding() -> None:
+    h = history(*waited(state("n1", applied=12), state("n2", applied=11), state("n3", applied=12),
+                        caught_up=False, last={"n1": 12, "n2": 11, "n3": 12}))
+    r = convergence(h)
+    assert r.valid == "unknown"
+    assert r.details["progress"] == ["lagging-replica"]
+    assert r.details["lagging"] == ["n2"]
+    assert "lagging" in r.details["reason"]
+
+
+def test_a_replica_still_moving_when_the_wait_ended_is_not_lagging() -> None:
+    # n2 advanced between the wait's last poll and its read: chasing a busy leader
+    h = history(*waited(state("n1", applied=30), state("n2", applied=29), state("n3", applied=30),
+                        caught_up=False, last={"n1": 28, "n2": 27, "n3": 28}))
+    r = convergence(h)
+    assert r.valid == "unknown"
+    assert "progress" not in r.details
+
+
+def test_behind_without_a_finished_wait_is_plain_unknown() -> None:
+    h = history(*waited(state("n1", applied=12), state("n2", applied=11), state("n3", applied=12),
+                        caught_up=True, last={"n1": 12, "n2": 11, "n3": 12}))
+    r = convergence(h)
+    assert r.valid == "unknown" and "progress" not in r.details
