@@ -25,9 +25,12 @@ from harness.system import Address, NodeContext, NodeLaunch
 from harness.systems.etcd_client import EtcdClient, EtcdError, b64, gateway_call, unb64
 from harness.systems.http import HttpJson
 
-__all__ = ["Etcd", "replica_dump"]
+__all__ = ["READ_MODES", "Etcd", "replica_dump"]
 
 #: python3 and haproxy let the proxy container reuse this base (one debootstrap)
+#: the ``reads`` option's values
+READ_MODES = ("linearizable", "serializable")
+
 BASE_PACKAGES = ("etcd-server", "iptables", "tini", "python3", "haproxy", "iproute2",
                  "procps")
 
@@ -51,6 +54,15 @@ class Etcd:
     client_role: str = "client"
     peer_addressing: str = "named"
     workloads: tuple[str, ...] = ("register", "queue")
+    #: how the register's reads and the final item reads are served (etcd's own
+    #: choice per request): "linearizable" (etcd's default: a read index through
+    #: the leader) or "serializable" (the member's local store, which may lag or,
+    #: on a member cut off from the leader, be stale; etcd documents this)
+    reads: str = "linearizable"
+
+    def __post_init__(self) -> None:
+        if self.reads not in READ_MODES:
+            raise ValueError(f"reads must be one of {', '.join(READ_MODES)}, not {self.reads!r}")
 
     def launch(self, ctx: NodeContext) -> NodeLaunch:
         peer, client = self.ports["peer"], self.ports["client"]
@@ -78,7 +90,8 @@ class Etcd:
 
     def client(self, workload: str, address: Address, *, worker: str, timeout_s: float = 5.0,
                nodes: Mapping[str, Mapping[str, Address]] | None = None) -> EtcdClient:
-        return EtcdClient(address, worker=worker, timeout_s=timeout_s, lease_ms=self.lease_ms)
+        return EtcdClient(address, worker=worker, timeout_s=timeout_s, lease_ms=self.lease_ms,
+                          serializable=self.reads == "serializable")
 
     def ready(self, nodes: Mapping[str, Mapping[str, Address]], *, timeout_s: float = 1.0
               ) -> bool:

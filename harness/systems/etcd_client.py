@@ -88,8 +88,11 @@ class EtcdClient:
     idempotency: str = "none"
 
     def __init__(self, address: Address, *, worker: str, timeout_s: float = 5.0,
-                 lease_ms: float = 2000.0) -> None:
+                 lease_ms: float = 2000.0, serializable: bool = False) -> None:
         self.http = HttpJson(address, timeout_s=timeout_s)
+        #: serve the pure reads (``read``, ``read-item``) from the member's own
+        #: store; the queue's claims and completions always compare in a transaction
+        self.serializable = serializable
         self.worker = worker
         self.lease_s = lease_ms / 1000.0
         self.held: list[dict[str, Any]] = []
@@ -104,9 +107,12 @@ class EtcdClient:
     def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return gateway_call(self.http, path, body)
 
-    def get(self, key: str) -> tuple[str | None, int]:
+    def get(self, key: str, *, serializable: bool = False) -> tuple[str | None, int]:
         """(value, mod_revision) of ``key``; (None, 0) when it does not exist."""
-        kvs = self.call("/v3/kv/range", {"key": b64(key)}).get("kvs") or []
+        body: dict[str, Any] = {"key": b64(key)}
+        if serializable:
+            body["serializable"] = True
+        kvs = self.call("/v3/kv/range", body).get("kvs") or []
         if not kvs:
             return None, 0
         return unb64(kvs[0].get("value", "")), int(kvs[0].get("mod_revision", 0))
@@ -173,7 +179,7 @@ class EtcdClient:
     def _invoke(self, f: str, value: Any) -> Outcome:
         if f == "read":
             key = value[0]
-            v, _ = self.get(f"reg/{key}")
+            v, _ = self.get(f"reg/{key}", serializable=self.serializable)
             return ok([key, None if v is None else json.loads(v)])
         if f == "write":
             key, v = value
@@ -210,7 +216,7 @@ class EtcdClient:
             return ok(value)
         if f == "read-item":
             iid = value["id"]
-            raw, rev = self.get(f"q/item/{iid}")
+            raw, rev = self.get(f"q/item/{iid}", serializable=self.serializable)
             if raw is None:
                 return ok({"id": iid, "state": None})
             rec = json.loads(raw)

@@ -1,0 +1,149 @@
+"""Fault campaigns against NATS JetStream 2.9 in Docker, through the public interface only.
+
+NATS documents at-least-once delivery for a WorkQueue stream with explicit
+acks, and no fencing: a holder whose AckWait ran out may still ack a message
+that was redelivered. So no verdict is asserted for the queue: the tests
+assert that the system was really exercised (faults applied, enough
+acknowledged operations) and that whatever anomaly the checkers find is
+reported with the ids of its items and the history positions of its ops.
+The helpers here are shared with the ZooKeeper and etcd campaigns.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.checker.result import Result
+from harness.cluster.docker import engine_available
+from harness.generator import Fault, FaultSchedule
+from harness.pytest_plugin import require
+from harness.runner import RunConfig, RunResult, run
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(autouse=True)
+def _docker() -> None:
+    require(engine_available(), "no Docker engine reachable")
+
+
+def history(r: RunResult) -> list[dict[str, Any]]:
+    lines = (r.run_dir / "history.jsonl").read_text().splitlines()
+    return [json.loads(ln) for ln in lines if ln.strip()]
+
+
+def applied(r: RunResult) -> set[str]:
+    """Fault kinds that were started, none of their starts with an error."""
+    starts: dict[str, list[dict[str, Any]]] = {}
+    for o in history(r):
+        if o["process"] == "nemesis" and o["f"].startswith("start-") and o["type"] != "invoke":
+            starts.setdefault(o["f"].removeprefix("start-"), []).append(o)
+    return {k for k, ops in starts.items() if all("error" not in (o["value"] or {}) for o in ops)}
+
+
+def acked(r: RunResult, f: str) -> int:
+    return sum(1 for o in history(r) if o["f"] == f and o["type"] == "ok")
+
+
+def _ids_in(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [str(k) for k in value]
+    return [str(x) for x in value]
+
+
+def _names(ops: list[dict[str, Any]], index: int, item: Any) -> bool:
+    """Whether the op invoked at ``index`` (or its completion: a claim learns its item
+    only then) names ``item``."""
+    inv = ops[index]
+    for o in [inv, *(o for o in ops[index + 1:] if o["process"] == inv["process"])][:2]:
+        if isinstance(o["value"], dict) and str(o["value"].get("id")) == str(item):
+            return True
+    return False
+
+
+def assert_anomalies_reported(r: RunResult) -> dict[str, Any]:
+    """Every invalid checker names its anomalies, and each names real items and ops.
+
+    Returns ``{checker: anomalies}`` of the invalid ones, for the caller to print.
+    """
+    ops = history(r)
+    by_index = {o["index"]: o for o in ops}
+    item_ids = {str(o["value"]["id"]) for o in ops
+                if o["f"] == "enqueue" and isinstance(o["value"], dict)}
+    found: dict[str, Any] = {}
+    for name, res in r.results.items():
+        assert isinstance(res, Result)
+        if res.valid is not False:
+            continue
+        d = res.details
+        if name == "queue":
+            assert d["anomalies"], d
+            for kind in d["anomalies"]:
+                listed = _ids_in(d[kind.replace("-", "_")])
+                assert listed and set(listed) <= item_ids, (kind, listed[:10])
+            found[name] = {k: d[f"{k.replace('-', '_')}_count"] for k in d["anomalies"]}
+        elif name == "fencing":
+            assert d["anomalies"], d
+            entries = [e for k in d["anomalies"] for e in d[k.replace("-", "_")]]
+            assert entries, d
+            for e in entries:
+                indices = e.get("ops") or [e["op"]]
+                assert all(_names(ops, i, e["item"]) for i in indices), e
+            found[name] = {k: len(d[k.replace("-", "_")]) for k in d["anomalies"]}
+        elif name == "linearizable":
+            cx = d["counterexample"]
+            assert cx["key"] is not None and cx["could_not_place"], cx
+            for i in cx["could_not_place"]:
+                assert by_index[i]["value"][0] == cx["key"], (i, cx["key"])
+        elif name == "lease":
+            assert d["anomalies"], d
+            found[name] = {k: d.get(f"{k.replace('-', '_')}_count", "?") for k in d["anomalies"]}
+            found[name] = {"keys": len(d.get("counterexamples") or [cx]),
+                           "could_not_place": cx["could_not_place"]}
+        else:
+            found[name] = d.get("anomalies") or d.get("reason")
+    assert (r.valid is False) == bool(found), (r.valid, found)
+    return found
+
+
+def test_nats_queue_under_partition_and_kill(tmp_path: Path) -> None:
+    """A partition long enough for NATS's 4-9 s elections, then a killed leader."""
+    sched = FaultSchedule((
+        Fault("partition", 2.0, 10.0, {"plan": "isolate-leader"}),
+        Fault("kill", 14.0, 3.0, {"node": "leader"}),
+    ), seed=11)
+    r = run(RunConfig(system="nats", workload="queue", nemesis=("partition", "kill"),
+                      time_limit_s=20.0, concurrency=6, rate_hz=60.0, backend="docker",
+                      seed=11, schedule=sched, reports_dir=tmp_path, op_timeout_s=2.0))
+    assert r.error is None, r.error
+    assert applied(r) >= {"partition", "kill"}, applied(r)
+    assert acked(r, "enqueue") >= 100 and acked(r, "complete") >= 50, r.run_dir
+    found = assert_anomalies_reported(r)
+    print(f"nats queue seed 11: {r.verdict} {found}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kv_reads", ["leader", "direct"])
+def test_nats_kv_register_under_partitions(kv_reads: str, tmp_path: Path) -> None:
+    """NATS does not document KV gets as linearizable; whatever is found is reported.
+
+    An isolated stream leader keeps its role until it notices it lost quorum
+    (10 s in 2.9), longer than the others take to elect a new one (4-9 s).
+    """
+    sched = FaultSchedule((
+        Fault("partition", 2.0, 14.0, {"plan": "isolate-leader"}),
+        Fault("partition", 20.0, 8.0, {"plan": "random-halves", "seed": 5}),
+    ), seed=13)
+    r = run(RunConfig(system="nats", workload="register", nemesis=("partition",),
+                      time_limit_s=30.0, concurrency=6, rate_hz=60.0, backend="docker",
+                      seed=13, schedule=sched, reports_dir=tmp_path, op_timeout_s=2.0,
+                      system_options={"kv_reads": kv_reads}))
+    assert r.error is None, r.error
+    assert "partition" in applied(r)
+    assert acked(r, "write") + acked(r, "cas") >= 100 and acked(r, "read") >= 100
+    found = assert_anomalies_reported(r)
+    print(f"nats kv {kv_reads} seed 13: {r.verdict} {found}")
