@@ -10,8 +10,8 @@ needs no PyPI. What lives where (see ``README.md`` beside this file):
 * ``codec``, ``storage``: JSON encoding; the write-ahead log and snapshots.
 * ``state_machine``, ``leases``: the work queue and key-value map; when a
   leader may expire a lease.
-* ``node``, ``api``, ``http_server``, ``peers``, ``worker``: the asyncio
-  process: HTTP client API, peer RPC, worker loop.
+* ``node``, ``api``, ``peers``, ``worker``: the asyncio process: HTTP
+  client API (on aiohttp), peer RPC, worker loop.
 * ``local``: a local cluster of node processes behind HAProxy.
 * ``bugs``: the seeded bugs selected by ``REFSYS_BUG``.
 """

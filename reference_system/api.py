@@ -28,17 +28,27 @@ Routes (bodies are JSON objects; ``request_id`` is optional on every mutation):
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
+import logging
+import re
 import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
-from reference_system.http_server import Request, Response, json_response
+from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
+from aiohttp.web_protocol import RequestHandler
 
 if TYPE_CHECKING:
     from reference_system.node import Node
 
-__all__ = ["Api"]
+__all__ = ["Api", "Request", "Response", "json_response", "start_http_server"]
+
+log = logging.getLogger(__name__)
 
 MAX_ID_CHARS = 256
 MAX_DEPTH = 32
@@ -207,3 +217,164 @@ class Api:
 
 def _method() -> Response:
     return json_response(405, {"error": "method_not_allowed", "definite": True, "message": ""})
+
+
+# ------------------------------------------------------------------ HTTP on aiohttp
+#
+# aiohttp's low-level server (``web.Server``) parses HTTP; llhttp, its C parser,
+# is what Node.js uses. It is in Debian (``python3-aiohttp``, 3.8.4 in bookworm, the
+# node image) and on PyPI (the local backend), so the node needs no HTTP code of
+# its own. What stays here is the contract the harness relies on, which aiohttp
+# does not give by itself: JSON error bodies with ``definite``, 431 for a head
+# over the limit, 411 for a body without a length, one unambiguous
+# ``Content-Length`` (RFC 9112 6.3), 413 before a large body is read, and an
+# ``Expect: 100-continue`` answer (aiohttp sends it only from its router).
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as the API sees it; ``path`` is raw, percent-decoded per segment
+    by the router (so ``%2F`` stays inside a key)."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Response:
+    """A response; ``body`` is already encoded."""
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_response(status: int, obj: Any) -> Response:
+    """A JSON response."""
+    return Response(
+        status,
+        json.dumps(obj, separators=(",", ":")).encode(),
+        {"Content-Type": "application/json"},
+    )
+
+
+def _error(status: int, code: str, message: str, *, definite: bool = True) -> Response:
+    return json_response(status, {"error": code, "definite": definite, "message": message})
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+#: aiohttp 3.8 (Debian bookworm) cancels the handler when the client goes away;
+#: 3.9 and later do not by default. A command half-way through the log must not
+#: be cancelled by a client's disconnect, so on 3.8 the handler is shielded.
+_CANCELS_HANDLERS = "handler_cancellation" not in inspect.signature(web.Server).parameters
+
+
+def _wire(resp: Response, *, close: bool = False) -> web.Response:
+    out = web.Response(status=resp.status, body=resp.body, headers=resp.headers)
+    if close:
+        out.force_close()
+    return out
+
+
+class _JsonErrors(RequestHandler):
+    """aiohttp's connection handler, answering what its parser refuses in JSON.
+
+    ``handle_error`` is where aiohttp turns a parse error (and a handler's
+    exception) into a response; its own answer is text, the harness reads JSON.
+    The connection is closed after it, as aiohttp does: the stream is no longer
+    trusted.
+    """
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already under way; cannot send an error")
+        if status >= 500:
+            log.error("handler failed for %s %s", request.method, request.path, exc_info=exc)
+            resp = _error(500, "internal", "internal error", definite=False)
+        elif isinstance(exc, LineTooLong):
+            resp = _error(431, "bad_request", "headers too large")
+        else:
+            log.debug("refused a request head: %s", exc)
+            resp = _error(status, "bad_request", f"malformed request: {message or exc}")
+        return _wire(resp, close=True)
+
+
+class _Server(web.Server):
+    """``web.Server`` whose connections answer errors in JSON (:class:`_JsonErrors`)."""
+
+    def __call__(self) -> RequestHandler:
+        return _JsonErrors(self, loop=self._loop, **self._kwargs)
+
+
+async def start_http_server(
+    handler: Handler,
+    host: str,
+    port: int,
+    *,
+    max_body_bytes: int = 1 << 20,
+    max_header_bytes: int = 32 * 1024,
+    idle_timeout_s: float = 75.0,
+) -> asyncio.Server:
+    """Serve ``handler`` over HTTP/1.1; the caller owns (and closes) the returned server.
+
+    Limits: a head over ``max_header_bytes`` (one line, or all of them) gets 431,
+    a body over ``max_body_bytes`` 413 before it is read (aiohttp then reads and
+    drops the rest for up to 10 s so the client sees the answer rather than a
+    reset), an idle keep-alive connection is closed after ``idle_timeout_s``, as
+    is a body that does not arrive within it.
+    """
+
+    async def serve(raw: web.BaseRequest) -> web.StreamResponse:
+        headers = raw.headers
+        if "Transfer-Encoding" in headers:
+            return _wire(_error(411, "bad_request", "send a Content-Length body"), close=True)
+        head_bytes = sum(len(k) + len(v) + 4 for k, v in raw.raw_headers)
+        if head_bytes > max_header_bytes:
+            return _wire(_error(431, "bad_request", "headers too large"), close=True)
+        lengths = headers.getall("Content-Length", [])
+        if len(lengths) > 1 or (lengths and not _DIGITS.fullmatch(lengths[0])):
+            # llhttp already refuses these; aiohttp's pure-Python parser may not.
+            msg = f"Content-Length must be one number, got {lengths}"
+            return _wire(_error(400, "bad_request", msg), close=True)
+        length = int(lengths[0]) if lengths else 0
+        if length > max_body_bytes:
+            return _wire(_error(413, "too_large", f"body over {max_body_bytes} bytes"))
+        body = b""
+        if length:
+            if headers.get("Expect", "").lower() == "100-continue":
+                await raw.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            try:
+                async with asyncio.timeout(idle_timeout_s):
+                    body = await raw.content.readexactly(length)
+            except (asyncio.IncompleteReadError, TimeoutError):
+                msg = f"body shorter than its Content-Length {length}"
+                return _wire(_error(400, "bad_request", msg), close=True)
+        req = Request(
+            raw.method, raw.rel_url.raw_path, parse_qs(raw.query_string), headers, body
+        )
+        if _CANCELS_HANDLERS:
+            resp = await asyncio.shield(handler(req))
+        else:
+            resp = await handler(req)
+        return _wire(resp)
+
+    kwargs: dict[str, Any] = {
+        "keepalive_timeout": idle_timeout_s,
+        "max_line_size": max_header_bytes,
+        "max_field_size": max_header_bytes,
+        "access_log": None,  # a log line per request costs CPU; the node logs what matters
+    }
+    server = _Server(serve, **kwargs)
+    return await asyncio.get_running_loop().create_server(server, host, port)

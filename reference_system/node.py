@@ -46,9 +46,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reference_system.api import start_http_server
 from reference_system.bugs import bugs_from_env
 from reference_system.codec import CodecError, decode_message, encode_message
-from reference_system.http_server import start_http_server
 from reference_system.leases import LeaseTracker
 from reference_system.messages import Effects, Envelope, Record, Snapshot
 from reference_system.peers import PeerTransport, encode_frame

@@ -20,7 +20,7 @@ from harness.systems.refsys_client import RefsysClient
 
 __all__ = ["ReferenceSystem", "find_leader"]
 
-BASE_PACKAGES = ("python3", "haproxy", "tini", "iproute2", "procps")
+BASE_PACKAGES = ("python3", "python3-aiohttp", "haproxy", "tini", "iproute2", "procps")
 
 
 @dataclass

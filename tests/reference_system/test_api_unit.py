@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from reference_system.api import Api
+from reference_system.api import Api, Request
 from reference_system.bugs import BUGS, UnknownBug, bugs_from_env
-from reference_system.http_server import Request
 from reference_system.state_machine import WorkQueueMachine
 
 
@@ -99,6 +98,7 @@ def test_bug_names_are_validated() -> None:
         "small_quorum",
         "forget_promise",
         "local_clock",
+        "wall_clock_lease",
     }
 
 

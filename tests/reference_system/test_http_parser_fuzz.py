@@ -8,7 +8,7 @@ lines, repeated, conflicting or malformed ``Content-Length``,
 as the *smallest* length stated, so a server that believes a larger one
 hangs and fails the test.
 
-The parser is the node's own (``start_http_server``), behind a stub handler
+The parser is the node's (aiohttp's, wrapped by ``api.start_http_server``), behind a stub handler
 that echoes the body it was given, so thousands of heads run in seconds; the
 node-level test in ``test_node_api.py`` sends the conflicting pair to a real
 node.
@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reference_system.http_server import Request, Response, json_response, start_http_server
+from reference_system.api import Request, Response, json_response, start_http_server
 
 ANSWER_WITHIN_S = 3.0
 
@@ -61,13 +61,24 @@ def port() -> Iterator[int]:
         thread.join(5)
 
 
+def _length(reply: bytes) -> int:
+    """How long the response in ``reply`` is, head and body, once its head is in."""
+    head, _, _ = reply.partition(b"\r\n\r\n")
+    stated = re.search(rb"(?im)^content-length: *(\d+)", head)
+    return len(head) + 4 + (int(stated.group(1)) if stated else 0)
+
+
 def _exchange(port: int, data: bytes) -> bytes:
-    """Send ``data``, return the first response head (or b"" on a reset/close)."""
+    """Send ``data``, return the first response (or b"" on a reset/close)."""
     with socket.create_connection(("127.0.0.1", port), timeout=ANSWER_WITHIN_S) as sock:
         try:
             sock.sendall(data)
             reply = b""
-            while b"\r\n\r\n" not in reply:
+            while True:
+                while re.match(rb"HTTP/1\.[01] 1\d\d [^\r]*\r\n\r\n", reply):
+                    reply = reply.split(b"\r\n\r\n", 1)[1]  # "100 Continue": not the answer
+                if b"\r\n\r\n" in reply and len(reply) >= _length(reply):
+                    break
                 chunk = sock.recv(4096)
                 if not chunk:
                     break
@@ -138,13 +149,23 @@ def test_any_head_gets_an_answer_and_the_server_keeps_serving(
     _still_serves(port)
 
 
+def _status(reply: bytes) -> int:
+    """The status of a response head; aiohttp answers a head it cannot parse as
+    HTTP/1.0 (it never learnt the request's version), so either minor version."""
+    assert re.match(rb"HTTP/1\.[01] \d{3} ", reply), reply
+    return int(reply.split(b" ", 2)[1])
+
+
+# Repeated equal lengths ("3" twice, "3, 3") were once accepted; llhttp refuses
+# every repeated Content-Length, which RFC 9112 6.3 allows ("MAY reject").
 @pytest.mark.parametrize(
     ("lengths", "status"),
     [
         (["0", "5"], 400),
         (["5", "0"], 400),
-        (["3", "3"], 200),
-        (["3, 3"], 200),
+        (["3", "3"], 400),
+        (["3, 3"], 400),
+        (["3"], 200),
         (["3, 4"], 400),
         (["+3"], 400),
         (["3_0"], 400),
@@ -156,13 +177,16 @@ def test_content_length_must_be_one_number(port: int, lengths: list[str], status
         f"Content-Length: {value}\r\n" for value in lengths
     )
     reply = _exchange(port, head.encode() + b"\r\nabc")
-    assert reply.startswith(f"HTTP/1.1 {status} ".encode()), reply
+    assert _status(reply) == status, reply
+    answer = json.loads(reply.split(b"\r\n\r\n", 1)[1])
     if status == 200:
-        assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["length"] == 3
+        assert answer["length"] == 3
+    else:  # the harness reads every error as JSON: refused, so certainly no effect
+        assert answer["error"] == "bad_request" and answer["definite"] is True
     _still_serves(port)
 
 
 def test_whitespace_before_the_colon_is_refused(port: int) -> None:
     reply = _exchange(port, b"POST /echo HTTP/1.1\r\nContent-Length : 3\r\n\r\nabc")
-    assert reply.startswith(b"HTTP/1.1 400 "), reply
+    assert _status(reply) == 400, reply
     _still_serves(port)

@@ -4,6 +4,7 @@ input that must get a clear 4xx while the node keeps serving."""
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,7 +163,8 @@ def test_oversize_body_and_garbage_do_not_hurt_the_node(c: LocalCluster) -> None
                 reply = s.recv(100)
             except ConnectionResetError:
                 reply = b"HTTP/1.1 4"
-            assert reply.startswith(b"HTTP/1.1 4"), reply
+            # aiohttp answers a head it cannot parse as HTTP/1.0
+            assert re.match(rb"HTTP/1\.[01] 4", reply), reply
     assert call(c, f, "GET", "/status")[0] == 200
 
 
