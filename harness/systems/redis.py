@@ -16,8 +16,11 @@ files are written on the node's data volume at its first start only, so the
 rewrites Redis and Sentinel make when the roles change survive a restart, as
 they would on a real machine.
 
-The client (:mod:`harness.systems.redis_client`) asks the Sentinel of the
-node it is pinned to where the primary is, as Sentinel-aware clients do.
+The client (:mod:`harness.systems.redis_client`) is redis-py with its Sentinel
+support, asking the Sentinel of the node it is pinned to first where the primary
+is; ``client_retries`` sets redis-py's ``Retry`` (None: redis-py's default, which
+for a Sentinel pool resends nothing). The adapter's own probes (``ready``,
+``leader``, replica reads) use redis-py clients too.
 """
 
 from __future__ import annotations
@@ -27,11 +30,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from harness.cluster.image import BaseSpec, ImageSpec
 from harness.errors import HarnessError
 from harness.system import Address, NodeContext, NodeLaunch
-from harness.systems.redis_client import MASTER, RedisQueueClient, primary_of, role_vote
-from harness.systems.resp import Resp, RespConnectionError, RespError
+from harness.systems.redis_client import (
+    MASTER,
+    RedisQueueClient,
+    primary_of,
+    raw_client,
+    role_vote,
+)
 
 __all__ = ["RedisSentinel", "read_replica"]
 
@@ -53,6 +63,8 @@ class RedisSentinel:
     takeover_grace_ms: float = 2000.0
     #: Redis's ``appendfsync``: "always" makes a kill lose nothing it acked
     appendfsync: str = "everysec"
+    #: redis-py's resends of a failed command (``Retry``); None keeps redis-py's default
+    client_retries: int | None = None
     name: str = "redis"
     ports: Mapping[str, int] = field(
         default_factory=lambda: {"redis": 6379, "sentinel": 26379})
@@ -123,7 +135,7 @@ class RedisSentinel:
         pinned = next((n for n, roles in nodes.items() if roles.get("redis") == address),
                       next(iter(nodes)))
         return RedisQueueClient(pinned, nodes, worker=worker, timeout_s=timeout_s,
-                                lease_ms=self.lease_ms)
+                                lease_ms=self.lease_ms, retries=self.client_retries)
 
     def ready(self, nodes: Mapping[str, Mapping[str, Address]], *, timeout_s: float = 1.0
               ) -> bool:
@@ -134,21 +146,21 @@ class RedisSentinel:
         if primary is None:
             return False
         for node, roles in nodes.items():
-            conn, sentinel = Resp(roles["redis"], timeout_s=timeout_s), \
-                Resp(roles["sentinel"], timeout_s=timeout_s)
+            conn, sentinel = raw_client(roles["redis"], timeout_s=timeout_s), \
+                raw_client(roles["sentinel"], timeout_s=timeout_s)
             try:
                 if role_vote(conn, node) != primary:
                     return False
                 if node != primary and "master_link_status:up" not in str(
-                        conn.command("INFO", "replication")):
+                        conn.execute_command("INFO", "replication")):
                     return False
                 if primary_of(sentinel) != primary:
                     return False
                 for what in ("replicas", "sentinels"):
-                    known = sentinel.command("SENTINEL", what, MASTER)
+                    known = sentinel.execute_command("SENTINEL", what, MASTER)
                     if not isinstance(known, list) or len(known) != n - 1:
                         return False
-            except RespConnectionError:
+            except RedisError:
                 return False
             finally:
                 conn.close()
@@ -163,7 +175,7 @@ class RedisSentinel:
         primary after the heal and the catch-up wait are a finding about
         Redis, not an adapter error.
         """
-        conn = Resp(addresses[self.client_role], timeout_s=timeout_s)
+        conn = raw_client(addresses[self.client_role], timeout_s=timeout_s)
         try:
             return read_replica(conn)
         finally:
@@ -175,7 +187,7 @@ class RedisSentinel:
         the primary it follows), so a nemesis can isolate it."""
         votes: dict[str, int] = {}
         for node, addr in client_addresses.items():
-            conn = Resp(addr, timeout_s=timeout_s)
+            conn = raw_client(addr, timeout_s=timeout_s)
             try:
                 name = role_vote(conn, node)
             finally:
@@ -188,6 +200,9 @@ class RedisSentinel:
 def read_replica(conn: Any, *, attempts: int = 3) -> dict[str, Any]:
     """One Redis server's queue keys, at the replication offset it has processed.
 
+    ``conn`` is a :func:`~harness.systems.redis_client.raw_client` (unparsed
+    replies, through ``execute_command``).
+
     ``applied`` is ``[offset, replication id]``: offsets count bytes of one
     replication stream, so they are comparable only under the same id (a
     replica in sync shares its primary's). The server keeps applying what its
@@ -199,7 +214,7 @@ def read_replica(conn: Any, *, attempts: int = 3) -> dict[str, Any]:
         before = _replication_position(conn)
         items: dict[str, Any] = {}
         state: dict[str, Any] = {}
-        keys = conn.command("KEYS", "q:*")
+        keys = conn.execute_command("KEYS", "q:*")
         if not isinstance(keys, list):
             raise HarnessError(f"KEYS answered {keys!r}")
         for key in sorted(keys):
@@ -214,8 +229,8 @@ def read_replica(conn: Any, *, attempts: int = 3) -> dict[str, Any]:
 
 
 def _replication_position(conn: Any) -> list[Any]:
-    info = conn.command("INFO", "replication")
-    if not isinstance(info, str) or isinstance(info, RespError):
+    info = conn.execute_command("INFO", "replication")
+    if not isinstance(info, str):
         raise HarnessError(f"INFO replication answered {info!r}")
     fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
     return [int(fields.get("master_repl_offset", "0")), fields.get("master_replid", "")]
@@ -223,17 +238,17 @@ def _replication_position(conn: Any) -> list[Any]:
 
 def _read_key(conn: Any, key: str) -> Any:
     """A key's value by its type (a hash as a dict, a sorted set as [member, score] pairs)."""
-    kind = conn.command("TYPE", key)
+    kind = conn.execute_command("TYPE", key)
     if kind == "hash":
-        flat = conn.command("HGETALL", key)
+        flat = conn.execute_command("HGETALL", key)
         return dict(zip(flat[::2], flat[1::2], strict=True))
     if kind == "list":
-        return conn.command("LRANGE", key, 0, -1)
+        return conn.execute_command("LRANGE", key, 0, -1)
     if kind == "zset":
-        flat = conn.command("ZRANGE", key, 0, -1, "WITHSCORES")
+        flat = conn.execute_command("ZRANGE", key, 0, -1, "WITHSCORES")
         return [list(p) for p in zip(flat[::2], flat[1::2], strict=True)]
     if kind == "set":
-        return sorted(conn.command("SMEMBERS", key))
+        return sorted(conn.execute_command("SMEMBERS", key))
     if kind == "none":
         return None  # deleted between KEYS and now: the offset check sees the move
-    return conn.command("GET", key)
+    return conn.execute_command("GET", key)

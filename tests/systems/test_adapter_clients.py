@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from redis import exceptions as redis_errors
 
 from harness.client import Outcome
 from harness.cluster.local import ClusterError, LocalCluster
@@ -18,8 +19,7 @@ from harness.system import Address
 from harness.systems.etcd import Etcd
 from harness.systems.etcd_client import EtcdClient, EtcdError
 from harness.systems.redis import RedisSentinel
-from harness.systems.redis_client import RedisQueueClient
-from harness.systems.resp import RespConnectionError, RespError
+from harness.systems.redis_client import _ATTEMPTS, RedisQueueClient
 
 A = Address("127.0.0.1", 1)
 
@@ -102,25 +102,29 @@ def test_etcd_lost_claim_race_moves_on_and_finds_nothing() -> None:
 
 
 class ScriptedRedis(RedisQueueClient):
+    """redis-py's answers from a list; ``(exception, sent)`` raises after counting the
+    send as the client's connection does (see test_redis_client for the real path)."""
+
     def __init__(self, replies: list[Any]) -> None:
         super().__init__("n1", {"n1": {"redis": A, "sentinel": A}}, worker="w1")
         self.replies = list(replies)
 
-    def _primary(self) -> Any:
-        return object()
-
-    def _send(self, conn: Any, f: str, value: Any) -> Any:
+    def _send(self, f: str, value: Any) -> Any:
         r = self.replies.pop(0)
-        if isinstance(r, Exception):
-            raise r
+        exc, sent = r if isinstance(r, tuple) else (None, True)
+        _ATTEMPTS.may_have_run += int(sent)
+        if exc is not None:
+            raise exc
         return r
 
 
 @pytest.mark.parametrize(("reply", "expected"), [
-    (RespConnectionError("refused", sent=False), "fail"),
-    (RespConnectionError("reset", sent=True), "info"),
-    (RespError("READONLY You can't write against a read only replica."), "fail"),
-    (RespError("ERR something odd"), "info"),
+    ((redis_errors.ConnectionError("refused"), False), "fail"),
+    ((redis_errors.ConnectionError("reset"), True), "info"),
+    ((redis_errors.TimeoutError("timeout"), True), "info"),
+    ((redis_errors.ReadOnlyError("You can't write against a read only replica."), True),
+     "fail"),
+    ((redis_errors.ResponseError("ERR something odd"), True), "info"),
     (1, "ok"),
     (0, "fail"),  # the id exists already
 ])
@@ -140,7 +144,7 @@ def test_redis_claim_complete_and_stale_token() -> None:
 
 
 def test_redis_read_failure_is_fail_and_unknown_op_is_refused() -> None:
-    c = ScriptedRedis([RespConnectionError("reset", sent=True)])
+    c = ScriptedRedis([(redis_errors.ConnectionError("reset"), True)])
     assert outcome(c.invoke("read-item", {"id": "i1"})) == "fail"
     assert outcome(c.invoke("write", ["k", 1])) == "fail"
 

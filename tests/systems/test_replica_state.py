@@ -56,7 +56,7 @@ class FakeRedis:
         self.offset = 100
         self.moves = moves
 
-    def command(self, *args: Any) -> Any:
+    def execute_command(self, *args: Any) -> Any:
         name = args[0]
         if name == "INFO":
             if self.moves:
