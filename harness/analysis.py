@@ -18,6 +18,7 @@ from harness.checker.availability import availability, has_availability_promise
 from harness.checker.compose import Checker, compose
 from harness.checker.convergence import convergence, has_replica_states
 from harness.checker.fencing import fencing
+from harness.checker.idempotency import has_resends, idempotency
 from harness.checker.queue import queue
 from harness.checker.result import Result
 from harness.checker.stats import stats
@@ -27,7 +28,11 @@ from harness.logical import logical_history
 
 __all__ = ["CHECKERS", "CheckPlan", "check_history", "plan_checks", "with_recorded_checks"]
 
-CHECKERS = ("linearizable", "queue", "fencing", "lease", "stats", "convergence", "availability")
+CHECKERS = ("linearizable", "queue", "fencing", "lease", "stats", "convergence", "availability",
+            "idempotency")
+#: checkers that judge the raw history, resends and all (the rest judge logical
+#: operations, see :mod:`harness.logical`)
+_RAW = frozenset({"idempotency"})
 _QUEUE_FS = frozenset({"enqueue", "dequeue", "drain", "claim", "complete", "renew", "fail",
                        "read-item"})
 _FORMAT_MODELS = {"etcd-log": "etcd", "kv-lines": "kv"}
@@ -97,7 +102,8 @@ def plan_checks(
 
 def with_recorded_checks(checkers: Sequence[str], history: History) -> tuple[str, ...]:
     """``checkers`` plus those the history itself calls for: ``convergence`` when it
-    holds replica reads, ``availability`` when it states an availability promise.
+    holds replica reads, ``availability`` when it states an availability promise,
+    ``idempotency`` when it has resends of acknowledged requests.
 
     Added by what the history holds, not by workload: both depend on the
     system (an adapter with ``HasReplicaState`` or ``PromisesAvailability``),
@@ -109,6 +115,8 @@ def with_recorded_checks(checkers: Sequence[str], history: History) -> tuple[str
         chosen += ("convergence",)
     if "availability" not in chosen and has_availability_promise(history):
         chosen += ("availability",)
+    if "idempotency" not in chosen and has_resends(history):
+        chosen += ("idempotency",)
     return chosen
 
 
@@ -142,14 +150,22 @@ def build_checker(plan: CheckPlan, *, time_limit_s: float | None = 60.0,
             table[name] = convergence
         elif name == "availability":
             table[name] = availability
-    composed = compose(table)
+        elif name == "idempotency":
+            table[name] = idempotency
 
     def check(history: History) -> Result:
-        # every checker judges logical operations: a request-id system's
-        # retries are one call (see harness.logical)
-        return composed(logical_history(history))
+        # every checker but those in _RAW judges logical operations: a
+        # request-id system's retries are one call (see harness.logical)
+        logical = logical_history(history)
+        return compose({n: (functools.partial(_raw, c, history) if n in _RAW else c)
+                        for n, c in table.items()})(logical)
 
     return check
+
+
+def _raw(checker: Checker, raw: History, _logical: History) -> Result:
+    """Run ``checker`` on the raw history instead of the logical one it is given."""
+    return checker(raw)
 
 
 def check_history(
@@ -209,6 +225,12 @@ def summarize(result: Result) -> str:
         if result.valid == "unknown":
             return str(d.get("reason") or "not compared")
         return f"{len(d.get('nodes') or {})} replicas equal at position {d.get('position')!r}"
+    if result.checker == "idempotency":
+        if result.valid is False:
+            return (f"{d.get('anomalous_count', 0)} of {d.get('resends', 0)} resends judged anew: "
+                    + ", ".join(d.get("anomalies") or []))
+        return (f"{d.get('resends', 0)} resends, {d.get('same_answer', 0)} answered as the "
+                f"first, {d.get('no_evidence', 0)} unanswered or turned away")
     if result.checker == "availability":
         if d.get("progress"):
             return str(d.get("reason") or "requests not served while no fault was in force")

@@ -146,6 +146,10 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--retries", type=int, default=2, metavar="N",
                    help="resend an indeterminate enqueue, write, cas or complete up to N times "
                         "with the same request id, as a real client would (0: never)")
+    r.add_argument("--resend-rate", type=float, default=0.05, metavar="P",
+                   help="resend this fraction of acknowledged enqueues, writes, cas and "
+                        "completes at once with the same request id, as after a lost answer "
+                        "(only systems that promise request-id idempotency; 0: never)")
     r.add_argument("--pin-clients", action="store_true",
                    help="client i talks to node i mod N directly instead of through the LB")
     r.add_argument("--toxiproxy-url",

@@ -28,15 +28,24 @@ twice, or an item enqueued twice, by a broken deduplication is then an
 anomaly the ordinary checkers find. Retries of a system with no idempotency
 stay separate operations: their double effects are the system's honest
 behaviour, reported (as duplicates) rather than merged away.
+
+A *resend* is a retry of an operation whose first attempt was acknowledged
+(the driver sends one now and then, as a client whose answer was lost would:
+the system cannot tell the two apart). For a ``request-id`` system it must
+change nothing, so the logical call is the first attempt alone, and the
+resend's events are dropped: a resend the system applied again shows as an
+effect no logical operation explains (a write reappearing, a second item),
+which the ordinary checkers catch, and :mod:`harness.checker.idempotency`
+judges the resend's own answer.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from harness.history import History, Op, OpType
+from harness.history import Call, History, Op, OpType
 
-__all__ = ["IDEMPOTENCY", "extra", "has_merged_retries", "logical_history"]
+__all__ = ["IDEMPOTENCY", "extra", "has_merged_retries", "logical_history", "resends"]
 
 #: what a system promises for a resend with the same request id
 IDEMPOTENCY = ("request-id", "none")
@@ -58,6 +67,23 @@ def _merged_retries(history: History) -> dict[int, list[int]]:
         if isinstance(first, int) and not isinstance(first, bool) \
                 and extra(call.invoke, "idempotency") == "request-id":
             out.setdefault(first, []).append(call.invoke.index)
+    return out
+
+
+def resends(history: History) -> list[tuple[Call, list[Call]]]:
+    """Each acknowledged call of a ``request-id`` system with its resends (same f and
+    value, marked ``retry_of`` it), in invocation order."""
+    calls_by_invoke = {c.invoke.index: c for c in history.calls()}
+    out: list[tuple[Call, list[Call]]] = []
+    for first, retries in sorted(_merged_retries(history).items()):
+        head = calls_by_invoke.get(first)
+        if head is None or head.complete is None or head.complete.type is not OpType.OK:
+            continue
+        again = [calls_by_invoke[i] for i in retries if i in calls_by_invoke
+                 and calls_by_invoke[i].f == head.f
+                 and calls_by_invoke[i].invoke.value == head.invoke.value]
+        if again:
+            out.append((head, again))
     return out
 
 
@@ -89,6 +115,14 @@ def logical_history(history: History) -> History:
         attempts = [head] + [calls_by_invoke[i] for i in retries
                              if i in calls_by_invoke and calls_by_invoke[i].f == head.f
                              and calls_by_invoke[i].invoke.value == head.invoke.value]
+        if len(attempts) > 1 and head.complete is not None \
+                and head.complete.type is OpType.OK:
+            # resends of an acknowledged operation: the first attempt is the call
+            for a in attempts[1:]:
+                drop.add(a.invoke.index)
+                if a.complete is not None:
+                    drop.add(a.complete.index)
+            continue
         if len(attempts) == 1 or any(not a.indeterminate for a in attempts[:-1]):
             continue
         last = attempts[-1]

@@ -78,6 +78,11 @@ class RunConfig:
     #: request id, as a real client would (only through clients that can: see
     #: :class:`harness.client.Retryable`); 0 turns retries off
     retries: int = 2
+    #: the fraction of acknowledged enqueues, writes, cas and completes resent at
+    #: once with the same request id (systems that promise request-id
+    #: idempotency only), as when an answer is lost on its way: the resend must
+    #: change nothing and be answered as the first was (the idempotency checker)
+    resend_rate: float = 0.05
     #: seconds the check may take before a checker says unknown
     check_time_limit_s: float = 120.0
     through_lb: bool = True
@@ -94,7 +99,7 @@ class RunConfig:
             "rate_hz": self.rate_hz, "backend": self.backend, "nodes": self.nodes,
             "seed": self.seed, "bug": self.bug, "test": self.test,
             "through_lb": self.through_lb, "op_timeout_s": self.op_timeout_s,
-            "retries": self.retries,
+            "retries": self.retries, "resend_rate": self.resend_rate,
             "check_time_limit_s": self.check_time_limit_s,
             "system_options": dict(self.system_options),
             "workload_options": dict(self.workload_options),
@@ -191,7 +196,8 @@ def unpaced_ops(phases: Sequence[Phase], *, worker: int, concurrency: int,
 
 def drive_worker(client: Client, recorder: Recorder, ops: Iterable[ClientOp], *, process: int,
                  concurrency: int, t0: float, end: float, stop: threading.Event,
-                 retries: int = 0) -> int:
+                 retries: int = 0, resend_rate: float = 0.0,
+                 rng: random.Random | None = None) -> int:
     """One worker's loop: wait for each op's time, prepare, record, invoke, record.
 
     After an indeterminate outcome the worker continues as a new process
@@ -199,10 +205,17 @@ def drive_worker(client: Client, recorder: Recorder, ops: Iterable[ClientOp], *,
     ``retries`` times, when the client can resend it with the same request id
     (:class:`harness.client.Retryable`), as a real client would; each resend is
     recorded as its own call marked as a retry of the first (see
-    :mod:`harness.logical`). Returns the number of operations performed.
+    :mod:`harness.logical`). With ``resend_rate`` (and a client whose system
+    promises request-id idempotency), that fraction of the acknowledged ones is
+    resent once at once, marked the same way: the system cannot tell it from a
+    resend after a lost answer, and must neither apply it again nor answer it
+    differently. Returns the number of operations performed.
     """
     n = 0
     can_retry = retries > 0 and isinstance(client, Retryable)
+    can_resend = resend_rate > 0 and isinstance(client, Retryable) \
+        and idempotency(client) == "request-id"
+    pick = rng or random.Random(process)
     for op in ops:
         delay = t0 + op.at_s - time.monotonic()
         if delay > 0 and stop.wait(delay):
@@ -213,6 +226,12 @@ def drive_worker(client: Client, recorder: Recorder, ops: Iterable[ClientOp], *,
         first, out = _call(recorder, client, process, f, value)
         n += 1
         left = retries if can_retry and f in RETRIED_FS else 0
+        if out.type is OpType.OK and can_resend and f in RETRIED_FS \
+                and pick.random() < resend_rate and not stop.is_set():
+            _, again = _call(recorder, client, process, f, value, retry_of=first)
+            n += 1
+            if again.type is OpType.INFO:
+                process += concurrency
         while out.type is OpType.INFO:
             process += concurrency
             if left <= 0 or stop.is_set():
@@ -510,7 +529,8 @@ def _drive(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: R
         client = new_client(w)
         try:
             drive_worker(client, recorder, plan[w], process=w, concurrency=cfg.concurrency,
-                         retries=cfg.retries,
+                         retries=cfg.retries, resend_rate=cfg.resend_rate,
+                         rng=random.Random(plan_seed + 7919 * (w + 1)),
                          t0=t0, end=end, stop=stop)
         finally:
             client.close()

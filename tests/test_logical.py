@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from dataclasses import replace
@@ -83,8 +84,12 @@ def test_markers_that_do_not_describe_a_retry_are_ignored() -> None:
                 retry(invoke(1, "write", ["k", 1]), 0), ok_op(1, "write", ["k", 1]),
                 invoke(2, "write", ["k", 2]), info_op(2, "write", ["k", 2]),
                 retry(invoke(7, "cas", ["k", [2, 3]]), 4), ok_op(7, "cas", ["k", [2, 3]]))
-    # the first attempt was ok (nothing to retry), and a "retry" of another op
-    assert logical_history(h) == h and has_merged_retries(h)
+    # a "retry" of another op is ignored; a resend of the acknowledged write is
+    # folded into its first attempt (that one is a resend, not a stray marker)
+    merged = logical_history(h)
+    assert has_merged_retries(h)
+    assert [op.index for op in merged] == [0, 1, 4, 5, 6, 7]
+    assert merged[5] == h[7]
 
 
 @settings(max_examples=200, deadline=None)
@@ -179,3 +184,98 @@ def test_without_request_ids_an_enqueue_failed_only_if_every_attempt_did() -> No
     r = queue(h)
     assert r.valid is True and r.details["recovered"] == ["i1"]
     assert r.details["failed_then_seen"] == []
+
+
+class DedupRegister:
+    """A register client whose system answers a resend from a request-id table of
+    ``table`` entries (0: no table: a resend is applied again, a CAS judged anew)."""
+
+    idempotency = "request-id"
+
+    def __init__(self, table: int) -> None:
+        self.store: dict[str, Any] = {}
+        self.table: dict[int, Outcome] = {}
+        self.size = table
+        self.rid = 0
+        self.applied = 0
+
+    def prepare(self, f: str, value: Any) -> tuple[str, Any]:
+        return f, value
+
+    def _apply(self, f: str, value: Any) -> Outcome:
+        key, v = value
+        self.applied += 1
+        if f == "cas":
+            old, new = v
+            if self.store.get(key) != old:
+                return Outcome(OpType.FAIL, None, "mismatch")
+            self.store[key] = new
+            return ok(value)
+        self.store[key] = v
+        return ok(value)
+
+    def invoke(self, f: str, value: Any) -> Outcome:
+        self.rid += 1
+        out = self._apply(f, value)
+        if self.size:
+            self.table[self.rid] = out
+        return out
+
+    def retry(self, f: str, value: Any) -> Outcome:
+        if self.rid in self.table:
+            return self.table[self.rid]
+        return self._apply(f, value)
+
+    def close(self) -> None:
+        pass
+
+
+def _drive_resends(client: DedupRegister) -> History:
+    from harness.runner import Recorder, drive_worker
+
+    class Sink:
+        def write(self, op: Op) -> None:
+            pass
+
+    rec = Recorder(Sink())  # type: ignore[arg-type]
+    rec.nemesis("promises", {"availability": {"refusals": {"cas": ["mismatch"]},
+                                              "recovery_grace_ms": 0.0}})
+    ops = [ClientOp(0.0, 0, "cas", ["k", [i, i + 1]]) for i in range(-1, 30)]
+    ops[0] = ClientOp(0.0, 0, "write", ["k", 0])
+    drive_worker(client, rec, ops, process=0, concurrency=4, t0=time.monotonic(),
+                 end=time.monotonic() + 5, stop=threading.Event(), retries=2,
+                 resend_rate=0.5, rng=random.Random(3))
+    return History(rec.ops)
+
+
+def test_acknowledged_requests_are_resent_and_folded_into_their_first_attempt() -> None:
+    good = DedupRegister(table=100)
+    h = _drive_resends(good)
+    marked = [c for c in h.calls() if dict(c.invoke.extra).get("retry_of") is not None]
+    assert marked, "a resend rate of 0.5 resent nothing"
+    assert all(c.ok for c in marked)
+    merged = logical_history(h)
+    assert len(merged.calls()) == len(h.calls()) - len(marked)
+    plan, result = check_history(h, model="cas-register-per-key")
+    assert "idempotency" in plan.checkers
+    assert result.valid is True, result.details
+    idem = result.details["results"]["idempotency"].details
+    assert idem["resends"] == len(marked) == idem["same_answer"]
+
+
+def test_a_resend_judged_anew_is_an_idempotency_anomaly() -> None:
+    h = _drive_resends(DedupRegister(table=0))
+    _, result = check_history(h, model="cas-register-per-key")
+    idem = result.details["results"]["idempotency"]
+    assert idem.valid is False
+    assert idem.details["anomalies"] == ["resend-reapplied"]
+    first = idem.details["anomalous"][0]
+    assert first["f"] == "cas" and first["resend_answer"] == "mismatch"
+    assert result.valid is False
+
+
+def test_no_resends_through_a_client_without_request_ids() -> None:
+    client = DedupRegister(table=100)
+    client.idempotency = "none"  # type: ignore[misc]
+    h = _drive_resends(client)
+    assert not [c for c in h.calls() if dict(c.invoke.extra).get("retry_of") is not None]

@@ -24,12 +24,18 @@ completed in it). The windows are read from the history's nemesis ops:
 A call is *served* when it is ``ok``, or a ``fail`` whose error is one of the
 system's refusals on the merits for that ``f`` (a CAS on another value, a
 stale token). Everything else (a definite "no leader", a timeout, a reset
-connection) was not served. When at least :data:`MIN_UNSERVED` calls and
-:data:`MAX_UNSERVED_FRACTION` of the judged calls were not served, the checker
-reports the progress finding ``unavailable``: the verdict is **unknown** with
-that finding named, never invalid, because a finite run proves no liveness
-violation (a slower machine may be all it saw). Below that it is valid: a
-single timeout on a loaded machine is not a finding.
+connection) was not served.
+
+A starved machine makes a correct cluster miss requests too: its nodes'
+heartbeats run late, elections follow, and for a second or two nothing is
+served. What tells a broken cluster from a starved one is persistence, so the
+quiet time is cut into seconds: a second (with at least :data:`MIN_CALLS`
+judged calls) is *bad* when at least :data:`MAX_UNSERVED_FRACTION` of its calls
+were not served. The checker reports the progress finding ``unavailable``
+when at least :data:`MIN_BAD_SECONDS` seconds, and at least half of the judged
+seconds, were bad: the verdict is then **unknown** with that finding named,
+never invalid, because a finite run proves no liveness violation. Otherwise it
+is valid, with the counts.
 """
 
 from __future__ import annotations
@@ -41,20 +47,23 @@ from typing import Any
 from harness.checker.result import UNKNOWN, Result
 from harness.history import History, OpType
 
-__all__ = ["MAX_UNSERVED_FRACTION", "MIN_UNSERVED", "PROMISES", "availability",
+__all__ = ["MAX_UNSERVED_FRACTION", "MIN_BAD_SECONDS", "MIN_CALLS", "PROMISES", "availability",
            "has_availability_promise", "promise_of", "quiet_windows"]
 
 PROMISES = "promises"
 """The ``f`` of the nemesis op in which the runner records what the system promises."""
 
-MIN_UNSERVED = 5
-"""At least this many unserved calls in quiet windows for a finding."""
+MIN_CALLS = 2
+"""A second of quiet time with fewer judged calls is not judged."""
 
-MAX_UNSERVED_FRACTION = 0.1
-"""...and at least this fraction of the judged calls. A correct cluster on a busy
-2-core machine misses a request now and then (an fsync stall, a GC pause past
-the client's timeout); a cluster that refuses one request in ten while healthy
-is not slow, it is broken."""
+MAX_UNSERVED_FRACTION = 0.2
+"""A judged second is bad when at least this fraction of its calls were not
+served. A correct cluster misses a request now and then (an fsync stall, a GC
+pause past the client's timeout); one that turns away one in five is not."""
+
+MIN_BAD_SECONDS = 3
+"""At least this many bad seconds, and at least half of the judged ones, for a
+finding: an election storm on a starved machine passes in a second or two."""
 
 LISTED = 20
 """At most this many unserved calls are listed (all are counted)."""
@@ -143,6 +152,7 @@ def availability(history: History) -> Result:
     unserved: list[dict[str, Any]] = []
     by_error: Counter[str] = Counter()
     by_node: Counter[str] = Counter()
+    seconds: dict[int, list[int]] = {}  # second of the run -> [judged, unserved]
     calls = history.calls()
     wi = 0
     for call in calls:  # in invocation order, as are the windows
@@ -158,11 +168,14 @@ def availability(history: History) -> Result:
         if t0 < start or comp.time > end:
             continue
         judged += 1
+        sec = seconds.setdefault(t0 // _NS, [0, 0])
+        sec[0] += 1
         if comp.type is OpType.OK:
             continue
         err = _error_text(comp.error)
         if comp.type is OpType.FAIL and err in refusals.get(call.f, ()):
             continue
+        sec[1] += 1
         by_error[f"{call.f}: {err}"] += 1
         if comp.node:
             by_node[str(comp.node)] += 1
@@ -180,12 +193,16 @@ def availability(history: History) -> Result:
     }
     if by_node:
         details["unserved_by_node"] = dict(by_node.most_common())
-    if judged and n >= MIN_UNSERVED and n >= MAX_UNSERVED_FRACTION * judged:
+    judged_s = sorted(s for s, (k, _) in seconds.items() if k >= MIN_CALLS)
+    bad_s = [s for s in judged_s if seconds[s][1] >= MAX_UNSERVED_FRACTION * seconds[s][0]]
+    details["judged_seconds"] = len(judged_s)
+    details["bad_seconds"] = bad_s
+    if len(bad_s) >= MIN_BAD_SECONDS and 2 * len(bad_s) >= len(judged_s):
         details["progress"] = ["unavailable"]
         details["reason"] = (f"{n} of {judged} requests made while no fault was in force "
                              f"(after a recovery grace of {grace_ms / 1000:g} s) were not "
-                             "served: " + ", ".join(f"{k} ({v})"
-                                                     for k, v in by_error.most_common(3)))
+                             f"served, in {len(bad_s)} of {len(judged_s)} seconds: "
+                             + ", ".join(f"{k} ({v})" for k, v in by_error.most_common(3)))
         return Result(UNKNOWN, details=details)
     if not judged:
         details["note"] = "no request was made while the cluster was quiet: nothing judged"
