@@ -23,7 +23,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.history import History
-from harness.report import data, faults, logs, plots, timeline
+from harness.report import data, faults, findings, logs, plots, timeline
 
 __all__ = ["RunFiles", "load_run", "render_report", "report_context", "write_report"]
 
@@ -243,6 +243,8 @@ def report_context(run: RunFiles) -> dict[str, Any]:
                     for lay in layouts],
         "trails": trails,
         "convergence": data.convergence_view(checker_results.get("convergence")),
+        "availability": findings.availability_view(checker_results.get("availability")),
+        "idempotency": findings.idempotency_view(checker_results.get("idempotency")),
         "faults": faults.fault_rows(intervals, faults.nemesis_events(h), params, end_ns),
         "setup_s": axis.setup_ns / 1e9,
         "latency_svg": plots.latency_svg(shown, intervals, axis=axis, total=len(series.t_s)),

@@ -1,0 +1,51 @@
+"""The availability and idempotency checkers' results as report sections.
+
+Both list what they found as ops of the history (an unserved request, a
+resend and its first attempt), so the report shows those rows with links to
+the timeline; None when the checker passed or did not run (the verdict table
+then says enough).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from harness.report.data import compact
+
+__all__ = ["availability_view", "idempotency_view"]
+
+
+def availability_view(result: Any) -> dict[str, Any] | None:
+    """The requests a quiet cluster did not serve, when that was a finding."""
+    if not isinstance(result, Mapping) or not result.get("progress"):
+        return None
+    rows = [{"index": u.get("index"), "at_s": u.get("at_s"), "process": u.get("process"),
+             "f": u.get("f"), "type": u.get("type"), "error": str(u.get("error"))[:80],
+             "node": u.get("node") or ""}
+            for u in result.get("unserved") or [] if isinstance(u, Mapping)]
+    by_error = result.get("unserved_by_error") or {}
+    return {
+        "reason": str(result.get("reason") or ""),
+        "windows": [w for w in result.get("windows") or [] if isinstance(w, list)],
+        "grace_s": float(result.get("recovery_grace_ms") or 0) / 1000,
+        "rows": rows,
+        "total": int(result.get("unserved_count") or len(rows)),
+        "by_error": [{"what": str(k), "count": v} for k, v in by_error.items()]
+        if isinstance(by_error, Mapping) else [],
+    }
+
+
+def idempotency_view(result: Any) -> dict[str, Any] | None:
+    """Resends the system judged anew or answered differently, when there were any."""
+    if not isinstance(result, Mapping) or result.get("valid") is not False:
+        return None
+    rows = [{"anomaly": str(a.get("anomaly")), "f": a.get("f"), "process": a.get("process"),
+             "first": a.get("first"), "resend": a.get("resend"),
+             "request": compact(a.get("request")),
+             "first_answer": compact(a.get("first_answer")),
+             "resend_answer": compact(a.get("resend_answer"))}
+            for a in result.get("anomalous") or [] if isinstance(a, Mapping)]
+    return {"anomalies": [str(a) for a in result.get("anomalies") or []], "rows": rows,
+            "total": int(result.get("anomalous_count") or len(rows)),
+            "resends": int(result.get("resends") or 0)}

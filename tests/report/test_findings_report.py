@@ -1,0 +1,51 @@
+"""The report's availability and idempotency sections: the unserved requests of a
+quiet cluster, and the resends a system judged anew, each with its ops."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from report_helpers import RunFactory, base_results
+
+from harness.checker.availability import PROMISES, availability
+from harness.checker.idempotency import idempotency
+from harness.history import NEMESIS, History
+from harness.report import write_report
+from harness.testing import fail, info, invoke, ok
+
+S = 1_000_000_000
+PROMISE = {"availability": {"refusals": {"enqueue": ["exists"]}, "recovery_grace_ms": 1000.0}}
+
+
+def timed(ops: list) -> History:  # type: ignore[type-arg]
+    return History(replace(op, index=i, time=int(i * 0.25 * S)) for i, op in enumerate(ops))
+
+
+def test_unserved_requests_of_a_quiet_cluster_are_listed(make_run: RunFactory) -> None:
+    ops = [info(NEMESIS, PROMISES, PROMISE, error=None)]
+    for i in range(16):
+        ops += [invoke(i % 3, "enqueue", {"id": f"i{i}"}),
+                fail(i % 3, "enqueue", {"id": f"i{i}"}, error="not_leader")]
+    h = timed(ops)
+    av = availability(h).to_dict()
+    assert av["progress"] == ["unavailable"]
+    run = make_run(h, base_results(valid="unknown", checkers={"availability": av},
+                                   op_count=len(h), workload="queue"))
+    page = write_report(run).read_text()
+    assert 'id="availability"' in page and "not served while no fault was in force" in page
+    assert page.count("<code>not_leader</code>") == 16
+
+
+def test_a_resend_judged_anew_is_shown_beside_its_first_attempt(make_run: RunFactory) -> None:
+    item = {"id": "i1"}
+    resend = replace(invoke(0, "enqueue", item), extra=(("idempotency", "request-id"),
+                                                        ("retry_of", 1)))
+    h = timed([info(NEMESIS, PROMISES, PROMISE, error=None), invoke(0, "enqueue", item),
+               ok(0, "enqueue", item), resend, fail(0, "enqueue", item, error="exists")])
+    idm = idempotency(h).to_dict()
+    assert idm["valid"] is False and idm["anomalies"] == ["resend-reapplied"]
+    run = make_run(h, base_results(valid=False, checkers={"idempotency": idm},
+                                   op_count=len(h), workload="queue"))
+    page = write_report(run).read_text()
+    assert 'id="idempotency"' in page and "resend-reapplied" in page
+    assert "<td>op 1</td><td>op 3</td>" in page and 'id="no-anomalies"' not in page
