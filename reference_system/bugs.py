@@ -67,6 +67,14 @@ BUGS: dict[str, str] = {
         "back without promises and accepted values it voted with; two values chosen "
         "for one slot, or acknowledged writes lost (lost enqueue, not linearizable)."
     ),
+    "wall_clock_lease": (
+        "leases.py: the leader measures lease ages on its wall clock (time.time()) "
+        "instead of its monotonic clock. Anomaly, under clock faults only: a step of "
+        "the leader's wall clock forward by more than a lease expires every lease at "
+        "once, so an item is claimed by a second worker while its first holder's "
+        "lease is still valid (lease exclusivity; the first holder's completion is "
+        "refused as stale)."
+    ),
 }
 
 

@@ -18,6 +18,8 @@ clock; it answers which (item, token, renewals) are due.
 
 from __future__ import annotations
 
+import time
+
 __all__ = ["LeaseTracker"]
 
 
@@ -31,6 +33,8 @@ class LeaseTracker:
 
     def observe(self, processing: dict[str, tuple[int, int]], now_ms: float) -> None:
         """Record when each current (item, token, renewals) was first seen."""
+        if "wall_clock_lease" in self.bugs:
+            now_ms = time.time() * 1000.0  # bug: see due()
         current = {(i, tok, ren) for i, (tok, ren) in processing.items()}
         for key in current:
             self._seen_ms.setdefault(key, now_ms)
@@ -39,6 +43,13 @@ class LeaseTracker:
 
     def due(self, now_ms: float, leader_since_ms: float) -> list[tuple[str, int, int]]:
         """Leases this leader may expire now (sorted, for determinism)."""
+        if "wall_clock_lease" in self.bugs:
+            # Bug "wall_clock_lease": lease ages are measured on the wall clock, which
+            # a clock step moves: step the leader's clock forward by more than a lease
+            # and it expires every lease at once (time in office stays right).
+            wall_ms = time.time() * 1000.0
+            leader_since_ms += wall_ms - now_ms
+            now_ms = wall_ms
         if "expire_early" in self.bugs:
             # Bug "expire_early": a new leader expires every lease it inherited at
             # once, so an item is handed to a second worker while the first

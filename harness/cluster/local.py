@@ -21,6 +21,7 @@ runs whose owner is gone and removes what they name.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import contextlib
 import json
 import os
@@ -37,6 +38,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from harness import clock
 from harness.cluster.backend import LB, Link, link_name, plan_links
 from harness.cluster.haproxy import haproxy_config
 from harness.cluster.owner import Owner, pid_alive, process_start, state_dir
@@ -187,6 +189,7 @@ class LocalCluster:
         # lose-unsynced: a harness.lazyfs layer mounted under each node's data dir
         self.lose_unsynced_enabled = lose_unsynced
         self._layers: dict[str, Any] = {}  # node -> harness.lazyfs.LazyMount
+        self._clock: dict[str, float] = {}  # node -> wall-clock offset (s) last set
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -235,7 +238,8 @@ class LocalCluster:
         finally:
             pool.release()
         for i, n in enumerate(self.nodes):
-            proc = _Proc(n, self.system.launch(self._context(n, i)), self.log_dir / f"{n}.log",
+            launch = self._clock_launch(n, self.system.launch(self._context(n, i)))
+            proc = _Proc(n, launch, self.log_dir / f"{n}.log",
                          project_root(), on_start=record.add_child)
             self._procs[n] = proc
             proc.start()
@@ -254,6 +258,35 @@ class LocalCluster:
             self._mount_layer(node, data)
         return NodeContext(node, index, self.nodes, self._listen[node], peers, str(data),
                            self.env)
+
+    def _clock_launch(self, node: str, launch: NodeLaunch) -> NodeLaunch:
+        """The node's launch under libfaketime, when its system takes it (see harness.clock):
+        every run of such a system, so runs with and without clock faults differ only in
+        the faults. The control file lives in the run's temp data, removed at teardown."""
+        if not (clock.supports(self.system) and clock.available()):
+            return launch
+        assert self._data_root is not None
+        control = self._data_root / "clock" / node
+        control.parent.mkdir(exist_ok=True)
+        clock.write_offset(control, self._clock.get(node, 0.0))
+        env = {**launch.env, **clock.preload_env(str(control), launch.env)}
+        return dataclasses.replace(launch, env=env)
+
+    def set_clock_offset(self, node: str, seconds: float) -> None:
+        """Step ``node``'s wall clock to real time plus ``seconds`` (its monotonic clock
+        does not move); it keeps the offset across restarts until set again."""
+        self._check(node)
+        if not clock.supports(self.system):
+            raise ClusterError(f"system {self.system.name} does not run under libfaketime "
+                               "(it declares no clock_control = 'faketime')")
+        if not clock.available() or self._data_root is None:
+            raise ClusterError(f"libfaketime is not installed ({clock.LIBFAKETIME}: "
+                               "apt-get install faketime) or the cluster is not started")
+        clock.write_offset(self._data_root / "clock" / node, seconds)
+        self._clock[node] = seconds
+
+    def clock_offset(self, node: str) -> float:
+        return self._clock.get(self._check(node), 0.0)
 
     def _mount_layer(self, node: str, data: Path) -> None:
         """Mount the lose-unsynced layer on ``data`` (durable data in ``.disk/<node>``)."""

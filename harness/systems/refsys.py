@@ -20,7 +20,7 @@ from harness.systems.refsys_client import RefsysClient
 
 __all__ = ["ReferenceSystem", "find_leader"]
 
-BASE_PACKAGES = ("python3", "python3-aiohttp", "haproxy", "tini", "iproute2", "procps")
+BASE_PACKAGES = ("python3", "python3-aiohttp", "haproxy", "tini", "iproute2", "procps", "faketime")
 
 
 @dataclass
@@ -48,6 +48,9 @@ class ReferenceSystem:
     #: from a cut-off node, and the client would record a fail for a write that
     #: happened (a campaign found exactly that).
     lb_retry_on: str = "conn-failure"
+    #: the nodes read time through libc, so a preloaded libfaketime moves their wall
+    #: clock (harness.clock; the ``clock`` fault kind)
+    clock_control: str = "faketime"
 
     def __post_init__(self) -> None:
         from reference_system.bugs import BUGS
