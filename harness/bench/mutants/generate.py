@@ -15,7 +15,9 @@ from real mutants only:
 
 * **syntax errors** are dropped: cosmic-ray 8.7 takes the bare ``*`` of
   ``def f(self, *, x)`` for a binary operator and writes ``def f(self, /, x)``
-  and the like; ``compile()`` rejects those.
+  and the like; ``compile()`` rejects those. So are mutations cosmic-ray's
+  operator cannot build at all (its exception replacer raises on an
+  ``except (A, B) as e:`` whose names are dotted): no code, no mutant.
 * **equivalent** mutants are excluded and counted: a change that lies wholly
   inside an annotation in a module with ``from __future__ import annotations``
   (``X | None`` -> ``X & None``: annotations are strings there, nothing
@@ -270,7 +272,14 @@ def _module_candidates(module: str, root: Path) -> Iterator[Candidate]:
         occurrence = 0
         for node in nodes:
             for index, (start, _end) in enumerate(list(op.mutation_positions(node))):
-                code = _mutated_code(tree, node, op, index)
+                try:
+                    code = _mutated_code(tree, node, op, index)
+                except Exception as e:  # the operator itself failed: no such mutant
+                    m = Mutant(module, name, occurrence, start[0], start[1], source, source)
+                    occurrence += 1
+                    yield Candidate(m, "syntax", f"cosmic-ray could not build it: "
+                                                 f"{type(e).__name__}: {e}")
+                    continue
                 m = Mutant(module, name, occurrence, start[0], start[1], source, code)
                 occurrence += 1
                 if start[0] in bug_lines:
