@@ -57,6 +57,7 @@ from pathlib import Path, PurePosixPath
 from types import FrameType
 from typing import Any
 
+from harness import clock
 from harness.cluster.backend import LB, Link, link_name, plan_links
 from harness.cluster.haproxy import haproxy_config, read_server_states
 from harness.cluster.image import BaseSpec, ImageSpec, ensure_image
@@ -96,6 +97,8 @@ PROXY_PORT_BASE = 20000
 LB_PORT = 8000
 LB_STATS_PORT = 9000
 DATA_DIR = "/data"
+#: each node container's libfaketime control file (harness.clock)
+CLOCK_FILE = "/tmp/harness-clock"
 HAPROXY_CFG = "/etc/haproxy/harness.cfg"
 #: placeholder addresses of peers under named addressing: node ``k`` (1-based)
 #: is ``198.18.0.k`` inside every other node (RFC 2544's benchmarking range)
@@ -262,6 +265,7 @@ class DockerCluster:
         self._started = False
         self._torn_down = False
         self._in_teardown = False
+        self._clock: dict[str, float] = {}  # node -> wall-clock offset (s) last set
 
     def container_name(self, part: str) -> str:
         """The container of a node, of ``"lb"`` or of ``"toxiproxy"`` (its DNS name too)."""
@@ -428,10 +432,14 @@ class DockerCluster:
             argv = self._named_peers_wrapper(node, argv)
             extra = {"cap_add": ["NET_ADMIN"],
                      "extra_hosts": {o: self._placeholder(o) for o in self.nodes if o != node}}
+        env, files = dict(launch.env), {}
+        if clock.supports(self.system):  # libfaketime comes with the image (BASE_PACKAGES)
+            env.update(clock.preload_env(CLOCK_FILE, launch.env))
+            files[CLOCK_FILE] = clock.offset_spec(0.0) + "\n"
         self._create(node, image, argv,
                      ports={self.system.ports[r]: a.port for r, a in self._addr[node].items()},
-                     environment=launch.env, volumes={volume: {"bind": DATA_DIR, "mode": "rw"}},
-                     extra=extra)
+                     environment=env, volumes={volume: {"bind": DATA_DIR, "mode": "rw"}},
+                     files=files, extra=extra)
 
     def _placeholder(self, node: str) -> str:
         return f"{PLACEHOLDER_NET}.{self.nodes.index(node) + 1}"
@@ -616,6 +624,30 @@ class DockerCluster:
         except Exception as e:
             raise ClusterError(f"container {self.container_name(node)}: {verb} failed: "
                                f"{_explain(e)}") from None
+
+    def set_clock_offset(self, node: str, seconds: float) -> None:
+        """Step ``node``'s wall clock to real time plus ``seconds`` (harness.clock): an
+        atomic rewrite of its libfaketime file by ``docker exec`` (no privileges), or,
+        in a stopped container, by copying the file in; it survives restarts."""
+        c = self._node(node)
+        if not clock.supports(self.system):
+            raise ClusterError(f"system {self.system.name} does not run under libfaketime "
+                               "(it declares no clock_control = 'faketime')")
+        spec = clock.offset_spec(seconds)
+        if self._status(c) == "running":
+            tmp = f"{CLOCK_FILE}.tmp"
+            res = c.exec_run(["sh", "-c", f"echo '{spec}' > {tmp} && mv {tmp} {CLOCK_FILE}"])
+            if res.exit_code != 0:
+                raise ClusterError(f"container {self.container_name(node)}: cannot set its "
+                                   f"clock: {res.output!r}")
+        else:  # stopped (killed) or paused: docker exec cannot run there
+            self._docker(node, "set clock", lambda: c.put_archive(
+                str(PurePosixPath(CLOCK_FILE).parent),
+                _tar(PurePosixPath(CLOCK_FILE).name, spec + "\n")))
+        self._clock[node] = seconds
+
+    def clock_offset(self, node: str) -> float:
+        return self._clock.get(self._check(node), 0.0)
 
     def kill(self, node: str) -> None:
         """SIGKILL the whole container (``docker kill``) and wait until it has stopped."""

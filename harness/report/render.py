@@ -23,7 +23,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.history import History
-from harness.report import data, faults, findings, logs, plots, timeline
+from harness.report import clock, data, faults, findings, logs, plots, timeline
 
 __all__ = ["RunFiles", "load_run", "render_report", "report_context", "write_report"]
 
@@ -219,6 +219,8 @@ def report_context(run: RunFiles) -> dict[str, Any]:
         "end": end_ns // 1000,
     }
 
+    lanes = clock.clock_lanes(h, end_ns=end_ns)
+
     started = res.get("started")
     windows = [w for lay in layouts for w in _anomaly_windows(lay, [])]
     windows += _anomaly_windows(None, trails)
@@ -246,6 +248,8 @@ def report_context(run: RunFiles) -> dict[str, Any]:
         "availability": findings.availability_view(checker_results.get("availability")),
         "idempotency": findings.idempotency_view(checker_results.get("idempotency")),
         "faults": faults.fault_rows(intervals, faults.nemesis_events(h), params, end_ns),
+        "clock_svg": clock.clock_svg(lanes, axis=axis) if lanes else "",
+        "clock_drift": clock.drift_sentence(lanes) if lanes else "",
         "setup_s": axis.setup_ns / 1e9,
         "latency_svg": plots.latency_svg(shown, intervals, axis=axis, total=len(series.t_s)),
         "throughput_svg": plots.throughput_svg(thr, intervals, axis=axis),

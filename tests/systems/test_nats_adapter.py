@@ -31,8 +31,9 @@ def ctx(name: str = "n1") -> NodeContext:
 
 
 def test_adapter_shape_and_routes_name_every_peer() -> None:
-    s = get_system("nats")
-    assert isinstance(s, System) and peer_addressing(s) == "named"
+    assert isinstance(get_system("nats"), System)
+    s = NatsJetStream()
+    assert peer_addressing(s) == "named"
     conf = s.config(ctx("n2"))
     # routes go to the other nodes by name (the backend proxies them), never to itself
     assert '"nats-route://n1:6222", "nats-route://n3:6222"' in conf

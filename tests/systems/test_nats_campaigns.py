@@ -99,11 +99,11 @@ def assert_anomalies_reported(r: RunResult) -> dict[str, Any]:
             assert cx["key"] is not None and cx["could_not_place"], cx
             for i in cx["could_not_place"]:
                 assert by_index[i]["value"][0] == cx["key"], (i, cx["key"])
+            found[name] = {"keys": len(d.get("counterexamples") or [cx]),
+                           "could_not_place": cx["could_not_place"]}
         elif name == "lease":
             assert d["anomalies"], d
             found[name] = {k: d.get(f"{k.replace('-', '_')}_count", "?") for k in d["anomalies"]}
-            found[name] = {"keys": len(d.get("counterexamples") or [cx]),
-                           "could_not_place": cx["could_not_place"]}
         else:
             found[name] = d.get("anomalies") or d.get("reason")
     assert (r.valid is False) == bool(found), (r.valid, found)
@@ -147,3 +147,16 @@ def test_nats_kv_register_under_partitions(kv_reads: str, tmp_path: Path) -> Non
     assert acked(r, "write") + acked(r, "cas") >= 100 and acked(r, "read") >= 100
     found = assert_anomalies_reported(r)
     print(f"nats kv {kv_reads} seed 13: {r.verdict} {found}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("system", ["nats", "zookeeper"])
+def test_conformance_kit_passes(system: str) -> None:
+    """``harness conform`` on the adapter, as an adapter author runs it."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "harness", "conform", system, "--backend",
+                        "docker", "-v"], capture_output=True, text=True, timeout=1500)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert "test_serves_workload" in r.stdout and " FAILED" not in r.stdout
