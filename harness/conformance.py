@@ -21,6 +21,10 @@ What it checks, each a test of its own so a failure names the broken part:
   leader discovery), and the cluster is ready again after the resume;
 * a partition cuts peer traffic (when the system can name a leader: an
   isolated leader is replaced by the majority) and healing restores it;
+* clock (on a system whose nodes run under libfaketime, see
+  :mod:`harness.clock`): a node's reported time (the ``Date`` header of its
+  client port) moves by the offset set, forward and back, and returns when
+  reset, and the cluster stays ready;
 * teardown leaves nothing behind (no container, network or volume of the
   run; no process for the local backend).
 
@@ -269,6 +273,47 @@ def test_partition_and_heal(cluster: Any, system: Any) -> None:
     finally:
         nemesis.heal_network()
     _wait(lambda: _ready(cluster, system), "the cluster to be ready after healing")
+
+
+def _reported_time(cluster: Any, system: Any, node: str) -> float:
+    """The node's own idea of the time: the ``Date`` header of its answer on its client
+    port (HTTP servers send one, RFC 9110 6.6.1), second resolution."""
+    import email.utils
+    import urllib.error
+    import urllib.request
+
+    path = system.health_check.path if isinstance(system, LoadBalanced) else "/"
+    try:
+        with urllib.request.urlopen(f"http://{cluster.client_address(node)}{path}",
+                                    timeout=2) as r:
+            date = r.headers.get("Date")
+    except urllib.error.HTTPError as e:
+        date = e.headers.get("Date")
+    if not date:
+        pytest.fail(f"{node} sends no Date header on its client port: the kit cannot see its "
+                    "clock (a system under clock faults must show its time somewhere)")
+    return email.utils.parsedate_to_datetime(date).timestamp()
+
+
+def test_clock_moves_a_nodes_reported_time(cluster: Any, system: Any, backend: str) -> None:
+    """Under ``clock`` a node's reported time moves by the offset (its ``Date`` header),
+    back when reset, and the cluster stays ready (only wall clocks move: see
+    :mod:`harness.clock`)."""
+    from harness.nemesis.kinds.clock import CLOCK
+    from harness.runner import backend_class
+
+    if not CLOCK.held_by(system, backend_class(backend)):
+        pytest.skip(f"the {backend} backend cannot run clock here ({CLOCK.name})")
+    node = cluster.nodes[0]
+    try:
+        for offset in (3600.0, -3600.0, 0.0):
+            cluster.set_clock_offset(node, offset)
+            seen = _reported_time(cluster, system, node) - time.time()
+            assert abs(seen - offset) < 5.0, (
+                f"{node}'s clock was set {offset:+.0f} s off, and it reports {seen:+.1f} s")
+    finally:
+        cluster.set_clock_offset(node, 0.0)
+    _wait(lambda: _ready(cluster, system), "the cluster to be ready after clock steps")
 
 
 # --- workloads and teardown ------------------------------------------------------------
