@@ -340,8 +340,7 @@ async def start_http_server(
         headers = raw.headers
         if "Transfer-Encoding" in headers:
             return _wire(_error(411, "bad_request", "send a Content-Length body"), close=True)
-        head_bytes = sum(len(k) + len(v) + 4 for k, v in raw.raw_headers)
-        if head_bytes > max_header_bytes:
+        if sum(len(k) + len(v) + 4 for k, v in raw.raw_headers) > max_header_bytes:
             return _wire(_error(431, "bad_request", "headers too large"), close=True)
         lengths = headers.getall("Content-Length", [])
         if len(lengths) > 1 or (lengths and not _DIGITS.fullmatch(lengths[0])):
@@ -356,13 +355,17 @@ async def start_http_server(
             if headers.get("Expect", "").lower() == "100-continue":
                 await raw.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             try:
-                async with asyncio.timeout(idle_timeout_s):
+                if raw.content.is_eof():  # all here already: no timer to arm
                     body = await raw.content.readexactly(length)
+                else:
+                    async with asyncio.timeout(idle_timeout_s):
+                        body = await raw.content.readexactly(length)
             except (asyncio.IncompleteReadError, TimeoutError):
                 msg = f"body shorter than its Content-Length {length}"
                 return _wire(_error(400, "bad_request", msg), close=True)
+        query = raw.query_string
         req = Request(
-            raw.method, raw.rel_url.raw_path, parse_qs(raw.query_string), headers, body
+            raw.method, raw.rel_url.raw_path, parse_qs(query) if query else {}, headers, body
         )
         if _CANCELS_HANDLERS:
             resp = await asyncio.shield(handler(req))
