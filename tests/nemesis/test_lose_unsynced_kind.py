@@ -1,0 +1,103 @@
+"""The ``lose-unsynced`` kind on a fake cluster: drawn either way it kills the node, drops
+its unsynced writes while it is down, and restarts it at the end; a backend without the
+layer is refused before a run; the report says what was dropped."""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any
+
+from fault_fakes import NODES, FakeCluster, FakeToxiproxy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.generator import Fault, FaultSchedule
+from harness.nemesis import registry
+from harness.nemesis.driver import FaultDriver
+from harness.nemesis.faults import Nemesis
+from harness.nemesis.kinds.lose_unsynced import KIND
+
+
+class LayeredCluster(FakeCluster):
+    """A fake cluster with the layer: records the drop, refuses it for a running node."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down: set[str] = set()
+
+    def kill(self, node: str) -> None:
+        super().kill(node)
+        self.down.add(node)
+
+    def restart(self, node: str) -> None:
+        super().restart(node)
+        self.down.discard(node)
+
+    def lose_unsynced(self, node: str, *, mode: str = "drop", seed: int | None = None
+                      ) -> dict[str, int]:
+        assert node in self.down, "dropped while the node runs"
+        self.calls.append(("lose-unsynced", f"{node}/{mode}/{seed}"))
+        return {"dropped_bytes": 10, "torn_files": int(mode == "tear"), "lost_names": 1,
+                "reverted_files": 1}
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.ops: list[tuple[str, Any]] = []
+
+    def nemesis(self, f: str, value: Any) -> None:
+        self.ops.append((f, value))
+
+
+class _System:
+    def leader(self, client_addresses: dict[str, Any], *, timeout_s: float) -> str | None:
+        return "n2"
+
+
+def _drive(params: dict[str, Any]) -> tuple[LayeredCluster, _Recorder, FaultDriver]:
+    cluster = LayeredCluster()
+    nem = Nemesis(cluster)  # type: ignore[arg-type]
+    nem.tp = FakeToxiproxy()  # type: ignore[assignment]
+    rec = _Recorder()
+    driver = FaultDriver(nem, cluster, _System(), rec,
+                         FaultSchedule((Fault("lose-unsynced", 0.0, 1.0, params),)),
+                         threading.Event())
+    started: dict[int, dict[str, Any]] = {}
+    driver._begin(0, started)
+    if 0 in started:  # as the driver's loop: only a fault that started ends
+        driver._finish(0, started)
+    return cluster, rec, driver
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_drawn_either_way_it_kills_drops_then_restarts(data: st.DataObject) -> None:
+    if data.draw(st.booleans(), label="from the generator"):
+        params = KIND.draw(random.Random(data.draw(st.integers(0, 2**32))), NODES)
+    else:
+        params = data.draw(KIND.strategy(NODES), label="params")
+    cluster, rec, driver = _drive(params)
+    assert driver.errors == [] and driver._held == {}
+    node = "n2" if params["node"] == "leader" else params["node"]
+    assert cluster.calls == [("kill", node),
+                             ("lose-unsynced", f"{node}/{params['mode']}/{params['seed']}"),
+                             ("restart", node)]
+    (start, value), (stop, _) = rec.ops
+    assert (start, stop) == ("start-lose-unsynced", "stop-lose-unsynced")
+    assert value["node"] == node and value["dropped_bytes"] == 10
+    assert "lost 1 unsynced names" in (KIND.describe(value, params) or "")
+
+
+def test_a_bad_mode_is_recorded_as_not_applied_and_the_node_is_not_held() -> None:
+    cluster, rec, driver = _drive({"node": "n1", "mode": "half"})
+    assert cluster.calls == []
+    assert "error" in rec.ops[0][1] and "mode" in rec.ops[0][1]["error"]
+    assert driver._held == {}
+
+
+def test_a_backend_without_the_layer_is_refused() -> None:
+    assert registry.get("lose-unsynced") is KIND
+    lacks = registry.missing_abilities(KIND, _System(), FakeCluster)
+    assert [a.name for a in lacks] == [KIND.needs[-1].name]
+    assert KIND.cluster_options == {"lose_unsynced": True}
