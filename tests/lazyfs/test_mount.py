@@ -56,7 +56,7 @@ def test_synced_records_survive_and_unsynced_vanish(layer: LazyMount) -> None:
     d = _fresh_dir(layer)
     s = Storage(d)
     s.recover()
-    synced = [PromiseRecord(Ballot(3, 1)), *_records(5)]
+    synced: list[PromiseRecord | AcceptRecord] = [PromiseRecord(Ballot(3, 1)), *_records(5)]
     s.append(synced)
     s.sync()
     s.append(_records(4, start=6))  # written, never fsynced

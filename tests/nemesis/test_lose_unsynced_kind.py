@@ -57,8 +57,8 @@ class _System:
 
 def _drive(params: dict[str, Any]) -> tuple[LayeredCluster, _Recorder, FaultDriver]:
     cluster = LayeredCluster()
-    nem = Nemesis(cluster)  # type: ignore[arg-type]
-    nem.tp = FakeToxiproxy()  # type: ignore[assignment]
+    nem = Nemesis(cluster)
+    nem.tp = FakeToxiproxy()
     rec = _Recorder()
     driver = FaultDriver(nem, cluster, _System(), rec,
                          FaultSchedule((Fault("lose-unsynced", 0.0, 1.0, params),)),
