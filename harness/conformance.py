@@ -21,6 +21,11 @@ What it checks, each a test of its own so a failure names the broken part:
   leader discovery), and the cluster is ready again after the resume;
 * a partition cuts peer traffic (when the system can name a leader: an
   isolated leader is replaced by the majority) and healing restores it;
+* lose-unsynced (on a backend that mounts the layer, see
+  :mod:`harness.lazyfs`): the node's data directory is on the layer and the
+  node fsyncs through it; after a crash a file written there without fsync
+  is gone while an fsynced one (name made durable by a directory fsync)
+  stays, and the cluster is ready again after the restart;
 * clock (on a system whose nodes run under libfaketime, see
   :mod:`harness.clock`): a node's reported time (the ``Date`` header of its
   client port) moves by the offset set, forward and back, and returns when
@@ -134,14 +139,14 @@ def _healthy(cluster: Any, system: Any, node: str) -> bool:
     return _answers(cluster, node)
 
 
-def _cluster(system: Any, backend: str, run_id: str) -> Any:
+def _cluster(system: Any, backend: str, run_id: str, **options: Any) -> Any:
     """A three-node cluster of ``system`` on ``backend`` (not started)."""
     run_dir = Path(tempfile.mkdtemp(prefix="harness-conformance-"))
     if backend == "docker":
         from harness.cluster.docker import DockerCluster
 
-        return DockerCluster(system, nodes=3, run_dir=run_dir, run_id=run_id)
-    return LocalCluster(system, nodes=3, run_dir=run_dir, run_id=run_id)
+        return DockerCluster(system, nodes=3, run_dir=run_dir, run_id=run_id, **options)
+    return LocalCluster(system, nodes=3, run_dir=run_dir, run_id=run_id, **options)
 
 
 def _options(config: pytest.Config) -> dict[str, Any]:
@@ -273,6 +278,55 @@ def test_partition_and_heal(cluster: Any, system: Any) -> None:
     finally:
         nemesis.heal_network()
     _wait(lambda: _ready(cluster, system), "the cluster to be ready after healing")
+
+
+# --- lose-unsynced ---------------------------------------------------------------------
+
+
+def test_lose_unsynced_drops_an_unsynced_write(system: Any, backend: str) -> None:
+    """Under ``lose-unsynced`` an unsynced write vanishes after the crash and a synced one
+    stays; the node really keeps its data on the layer (it fsyncs through it); the
+    cluster is ready again after the restart."""
+    import os
+
+    from harness.nemesis.kinds.lose_unsynced import LAYER
+    from harness.runner import backend_class
+
+    if not LAYER.held_by(system, backend_class(backend)):
+        pytest.skip(f"the {backend} backend cannot run lose-unsynced here ({LAYER.name})")
+    c = _cluster(system, backend, f"conform-{uuid.uuid4().hex[:8]}", lose_unsynced=True)
+    with c:
+        c.wait_ready(timeout_s=READY_S)
+        node = c.nodes[-1]
+        c.kill(node)
+        data = Path(c.data_dir(node))
+        stats = c.lose_unsynced_stats(node)
+        assert stats["fsyncs"] >= 1 and any(data.iterdir()), (
+            f"{node} never fsynced through the layer: its data is not under its data "
+            f"directory {data}, or it never makes anything durable ({stats})")
+        synced, unsynced = data / "conform-synced", data / "conform-unsynced"
+        fd = os.open(synced, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, b"kept")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        unsynced.write_bytes(b"lost")
+        dfd = os.open(data, os.O_RDONLY)
+        try:
+            os.fsync(dfd)  # both names durable; only one file's content was synced
+        finally:
+            os.close(dfd)
+        with open(synced, "ab") as f:
+            f.write(b" and not this")
+        dropped = c.lose_unsynced(node)
+        assert dropped["dropped_bytes"] >= len(b"lost and not this")
+        assert synced.read_bytes() == b"kept"
+        assert unsynced.read_bytes() == b""
+        synced.unlink()
+        unsynced.unlink()
+        c.restart(node)
+        _wait(lambda: _ready(c, system), "the cluster to be ready after a lose-unsynced crash")
 
 
 def _reported_time(cluster: Any, system: Any, node: str) -> float:

@@ -301,15 +301,26 @@ def backend_class(backend: str) -> type:
     raise HarnessError(f"unknown backend {backend!r}; known: local, docker")
 
 
+def _kind_cluster_options(cfg: RunConfig) -> dict[str, Any]:
+    """What the run's fault kinds need the cluster built with (a kind's
+    ``cluster_options``, e.g. lose-unsynced's layer under the data dirs)."""
+    used = {*cfg.nemesis, *(f.kind for f in (cfg.schedule.faults if cfg.schedule else ()))}
+    options: dict[str, Any] = {}
+    for name in sorted(used):
+        options.update(getattr(registry.get(name), "cluster_options", None) or {})
+    return options
+
+
 def _make_cluster(cfg: RunConfig, system: Any, run_dir: Path, run_id: str) -> Any:
     cls: Any = backend_class(cfg.backend)
+    extra = _kind_cluster_options(cfg)
     if cfg.backend == "local":
         return cls(system, nodes=cfg.nodes, run_dir=run_dir, run_id=run_id,
-                   toxiproxy_url=cfg.toxiproxy_url)
+                   toxiproxy_url=cfg.toxiproxy_url, **extra)
     if cfg.toxiproxy_url:
         raise HarnessError("--toxiproxy-url works with the local backend; in Docker the "
                            "proxies run in a container on the run's own network")
-    return cls(system, nodes=cfg.nodes, run_dir=run_dir, run_id=run_id)
+    return cls(system, nodes=cfg.nodes, run_dir=run_dir, run_id=run_id, **extra)
 
 
 class _LbObserver:

@@ -162,6 +162,7 @@ class LocalCluster:
         node_args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
         haproxy: bool | None = None,
+        lose_unsynced: bool = False,
     ):
         if base_port == 0:  # "pick for me": never port 0 for HAProxy and 1.. for the nodes
             base_port = free_base_port(nodes)
@@ -181,6 +182,10 @@ class LocalCluster:
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.lb: subprocess.Popen[bytes] | None = None
         self._logs: list[IO[bytes]] = []
+        #: lose_unsynced: each node's data dir on a harness.lazyfs layer (python -m
+        #: harness.lazyfs.bench measures what it costs); node -> LazyMount
+        self.lose_unsynced = lose_unsynced
+        self.layers: dict[int, Any] = {}
 
     # ------------------------------------------------------------ addresses
 
@@ -244,6 +249,13 @@ class LocalCluster:
 
     def start_node(self, i: int) -> None:
         """Start (or restart) node ``i`` on its data directory."""
+        if self.lose_unsynced and i not in self.layers:
+            from harness.lazyfs import LazyMount
+
+            layer = LazyMount(self.dir / f"node{i}", self.dir / f".disk{i}",
+                              log=self.dir / f"node{i}.lazyfs.log")
+            layer.start()
+            self.layers[i] = layer
         peers = ",".join(f"{j}=127.0.0.1:{self.peer_port(j)}" for j in self.ids if j != i)
         cmd = [
             sys.executable, "-m", "reference_system.node",
@@ -288,6 +300,9 @@ class LocalCluster:
         for p in procs:
             with contextlib.suppress(Exception):
                 p.wait(10)
+        for layer in self.layers.values():
+            layer.stop()
+        self.layers.clear()
         for f in self._logs:
             f.close()
         self._logs.clear()

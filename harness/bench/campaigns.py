@@ -26,6 +26,13 @@ Why each recipe is shaped as it is, in one line each (details in the recipe):
   leader and one follower, that follower and then the node linking both are
   restarted, so the bridge forgets the leader's ballot and promises a lower
   one, and two leaders commit the same slots (see the recipe).
+* ``no_fsync``: only a crash that loses unsynced writes shows it; every node
+  crashes at once (``lose-unsynced``: a power loss), so the cluster comes
+  back without the log it acknowledged from.
+
+:func:`under_lose_unsynced` turns a recipe's kills into ``lose-unsynced``
+crashes: ``forget_promise`` is caught that way too, and the correct system
+must pass every recipe under it.
 """
 
 from __future__ import annotations
@@ -42,7 +49,8 @@ from typing import Any
 from harness.generator import Fault, FaultSchedule
 from harness.runner import RunConfig, RunResult, run
 
-__all__ = ["CAMPAIGNS", "Campaign", "Finding", "anomalies", "caught", "find", "main"]
+__all__ = ["CAMPAIGNS", "Campaign", "Finding", "anomalies", "caught", "find", "main",
+           "under_lose_unsynced"]
 
 #: a queue mix whose clients claim more often than they complete, so items are
 #: held for a while (the oldest is completed first), some past their lease
@@ -228,6 +236,47 @@ def _forget_promise(seed: int) -> dict[str, Any]:
                           "weights": {"read": 1.0, "write": 3.0, "cas": 0.0}})
 
 
+def _no_fsync(seed: int) -> dict[str, Any]:
+    # The log is never fsynced, so a node that crashes losing its unsynced writes
+    # comes back with none of its log since the last snapshot (the file's name
+    # was made durable, its content never): promises, accepted values and
+    # commits it voted with are gone. A power loss of the whole cluster (every
+    # node crashes within a second) brings back a cluster that has forgotten
+    # acknowledged enqueues; a correct node fsyncs before it answers, so it
+    # comes back with all of them.
+    return dict(
+        workload="queue", nemesis=("lose-unsynced",), time_limit_s=7.0, concurrency=5,
+        rate_hz=80.0, op_timeout_s=1.0,
+        schedule=_sched(seed, Fault("lose-unsynced", 2.5, 1.5,
+                                    {"node": "all", "mode": "drop", "seed": seed})),
+        workload_options={"weights": {"enqueue": 4.0, "claim": 1.0, "complete": 1.0},
+                          "drain_quiet_s": 0.5})
+
+
+def under_lose_unsynced(campaign: Campaign) -> Campaign:
+    """The same recipe with every ``kill`` a crash that drops unsynced writes.
+
+    A correct node fsyncs before it acts on a write, so it must pass the recipe
+    as it passes the kills; a node that keeps state only in its page cache (or
+    only in memory, as ``forget_promise`` keeps its promise) loses it on real
+    processes.
+    """
+
+    def build(seed: int) -> dict[str, Any]:
+        options = campaign.build(seed)
+        sched: FaultSchedule = options["schedule"]
+        faults = tuple(Fault("lose-unsynced", f.start_s, f.duration_s,
+                             {**f.params, "mode": "drop", "seed": seed + i})
+                       if f.kind == "kill" else f for i, f in enumerate(sched.faults))
+        nemesis = tuple(dict.fromkeys("lose-unsynced" if k == "kill" else k
+                                      for k in options["nemesis"]))
+        return {**options, "nemesis": nemesis,
+                "schedule": FaultSchedule(faults, seed=sched.seed)}
+
+    return Campaign(f"{campaign.name}-lose-unsynced", campaign.bug, campaign.checker,
+                    campaign.anomaly, build, max_runs=campaign.max_runs, notes=campaign.notes)
+
+
 def _local_clock(seed: int) -> dict[str, Any]:
     # Replicas stamp items with their own clocks: every client read looks
     # right, only the replicas' states differ. Any short queue run shows it to
@@ -252,6 +301,8 @@ CAMPAIGNS: dict[str, Campaign] = {
                                "nonlinearizable", _forget_promise),
     "local_clock": Campaign("queue-no-fault", "local_clock", "convergence",
                             "divergent-replicas", _local_clock),
+    "no_fsync": Campaign("queue-power-loss", "no_fsync", "queue", "lost",
+                         _no_fsync),
 }
 
 

@@ -232,6 +232,7 @@ class DockerCluster:
         env: Mapping[str, str] | None = None,
         client: Any = None,
         start_timeout_s: float = 30.0,
+        lose_unsynced: bool = False,
     ) -> None:
         if nodes < 1:
             raise ClusterError("a cluster needs at least one node")
@@ -266,6 +267,12 @@ class DockerCluster:
         self._torn_down = False
         self._in_teardown = False
         self._clock: dict[str, float] = {}  # node -> wall-clock offset (s) last set
+        # lose-unsynced: each node's data dir is a harness.lazyfs layer mounted on the
+        # host and bind-mounted into the container, which needs no device, capability or
+        # FUSE of its own (see docs/architecture.md)
+        self.lose_unsynced_enabled = lose_unsynced
+        self._layers: dict[str, Any] = {}  # node -> LazyMount
+        self._layer_root: Path | None = None
 
     def container_name(self, part: str) -> str:
         """The container of a node, of ``"lb"`` or of ``"toxiproxy"`` (its DNS name too)."""
@@ -421,10 +428,13 @@ class DockerCluster:
     def _start_node(self, node: str, index: int, image: str) -> None:
         launch = self.system.launch(self._context(node, index))
         volume = f"{self.prefix}-{node}-data"
-        try:
-            self._client.volumes.create(volume, labels=_labels(self.run_id))
-        except Exception as e:
-            raise ClusterError(f"volume {volume}: {_explain(e)}") from None
+        if self.lose_unsynced_enabled:
+            volume = str(self._mount_layer(node))  # a bind mount of the host's layer
+        else:
+            try:
+                self._client.volumes.create(volume, labels=_labels(self.run_id))
+            except Exception as e:
+                raise ClusterError(f"volume {volume}: {_explain(e)}") from None
         self._addr[node] = {role: Address(HOST, free_port()) for role in self.system.ports}
         argv: list[str] = list(launch.argv)
         extra: dict[str, Any] = {}
@@ -440,6 +450,71 @@ class DockerCluster:
                      ports={self.system.ports[r]: a.port for r, a in self._addr[node].items()},
                      environment=env, volumes={volume: {"bind": DATA_DIR, "mode": "rw"}},
                      files=files, extra=extra)
+
+    def _mount_layer(self, node: str) -> Path:
+        """Mount the lose-unsynced layer for ``node`` on the host; its mount point."""
+        import tempfile
+
+        from harness.lazyfs import LazyFSError, LazyMount
+
+        if self._layer_root is None:
+            self._layer_root = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-lazyfs-"))
+        layer = LazyMount(self._layer_root / node, self._layer_root / ".disk" / node,
+                          log=self.log_dir / f"{node}.lazyfs.log")
+        try:
+            layer.start()
+        except LazyFSError as e:
+            raise ClusterError(str(e)) from None
+        self._layers[node] = layer
+        return layer.mountpoint
+
+    def data_dir(self, node: str) -> Path:
+        """The host path of ``node``'s data directory (only with the lose-unsynced layer:
+        otherwise it is a Docker volume)."""
+        layer = self._layers.get(self._check(node))
+        if layer is None:
+            raise ClusterError("without the lose-unsynced layer a node's data is a volume")
+        return Path(layer.mountpoint)
+
+    def lose_unsynced(self, node: str, *, mode: str = "drop", seed: int | None = None
+                      ) -> dict[str, int]:
+        """Drop what ``node`` wrote and did not fsync; its container must be stopped."""
+        from harness.lazyfs import LazyFSError
+
+        layer = self._layers.get(self._check(node))
+        if layer is None:
+            raise ClusterError("this cluster has no lose-unsynced layer (build it with "
+                               "lose_unsynced=True)")
+        if self.is_running(node):
+            raise ClusterError(f"{node} is running: kill it before dropping its unsynced "
+                               "writes")
+        try:
+            return layer.crash(mode=mode, seed=seed)
+        except LazyFSError as e:
+            raise ClusterError(str(e)) from None
+
+    def lose_unsynced_stats(self, node: str) -> dict[str, int]:
+        """What a crash of ``node`` would lose now, and how often it fsynced."""
+        from harness.lazyfs import LazyFSError
+
+        layer = self._layers.get(self._check(node))
+        if layer is None:
+            raise ClusterError("this cluster has no lose-unsynced layer")
+        try:
+            return layer.stats()
+        except LazyFSError as e:
+            raise ClusterError(str(e)) from None
+
+    def _stop_layers(self) -> None:
+        """After the containers are gone: unmount the layers and remove their folder."""
+        import shutil
+
+        for layer in self._layers.values():
+            layer.stop()
+        self._layers.clear()
+        if self._layer_root is not None:
+            shutil.rmtree(self._layer_root, ignore_errors=True)
+            self._layer_root = None
 
     def _placeholder(self, node: str) -> str:
         return f"{PLACEHOLDER_NET}.{self.nodes.index(node) + 1}"
@@ -530,6 +605,7 @@ class DockerCluster:
                     self.collect_logs(self.log_dir)
             if self._client is not None:
                 self._remove_all()
+            self._stop_layers()
             self._torn_down = True
         finally:
             self._in_teardown = False

@@ -21,8 +21,8 @@ runs whose owner is gone and removes what they name.
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -318,6 +318,24 @@ class LocalCluster:
                                "writes")
         try:
             return layer.crash(mode=mode, seed=seed)
+        except LazyFSError as e:
+            raise ClusterError(str(e)) from None
+
+    def data_dir(self, node: str) -> Path:
+        """Where ``node`` keeps its data (on the lose-unsynced layer when it is on)."""
+        if self._data_root is None:
+            raise ClusterError("the cluster is not started")
+        return self._data_root / self._check(node)
+
+    def lose_unsynced_stats(self, node: str) -> dict[str, int]:
+        """What a crash of ``node`` would lose now, and how often it fsynced (layer only)."""
+        from harness.lazyfs import LazyFSError
+
+        layer = self._layers.get(self._check(node))
+        if layer is None:
+            raise ClusterError("this cluster has no lose-unsynced layer")
+        try:
+            return layer.stats()
         except LazyFSError as e:
             raise ClusterError(str(e)) from None
 

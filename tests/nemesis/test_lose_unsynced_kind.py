@@ -34,6 +34,9 @@ class LayeredCluster(FakeCluster):
         super().restart(node)
         self.down.discard(node)
 
+    def is_running(self, node: str) -> bool:
+        return node not in self.down
+
     def lose_unsynced(self, node: str, *, mode: str = "drop", seed: int | None = None
                       ) -> dict[str, int]:
         assert node in self.down, "dropped while the node runs"
@@ -79,12 +82,20 @@ def test_drawn_either_way_it_kills_drops_then_restarts(data: st.DataObject) -> N
         params = data.draw(KIND.strategy(NODES), label="params")
     cluster, rec, driver = _drive(params)
     assert driver.errors == [] and driver._held == {}
-    node = "n2" if params["node"] == "leader" else params["node"]
-    assert cluster.calls == [("kill", node),
-                             ("lose-unsynced", f"{node}/{params['mode']}/{params['seed']}"),
-                             ("restart", node)]
     (start, value), (stop, _) = rec.ops
     assert (start, stop) == ("start-lose-unsynced", "stop-lose-unsynced")
+    mode, seed = params["mode"], params["seed"]
+    if params["node"] == "all":  # a power loss: every node down before any drop
+        assert cluster.calls == [*(("kill", n) for n in NODES),
+                                 *(("lose-unsynced", f"{n}/{mode}/{seed + i}")
+                                   for i, n in enumerate(NODES)),
+                                 *(("restart", n) for n in NODES)]
+        assert value["nodes"] == list(NODES) and value["dropped_bytes"] == 10 * len(NODES)
+        assert "every node" in (KIND.describe(value, params) or "")
+        return
+    node = "n2" if params["node"] == "leader" else params["node"]
+    assert cluster.calls == [("kill", node), ("lose-unsynced", f"{node}/{mode}/{seed}"),
+                             ("restart", node)]
     assert value["node"] == node and value["dropped_bytes"] == 10
     assert "lost 1 unsynced names" in (KIND.describe(value, params) or "")
 

@@ -46,7 +46,8 @@ def test_refsys_conforms_locally() -> None:
     require(shutil.which("haproxy") is not None, "haproxy is not installed")
     r = conform("refsys", "--backend", "local")
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
-    assert passed(r.stdout) == ALL | {"test_serves_workload[register]",
+    assert passed(r.stdout) == ALL | {"test_lose_unsynced_drops_an_unsynced_write",
+                                      "test_serves_workload[register]",
                                       "test_serves_workload[queue]",
                                       "test_serves_workload[takeover]"}, r.stdout[-3000:]
 
@@ -56,7 +57,9 @@ def test_refsys_conforms_locally() -> None:
                                                    ("redis", ("queue",))])
 def test_third_party_systems_conform_in_docker(system: str, workloads: tuple[str, ...]) -> None:
     require(engine_available(), "no Docker engine reachable")
-    r = conform(system, "--backend", "docker")
+    # lose-unsynced is left out: whether etcd and Redis (whose appendfsync is the
+    # adapter's choice) keep their data durable under it is not established yet
+    r = conform(system, "--backend", "docker", "-k", "not lose_unsynced")
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     assert passed(r.stdout) == ALL | {f"test_serves_workload[{w}]" for w in workloads}
 
