@@ -514,8 +514,11 @@ def _drive(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: R
              for n in cluster.nodes}
 
     def new_client(worker: int) -> Client:
-        return system.client(cfg.workload, address(worker), worker=f"w{worker}",
-                             timeout_s=cfg.op_timeout_s, nodes=nodes)
+        client = system.client(cfg.workload, address(worker), worker=f"w{worker}",
+                               timeout_s=cfg.op_timeout_s, nodes=nodes)
+        # a workload may watch its clients (register: cas against values seen)
+        wrap = getattr(workload, "wrap_client", None)
+        return wrap(client, worker) if wrap is not None else client
 
     rate_hz = cfg.rate_hz if cfg.rate_hz is not None else DEFAULT_RATE_HZ
     phases = workload.phases(time_limit_s=cfg.time_limit_s, rate_hz=rate_hz)

@@ -59,6 +59,10 @@ class Workload(Protocol):
         """After faults are healed and the cluster recovered: drain, read final states."""
         ...
 
+    # Optional: ``wrap_client(client, worker) -> Client``, the runner hands each
+    # worker's client through it (the register workload's cas compares against
+    # values the worker saw: harness.workloads.register.ObservingClient).
+
 
 def enqueued_ids(ctx: FinalContext) -> list[str]:
     """Every item id an enqueue was invoked with, in enqueue order (``t2`` before ``t10``)."""

@@ -39,13 +39,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.client import Client
+from harness.client import Client, Outcome
 from harness.errors import HarnessError
 from harness.generator import Mix, Phase
 from harness.history import Op, OpType
 from harness.workloads.base import FinalContext, even_sample, read_each
 
-__all__ = ["NO_VALUE", "RegisterWorkload"]
+__all__ = ["NO_VALUE", "ObservingClient", "RegisterWorkload"]
 
 #: what a compare-and-set compares against on a key the plan has not written
 #: yet: no operation writes it, so such a cas must fail (and the checker says
@@ -63,6 +63,65 @@ _CAS_CURRENT_P = 0.75
 
 #: register operations, the ones whose value is ``[key, v]``
 REGISTER_FS = ("read", "write", "cas")
+
+#: the chance that a cas compares against the value its worker last saw on the
+#: key (read, written or swapped in) instead of the plan's guess
+_CAS_SEEN_P = 0.5
+
+
+class ObservingClient:
+    """A register client that lets a cas compare against what its worker last saw.
+
+    The plan guesses a cas's ``from`` before the run, from the values it wrote;
+    once faults delay or drop writes, those guesses miss, and a campaign's cas
+    mostly fail on the merits. A real client compares against what it read.
+    So ``prepare`` (before the call is recorded) replaces a cas's ``from``,
+    half the time, with the last value this worker observed on the key: a read's
+    answer, its own acknowledged write or cas. Values are unique per key, so a
+    stale observation is still a value the key once held: a cas on it must fail
+    unless it is current, which is exactly what a stale read would hide.
+    Everything else (``retry``, ``idempotency``) is the wrapped client's.
+    """
+
+    def __init__(self, inner: Client, rng: random.Random, p: float = _CAS_SEEN_P) -> None:
+        self.inner = inner
+        self.rng = rng
+        self.p = p
+        self.seen: OrderedDict[str, Any] = OrderedDict()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def prepare(self, f: str, value: Any) -> tuple[str, Any]:
+        f, value = self.inner.prepare(f, value)
+        if f == "cas" and isinstance(value, list | tuple) and len(value) == 2 \
+                and value[0] in self.seen and self.rng.random() < self.p:
+            key, (frm, to) = value
+            seen = self.seen[key]
+            if seen is not None and seen != frm:
+                return f, [key, [seen, to]]
+        return f, value
+
+    def invoke(self, f: str, value: Any) -> Outcome:
+        out = self.inner.invoke(f, value)
+        if out.type is OpType.OK and isinstance(value, list | tuple) and len(value) == 2:
+            key = str(value[0])
+            if f == "read" and isinstance(out.value, list | tuple) and len(out.value) == 2:
+                self._see(key, out.value[1])
+            elif f == "write":
+                self._see(key, value[1])
+            elif f == "cas" and isinstance(value[1], list | tuple) and len(value[1]) == 2:
+                self._see(key, value[1][1])
+        return out
+
+    def _see(self, key: str, v: Any) -> None:
+        self.seen[key] = v
+        self.seen.move_to_end(key)
+        while len(self.seen) > _LIVE_KEYS_MAX:
+            self.seen.popitem(last=False)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 class _PlanState:
@@ -174,6 +233,10 @@ class RegisterWorkload:
 
     def phases(self, *, time_limit_s: float, rate_hz: float) -> list[Phase]:
         return [Phase(time_limit_s, self.mix(), rate_hz)]
+
+    def wrap_client(self, client: Client, worker: int) -> Client:
+        """The worker's client, its cas comparing against what it saw (:class:`ObservingClient`)."""
+        return ObservingClient(client, random.Random(7_000_003 * (worker + 1)))
 
     def final_keys(self, history: Sequence[Op]) -> list[str]:
         """The keys the clients used, in order of first use, at most ``final_keys_max``.

@@ -435,3 +435,67 @@ def test_final_without_pinned_clients_reads_through_the_lb_only(tmp_path: Path) 
         ctx = FinalCtx(rec, none)
         RegisterWorkload().final(ctx, lambda: InMemoryRegisterClient(store, lock))
     assert ctx.calls == 2
+
+
+class _Recording:
+    """A register client over a dict that keeps its last request id (Retryable)."""
+
+    idempotency = "request-id"
+
+    def __init__(self) -> None:
+        self.store: dict[str, Any] = {}
+        self.resent: list[Any] = []
+
+    def prepare(self, f: str, value: Any) -> tuple[str, Any]:
+        return f, value
+
+    def invoke(self, f: str, value: Any) -> Any:
+        from harness.client import fail, ok
+
+        key, v = value
+        if f == "read":
+            return ok([key, self.store.get(key)])
+        if f == "write":
+            self.store[key] = v
+            return ok(value)
+        frm, to = v
+        if self.store.get(key) != frm:
+            return fail("mismatch")
+        self.store[key] = to
+        return ok(value)
+
+    def retry(self, f: str, value: Any) -> Any:
+        self.resent.append(value)
+        return self.invoke(f, value)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_cas_compares_against_the_value_its_worker_saw() -> None:
+    import random as _random
+
+    from harness.client import Retryable, idempotency
+    from harness.workloads.register import ObservingClient
+
+    inner = _Recording()
+    c = ObservingClient(inner, _random.Random(1), p=1.0)
+    assert isinstance(c, Retryable) and idempotency(c) == "request-id"
+    # nothing seen on k0: the plan's guess stands
+    assert c.prepare("cas", ["k0", [-1, 5]]) == ("cas", ["k0", [-1, 5]])
+    c.invoke("write", ["k0", 3])
+    assert c.prepare("cas", ["k0", [-1, 5]]) == ("cas", ["k0", [3, 5]])
+    inner.store["k0"] = 4  # another worker wrote 4; this one reads it
+    c.invoke("read", ["k0", None])
+    f, v = c.prepare("cas", ["k0", [3, 6]])
+    assert v == ["k0", [4, 6]] and c.invoke(f, v).type.value == "ok"
+    assert c.prepare("cas", ["k0", [1, 7]]) == ("cas", ["k0", [6, 7]])
+    c.retry("write", ["k0", 9])  # the wrapped client's own resend
+    assert inner.resent == [["k0", 9]]
+    # a client without resends stays one
+    class Plain:
+        def prepare(self, f: str, value: Any) -> tuple[str, Any]:
+            return f, value
+
+    assert not isinstance(ObservingClient(Plain(), _random.Random(1)),  # type: ignore[arg-type]
+                          Retryable)
