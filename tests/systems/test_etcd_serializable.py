@@ -70,6 +70,7 @@ def test_bad_reads_option_is_a_clear_error(mode: Any) -> None:
 
 
 @pytest.mark.docker
+@pytest.mark.slow
 def test_etcd_serializable_reads_from_a_cut_off_follower(tmp_path: Path) -> None:
     require(engine_available(), "no Docker engine reachable")
     sched = FaultSchedule((
