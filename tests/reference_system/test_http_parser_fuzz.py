@@ -59,6 +59,15 @@ def port() -> Iterator[int]:
         loop.call_soon_threadsafe(server.close)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
+        loop.run_until_complete(_end_tasks())  # aiohttp keeps a task per connection
+        loop.close()
+
+
+async def _end_tasks() -> None:
+    tasks = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _length(reply: bytes) -> int:
