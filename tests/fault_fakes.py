@@ -33,3 +33,22 @@ class FakeCluster:
 
     def resume(self, node: str) -> None:
         self.calls.append(("resume", node))
+
+
+class FakeToxiproxy:
+    """Records the toxics in force: (proxy, name) -> (type, stream, attributes, toxicity)."""
+
+    def __init__(self) -> None:
+        self.toxics: dict[tuple[str, str], tuple[str, str, dict[str, object], float]] = {}
+
+    def add_toxic(self, proxy: str, *, type: str, name: str, stream: str,
+                  attributes: dict[str, object], toxicity: float = 1.0) -> None:
+        assert (proxy, name) not in self.toxics, f"{proxy}/{name} added twice"
+        assert stream in ("upstream", "downstream")
+        self.toxics[(proxy, name)] = (type, stream, dict(attributes), toxicity)
+
+    def remove_toxic(self, proxy: str, name: str) -> None:
+        del self.toxics[(proxy, name)]
+
+    def close(self) -> None:
+        pass

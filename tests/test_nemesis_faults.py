@@ -23,7 +23,7 @@ class FakeToxiproxy:
         self.fail_remove: set[tuple[str, str]] = set()
 
     def add_toxic(self, proxy: str, *, type: str, name: str, stream: str,
-                  attributes: dict[str, Any]) -> None:
+                  attributes: dict[str, Any], toxicity: float = 1.0) -> None:
         assert (proxy, name) not in self.toxics, f"{proxy}/{name} added twice"
         self.toxics[(proxy, name)] = type
 

@@ -155,7 +155,7 @@ class _FakeToxiproxy:
         self.toxics: set[tuple[str, str]] = set()
 
     def add_toxic(self, proxy: str, *, type: str, name: str, stream: str,
-                  attributes: dict[str, Any]) -> None:
+                  attributes: dict[str, Any], toxicity: float = 1.0) -> None:
         assert (proxy, name) not in self.toxics, f"{proxy}/{name} added twice"
         self.toxics.add((proxy, name))
 

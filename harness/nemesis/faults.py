@@ -7,7 +7,10 @@ Network faults are toxics on the proxies of exactly the links a plan names:
   direction; removing it closes the connections it held (as a real Toxiproxy
   does), so healed nodes must reconnect, which is part of what is tested;
 * latency is a ``latency`` toxic (with jitter) on both streams;
-* a stall is a ``bandwidth`` toxic with rate 0.
+* a stall is a ``bandwidth`` toxic with rate 0;
+* a flaky link gets one of the other toxics (reset_peer, slicer, limit_data,
+  bandwidth, timeout) with a toxicity (the share of connections it acts on)
+  on the stream that carries the chosen direction, as a cut does.
 
 Process faults (kill, restart, pause, resume) go to the cluster backend.
 Every method returns a JSON-ready description of exactly what it did, which
@@ -29,11 +32,14 @@ from harness.cluster.backend import Cluster, Link
 from harness.errors import HarnessError
 from harness.nemesis.grudge import Grudge, cut_links
 
-__all__ = ["Nemesis", "NemesisError"]
+__all__ = ["FLAKY_TOXICS", "Nemesis", "NemesisError"]
 
 CUT = "harness-cut"
 SLOW = "harness-latency"
 STALL = "harness-stall"
+FLAKY = "harness-flaky"
+#: the Toxiproxy toxics a flaky link may get
+FLAKY_TOXICS = ("slicer", "bandwidth", "limit_data", "reset_peer", "timeout")
 
 
 class NemesisError(HarnessError):
@@ -61,9 +67,9 @@ class Nemesis:
     # --- network -------------------------------------------------------------------
 
     def _add(self, proxy: str, name: str, kind: str, stream: str,
-             attributes: Mapping[str, Any], added: list[str]) -> None:
+             attributes: Mapping[str, Any], added: list[str], *, toxicity: float = 1.0) -> None:
         self.tp.add_toxic(proxy, type=kind, name=name, stream=stream,
-                          attributes=dict(attributes))
+                          attributes=dict(attributes), toxicity=toxicity)
         self._toxics.add((proxy, name))
         added.append(f"{proxy}/{name}")
 
@@ -84,6 +90,33 @@ class Nemesis:
                 applied.append(f"{link.name}/downstream")
         return {"fault": "partition", "grudge": {k: sorted(v) for k, v in grudge.items()},
                 "toxics": applied, "added": added}
+
+    def directed(self, src: str, dst: str) -> list[tuple[Link, str]]:
+        """The (proxy, stream) pairs that carry what ``src`` sends to ``dst``: upstream on
+        src's proxies to dst, downstream (as replies) on dst's proxies to src."""
+        return ([(lk, "upstream") for lk in self._links.get((src, dst), [])]
+                + [(lk, "downstream") for lk in self._links.get((dst, src), [])])
+
+    def flaky(self, pairs: Iterable[tuple[str, str]], *, toxic: str,
+              attributes: Mapping[str, Any], toxicity: float = 1.0) -> dict[str, Any]:
+        """Make each directed link ``(src, dst)`` flaky: what src sends to dst goes through
+        one Toxiproxy ``toxic`` acting on a ``toxicity`` share of connections."""
+        if toxic not in FLAKY_TOXICS:
+            raise NemesisError(f"unknown flaky toxic {toxic!r}; known: {', '.join(FLAKY_TOXICS)}")
+        if not 0.0 <= toxicity <= 1.0:
+            raise NemesisError(f"toxicity {toxicity!r} is not between 0 and 1")
+        applied: list[str] = []
+        added: list[str] = []
+        done: list[list[str]] = []
+        for src, dst in pairs:
+            for link, stream in self.directed(src, dst):
+                self._add(link.name, f"{FLAKY}-{stream}", toxic, stream, attributes, added,
+                          toxicity=toxicity)
+                applied.append(f"{link.name}/{stream}")
+            done.append([src, dst])
+        return {"fault": "flaky", "toxic": toxic, "toxicity": toxicity,
+                "attributes": dict(attributes), "pairs": done, "toxics": applied,
+                "added": added}
 
     def latency(self, links: Iterable[Link], *, latency_ms: int, jitter_ms: int = 0
                 ) -> dict[str, Any]:

@@ -82,8 +82,17 @@ def fault_summary(interval: FaultInterval, params: Mapping[str, Any] | None = No
     p = params or {}
     v = interval.start_value if isinstance(interval.start_value, Mapping) else {}
     kind = interval.kind
+    own = _kind(kind)
+    described = None
+    if own is not None and "error" not in v:
+        try:
+            described = own.describe(v, p)
+        except (TypeError, ValueError, KeyError, AttributeError):  # a hand-edited record
+            described = None
     if "error" in v:
         text = f"{kind} was not applied: {v['error']}"
+    elif described is not None:
+        text = described + _fallback(v)
     elif kind == "partition":
         text = "partition" + (f" {v['plan']}" if v.get("plan") else "")
         sides = _sides(v.get("grudge"))
@@ -166,8 +175,15 @@ def _links_text(links: Any, params: Mapping[str, Any]) -> str:
     return " ".join(parts)
 
 
-_ENDED = {"partition": "healed", "kill": "restarted", "pause": "resumed",
-          "latency": "removed", "stall": "removed"}
+def _kind(name: str) -> Any:
+    """The registered fault kind of that name, or None (a history from elsewhere may name
+    kinds this harness does not have; its report still shows them, in generic words)."""
+    from harness.nemesis import registry
+
+    try:
+        return registry.get(name)
+    except ValueError:
+        return None
 
 
 def _ending(kind: str, interval: FaultInterval) -> str:
@@ -178,7 +194,8 @@ def _ending(kind: str, interval: FaultInterval) -> str:
         return "never in force"
     if "error" in end:
         return f"could not be undone: {end['error']}"
-    done = _ENDED.get(kind, "ended")
+    own = _kind(kind)
+    done = own.ended if own is not None else "ended"
     return f"{done} by heal-all" if end.get("fault") == "heal-all" else done
 
 

@@ -273,7 +273,7 @@ class _Toxiproxy:
         self.toxics: set[tuple[str, str]] = set()
 
     def add_toxic(self, proxy: str, *, type: str, name: str, stream: str,
-                  attributes: dict[str, Any]) -> None:
+                  attributes: dict[str, Any], toxicity: float = 1.0) -> None:
         self.toxics.add((proxy, name))
 
     def remove_toxic(self, proxy: str, name: str) -> None:
