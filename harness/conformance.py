@@ -21,6 +21,12 @@ What it checks, each a test of its own so a failure names the broken part:
   leader discovery), and the cluster is ready again after the resume;
 * a partition cuts peer traffic (when the system can name a leader: an
   isolated leader is replaced by the majority) and healing restores it;
+* flaky links: with every peer link sliced into one-byte pieces the cluster
+  stays ready (a node that mishandles partial reads does not); with what
+  the leader sends held by a ``timeout`` toxic, one direction only, the
+  others elect a leader of their own (the toxics sit on the direction
+  asked for); after connections are reset (``reset_peer``) and the toxics
+  removed, the cluster is ready again;
 * lose-unsynced (on a backend that mounts the layer, see
   :mod:`harness.lazyfs`): the node's data directory is on the layer and the
   node fsyncs through it; after a crash a file written there without fsync
@@ -278,6 +284,48 @@ def test_partition_and_heal(cluster: Any, system: Any) -> None:
     finally:
         nemesis.heal_network()
     _wait(lambda: _ready(cluster, system), "the cluster to be ready after healing")
+
+
+# --- flaky -----------------------------------------------------------------------------
+
+
+def test_flaky_links(cluster: Any, system: Any) -> None:
+    """Under ``flaky``: a system reassembles partial reads (every peer link sliced into
+    one-byte pieces and the cluster stays ready); the toxic acts on the direction named
+    (what the leader sends, held, and the others replace it, though it still hears them);
+    the system reconnects after resets, and is ready again once the toxics are gone."""
+    nemesis = Nemesis(cluster)
+    nodes = list(cluster.nodes)
+    every = [(a, b) for a in nodes for b in nodes if a != b]
+    addrs = {n: cluster.client_address(n) for n in nodes}
+    try:
+        done = nemesis.flaky(every, toxic="slicer", toxicity=1.0,
+                             attributes={"average_size": 1, "size_variation": 0, "delay": 0})
+        assert done["toxics"], "flaky touched no link: are the peer roles right?"
+        time.sleep(2.0)
+        _wait(lambda: _ready(cluster, system), "the cluster to stay ready with every peer "
+              "link sliced into one-byte pieces (are partial reads reassembled?)", timeout_s=30)
+        nemesis.heal_network()
+        if isinstance(system, HasLeader):
+            _wait(lambda: system.leader(addrs, timeout_s=1.0) is not None, "a leader")
+            target = str(system.leader(addrs, timeout_s=1.0))
+            rest = {n: a for n, a in addrs.items() if n != target}
+            nemesis.flaky([(target, n) for n in nodes if n != target], toxic="timeout",
+                          toxicity=1.0, attributes={"timeout": 0})
+
+            def others_moved_on() -> bool:
+                leader = system.leader(rest, timeout_s=1.0)
+                return leader is not None and leader != target
+
+            _wait(others_moved_on, f"the others to elect a leader of their own while what "
+                  f"{target} sends them is held (one direction only)")
+            nemesis.heal_network()
+        nemesis.flaky(every, toxic="reset_peer", toxicity=1.0, attributes={"timeout": 0})
+        time.sleep(1.0)
+    finally:
+        nemesis.heal_network()
+        nemesis.close()
+    _wait(lambda: _ready(cluster, system), "the cluster to be ready after flaky links healed")
 
 
 # --- lose-unsynced ---------------------------------------------------------------------

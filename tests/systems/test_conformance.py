@@ -39,7 +39,7 @@ def passed(out: str) -> set[str]:
 
 ALL = {"test_adapter_shape", "test_launch_commands", "test_cluster_starts_and_is_ready",
        "test_kill_and_restart", "test_pause_and_resume", "test_partition_and_heal",
-       "test_teardown_leaves_nothing"}
+       "test_flaky_links", "test_teardown_leaves_nothing"}
 
 
 def test_refsys_conforms_locally() -> None:
