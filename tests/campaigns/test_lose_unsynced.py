@@ -52,12 +52,21 @@ def test_no_fsync_loses_acknowledged_enqueues(tmp_path: Path, harness_seed: int)
 
 def test_forget_promise_is_caught_by_lose_unsynced_crashes(tmp_path: Path, harness_seed: int
                                                            ) -> None:
+    """Two values chosen for one slot show as a non-linearizable history or as replicas
+    that disagree at one applied position (the bug's two documented anomalies; which
+    one a run shows depends on whether a client read crossed the two values)."""
     c = under_lose_unsynced(CAMPAIGNS["forget_promise"])
-    f = find(c, harness_seed, tmp_path)
-    assert not f.errors, f.errors
-    assert f.found, f"forget_promise not caught in {f.runs} runs: {f.verdicts} {f.run_dirs}"
-    assert f.result is not None
-    _crashes(f.result)
+    seen = []
+    for k in range(c.max_runs):
+        r = run(c.config(harness_seed * 1000 + k, tmp_path))
+        assert r.error is None, r.error
+        found = anomalies(r)
+        seen.append((r.verdict, {n: a for n, a in found.items() if a}, str(r.run_dir)))
+        if r.valid is False and ("nonlinearizable" in found.get("linearizable", [])
+                                 or "divergent-replicas" in found.get("convergence", [])):
+            _crashes(r)
+            return
+    pytest.fail(f"forget_promise not caught in {c.max_runs} runs: {seen}")
 
 
 @pytest.mark.parametrize("recipe", ["no_fsync", "forget_promise"])
