@@ -168,6 +168,24 @@ def _labels(run_id: str) -> dict[str, str]:
     return {HARNESS_LABEL: "1", RUN_LABEL: run_id, **Owner.current().labels()}
 
 
+def _remove_layers(run_id: str | None, errors: list[str]) -> None:
+    """Unmount and remove the lose-unsynced layers' folders of one run (or of every run)
+    on this host: a SIGKILLed harness leaves them mounted, with their layer processes
+    (a layer's loop ends once its mount is gone)."""
+    import glob
+    import shutil
+    import tempfile
+
+    from harness.lazyfs.mount import unmount_under
+
+    pattern = f"harness-{run_id}-lazyfs-*" if run_id is not None else "harness-*-lazyfs-*"
+    for folder in glob.glob(str(Path(tempfile.gettempdir()) / pattern)):
+        unmount_under(Path(folder))
+        shutil.rmtree(folder, ignore_errors=True)
+        if Path(folder).exists():
+            errors.append(f"lose-unsynced layer folder {folder}: could not be removed")
+
+
 def _explain(e: BaseException) -> str:
     """The daemon's own words for an API error (``explanation``), else the exception."""
     return str(getattr(e, "explanation", None) or e)
@@ -210,6 +228,7 @@ def gc(client: Any = None, *, run_id: str | None = None) -> dict[str, list[str]]
             attempt("networks", n.name, n.remove)
         for v in client.volumes.list(filters=filters):
             attempt("volumes", v.name, functools.partial(v.remove, force=True))
+        _remove_layers(run_id, errors)
     finally:
         if own:
             client.close()

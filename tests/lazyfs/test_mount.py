@@ -112,3 +112,29 @@ def test_control_socket_refuses_bad_commands(layer: LazyMount) -> None:
     with pytest.raises(LazyFSError, match="crash mode"):
         layer.command({"op": "crash", "mode": "half"})
     assert layer.stats()["crashes"] >= 0
+
+
+def test_gc_unmounts_and_removes_a_docker_runs_layer_left_behind() -> None:
+    """A SIGKILLed harness leaves a Docker run's layer mounted on the host; gc of that
+    run unmounts it, removes its folder, and the layer process ends with its mount."""
+    import tempfile
+    import uuid
+
+    from harness.cluster.docker import _remove_layers
+
+    why = available()
+    require(why is None, f"cannot mount the lose-unsynced layer: {why}")
+    run_id = f"gc-{uuid.uuid4().hex[:8]}"
+    root = Path(tempfile.mkdtemp(prefix=f"harness-{run_id}-lazyfs-"))
+    mount = LazyMount(root / "n1", root / ".disk" / "n1", log=root.parent / f"{run_id}.log")
+    mount.start()
+    try:
+        (mount.mountpoint / "wal.log").write_bytes(b"x")
+        errors: list[str] = []
+        _remove_layers(run_id, errors)
+        assert errors == [] and not root.exists() and not _mounted(mount.mountpoint)
+        assert mount.proc is not None
+        mount.proc.wait(timeout=10)
+    finally:
+        mount.stop()
+        (root.parent / f"{run_id}.log").unlink(missing_ok=True)
