@@ -46,6 +46,9 @@ Write ``harness/nemesis/kinds/<name>.py`` (the file name is free; the kind's
   cannot be applied: the driver records it as not applied and goes on;
 * optionally ``describe(value, params) -> str | None``: the report's sentence
   for a start record (None: the report's generic words);
+* optionally ``cluster_options`` (a mapping): keyword options the run's cluster
+  must be built with when a run uses the kind (lose-unsynced's layer under the
+  data directories must be there from the start);
 * optionally ``heal(ctx)``: undo whatever a run stopped mid-fault left behind,
   called once after the last fault (network toxics and killed or paused nodes
   are already healed by the nemesis's ``heal_all``).
@@ -181,6 +184,7 @@ class FaultKind:
     label: ClassVar[str] = ""
     ended: ClassVar[str] = "ended"
     help: ClassVar[str] = ""
+    cluster_options: ClassVar[Mapping[str, Any]] = {}
 
     def draw(self, rng: random.Random, nodes: Sequence[str]) -> dict[str, Any]:
         raise NotImplementedError
