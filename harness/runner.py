@@ -26,6 +26,7 @@ from harness.analysis import check_history, with_recorded_checks
 from harness.checker.availability import PROMISES
 from harness.checker.result import UNKNOWN, Result
 from harness.client import RETRIED_FS, Client, Outcome, Retryable, idempotency
+from harness.cluster.backend import Cluster
 from harness.errors import HarnessError
 from harness.formats import HistoryWriter
 from harness.generator import (
@@ -311,16 +312,25 @@ def _kind_cluster_options(cfg: RunConfig) -> dict[str, Any]:
     return options
 
 
-def _make_cluster(cfg: RunConfig, system: Any, run_dir: Path, run_id: str) -> Any:
-    cls: Any = backend_class(cfg.backend)
+def _make_cluster(cfg: RunConfig, system: Any, run_dir: Path, run_id: str) -> Cluster:
+    """The run's cluster, not started. Typed as :class:`Cluster` on purpose: mypy then
+    checks each backend's class against the protocol the fault kinds are written to."""
     extra = _kind_cluster_options(cfg)
     if cfg.backend == "local":
-        return cls(system, nodes=cfg.nodes, run_dir=run_dir, run_id=run_id,
-                   toxiproxy_url=cfg.toxiproxy_url, **extra)
+        from harness.cluster.local import LocalCluster
+
+        local: Cluster = LocalCluster(system, nodes=cfg.nodes, run_dir=run_dir, run_id=run_id,
+                                      toxiproxy_url=cfg.toxiproxy_url, **extra)
+        return local
+    backend_class(cfg.backend)  # an unknown backend, or Docker's missing, is one line
     if cfg.toxiproxy_url:
         raise HarnessError("--toxiproxy-url works with the local backend; in Docker the "
                            "proxies run in a container on the run's own network")
-    return cls(system, nodes=cfg.nodes, run_dir=run_dir, run_id=run_id, **extra)
+    from harness.cluster.docker import DockerCluster
+
+    docker: Cluster = DockerCluster(system, nodes=cfg.nodes, run_dir=run_dir, run_id=run_id,
+                                    **extra)
+    return docker
 
 
 class _LbObserver:

@@ -21,7 +21,8 @@ from harness.nemesis.faults import Nemesis
 from harness.system import HasLeader
 
 if TYPE_CHECKING:
-    from harness.cluster.backend import Link
+    from harness.cluster.backend import Cluster, Link
+    from harness.system import System
 
 __all__ = ["FaultDriver", "NemesisRecorder"]
 
@@ -57,8 +58,9 @@ class FaultDriver:
     was first" without replaying the run.
     """
 
-    def __init__(self, nemesis: Nemesis, cluster: Any, system: Any, recorder: NemesisRecorder,
-                 schedule: FaultSchedule, stop: threading.Event) -> None:
+    def __init__(self, nemesis: Nemesis, cluster: Cluster, system: System,
+                 recorder: NemesisRecorder, schedule: FaultSchedule,
+                 stop: threading.Event) -> None:
         self.nemesis = nemesis
         self.cluster = cluster
         self.system = system
