@@ -20,9 +20,10 @@ The mapping of the harness's queue operations:
   acknowledged (delivery tags belong to a channel): ``fail``, and the
   broker redelivers it.
 * ``read-item``: RabbitMQ cannot look an item up by id. A read *browses*
-  the queue: on a channel of its own it takes every ready message without
-  acknowledging it, then closes the channel, which puts them all back
-  (marked redelivered). An item seen is ``queued``; one not seen is "not
+  the queue: on a channel of its own it takes ready messages without
+  acknowledging them until it meets the item or the queue answers empty,
+  then puts them all back (``basic.nack`` with requeue: they are marked
+  redelivered). An item seen is ``queued``; one not seen is "not
   found" (``None``). Messages held unacknowledged by another live
   connection are invisible to a browse, so a read is only meaningful once
   every other worker's connection is closed: the harness closes them all
@@ -149,16 +150,27 @@ class RabbitQueueClient:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise _Timeout(f"no answer within {self.timeout_s:g}s")
-            self._conn.process_data_events(time_limit=min(left, 0.005))
+            self._conn.process_data_events(time_limit=min(left, 0.002))
 
     def _drop(self) -> None:
         """Forget the connection; the broker returns whatever it held to the queue."""
         conn, self._conn, self._ch, self._browse_ch = self._conn, None, None, None
         self.held.clear()
         self._tags.clear()
-        if conn is not None:
+        if conn is None:
+            return
+        # Through the connection's core: pika's blocking close() trips over channels
+        # it did not open itself, and waits for the broker without a limit.
+        impl = conn._impl
+        with contextlib.suppress(Exception):
+            if impl.is_open:
+                impl.close(200, "bye")  # closes the channels, then the connection
+            deadline = time.monotonic() + min(self.timeout_s, 1.0)
+            while not impl.is_closed and time.monotonic() < deadline:
+                conn.process_data_events(time_limit=0.01)
+        if not impl.is_closed:
             with contextlib.suppress(Exception):
-                conn.close()
+                impl._adapter_disconnect_stream()  # a silent broker: just drop the socket
 
     def close(self) -> None:
         self._drop()
@@ -258,29 +270,30 @@ class RabbitQueueClient:
     def _browse(self, iid: str) -> Outcome:
         """Whether ``iid`` is among the ready messages (see the module docstring).
 
-        The browse channel is kept while the queue answers empty (it holds
-        nothing), and closed, to put the messages back, after any browse that
-        took some.
+        The browse channel is kept: after a browse that took messages, one
+        ``basic.nack`` (multiple, requeue) puts them all back, and a synchronous
+        ``basic.qos`` proves the broker has done so before the read answers.
         """
         if self._browse_ch is None or not self._browse_ch.is_open:
             self._browse_ch = self._open_channel()
         ch = self._browse_ch
         seen = False
-        took = 0
+        last_tag = 0
         try:
             for _ in range(BROWSE_MAX):
                 got = self._get(ch)
                 if got is None:
                     break
-                took += 1
+                last_tag = got[0].delivery_tag
                 if str(json.loads(got[1])["id"]) == iid:
                     seen = True
                     break
             else:
                 return fail(f"more than {BROWSE_MAX} messages: browse gave up")
         finally:
-            if took:
-                self._browse_ch = None
-                ch.close()  # puts every browsed message back
-                self._wait(lambda: ch.is_closed)
+            if last_tag:
+                ch.basic_nack(delivery_tag=last_tag, multiple=True, requeue=True)
+                done: list[bool] = []
+                ch.basic_qos(prefetch_count=0, callback=lambda _f: done.append(True))
+                self._wait(lambda: bool(done), ch)
         return ok({"id": iid, "state": "queued" if seen else None})

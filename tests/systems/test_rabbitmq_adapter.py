@@ -1,0 +1,86 @@
+"""The RabbitMQ adapter without a broker: options, launch commands, the client's
+classification of what it could not even send. (The campaigns are in
+``test_rabbitmq_campaigns.py``; the conformance kit runs it in Docker.)"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.client import Outcome
+from harness.errors import HarnessError
+from harness.history import OpType
+from harness.system import Address, NodeContext, System, peer_addressing
+from harness.systems import get_system, installed_systems
+from harness.systems.rabbitmq import PARTITION_HANDLING, QUEUE_TYPES, RabbitMQ
+from harness.systems.rabbitmq_client import RabbitQueueClient
+
+
+def ctx(name: str) -> NodeContext:
+    nodes = ("n1", "n2", "n3")
+    system = RabbitMQ()
+    return NodeContext(name, nodes.index(name), nodes,
+                       {r: Address("0.0.0.0", p) for r, p in system.ports.items()},
+                       {o: {r: Address(o, system.ports[r]) for r in system.peer_roles}
+                        for o in nodes if o != name}, "/data", backend="docker")
+
+
+def test_installed_and_shaped() -> None:
+    assert "rabbitmq" in installed_systems()
+    system = get_system("rabbitmq")
+    assert isinstance(system, System)
+    assert peer_addressing(system) == "named"
+    assert set(system.peer_roles) == {"epmd", "dist"}
+    assert system.workloads == ("queue",)
+    assert not hasattr(system, "lease_ms")  # no lease promised: no stuck verdicts
+
+
+@given(queue=st.text(max_size=20), handling=st.text(max_size=20))
+def test_bad_options_are_a_clear_error(queue: str, handling: str) -> None:
+    if queue in QUEUE_TYPES and handling in PARTITION_HANDLING:
+        assert get_system("rabbitmq", queue=queue, partition_handling=handling)
+        return
+    with pytest.raises(HarnessError, match="bad options for system 'rabbitmq'"):
+        get_system("rabbitmq", queue=queue, partition_handling=handling)
+
+
+def test_launch_joins_the_first_node_once_with_a_pinned_dist_port() -> None:
+    first, second = RabbitMQ().launch(ctx("n1")), RabbitMQ().launch(ctx("n2"))
+    for launch, name in ((first, "n1"), (second, "n2")):
+        assert launch.env["RABBITMQ_NODENAME"] == f"rabbit@{name}"
+        assert launch.env["RABBITMQ_DIST_PORT"] == "25672"
+        assert "net_ticktime 8" in launch.env["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"]
+        assert ".erlang.cookie" in launch.argv[-1]
+    assert "join_cluster" not in first.argv[-1]
+    script = second.argv[-1]
+    assert "rabbit_mnesia:join_cluster(" in script and "rabbit@n1" in script
+    assert "/data/joined" in script
+    assert "cluster_partition_handling = autoheal" in RabbitMQ(
+        partition_handling="autoheal").launch(ctx("n3")).argv[-1]
+
+
+def closed_port() -> Address:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return Address("127.0.0.1", s.getsockname()[1])
+
+
+def test_nothing_sent_is_a_definite_fail() -> None:
+    client = RabbitQueueClient(closed_port(), worker="w0", timeout_s=1.0)
+    try:
+        outs: list[Outcome] = [client.invoke("enqueue", {"id": "i1"}),
+                               client.invoke("claim", None),
+                               client.invoke("read-item", {"id": "i1"}),
+                               client.invoke("nonsense", None)]
+        assert [o.type for o in outs] == [OpType.FAIL] * 4, outs
+        # an item whose channel is gone cannot be acknowledged: refused unsent
+        client.held.append({"id": "i2", "token": None})
+        f, v = client.prepare("complete", None)
+        assert (f, v["id"]) == ("complete", "i2")
+        assert client.invoke(f, v).type is OpType.FAIL
+        assert client.invoke("renew", {"id": "i3", "token": None}).type is OpType.FAIL
+    finally:
+        client.close()
