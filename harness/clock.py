@@ -26,7 +26,9 @@ Known limits of libfaketime 0.9.10 under ``DONT_FAKE_MONOTONIC`` (upstream
 issue #426): ``time.sleep()`` fails with EINVAL (Python 3.11 sleeps with an
 absolute monotonic deadline that libfaketime mistranslates), so a node must
 not call it (the reference node, an asyncio program, does not); a thread's
-timed wait that straddles a step may last up to the step longer. Statically
+timed wait that straddles a step may last up to the step longer; and its
+"monotonic fix" must be off (``FAKETIME_FORCE_MONOTONIC_FIX=0``, see
+:func:`preload_env`). Statically
 linked programs (Go: etcd, NATS) ignore ``LD_PRELOAD``, so a system opts in
 by declaring ``clock_control = "faketime"`` (:func:`supports`).
 """
@@ -104,6 +106,11 @@ def preload_env(control_file: str, base: Mapping[str, str] | None = None,
         "FAKETIME_TIMESTAMP_FILE": control_file,
         "FAKETIME_NO_CACHE": "1",
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        # the "monotonic fix" (on by default with glibc) mistimes waits on monotonic
+        # condition variables, Python's GIL among them: a thread waiting for the GIL
+        # then takes 30-70 ms instead of 5 (p50, 2 cores), and the node's event loop
+        # starved (3 of 275 enqueues acknowledged in a 15 s run)
+        "FAKETIME_FORCE_MONOTONIC_FIX": "0",
         "NO_FAKE_STAT": "1",
     }
 

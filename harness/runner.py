@@ -408,6 +408,11 @@ def _run(cfg: RunConfig, signals: StopSignals,
     if cfg.workload not in system.workloads:
         raise HarnessError(f"system {cfg.system!r} does not support workload {cfg.workload!r}; "
                            f"it supports {', '.join(system.workloads)}")
+    if getattr(workload, "lease_ms", 0) is None and getattr(system, "states_claim_lease", False):
+        # the system promises each claim its lease from the claim's sending: state it in
+        # every claim, so the lease checker judges every run, not only tuned campaigns
+        stated: Any = workload  # a dataclass with lease_ms (the queue workloads)
+        workload = dataclasses.replace(stated, lease_ms=float(system.lease_ms))
     kinds_used = list(dict.fromkeys([*cfg.nemesis, *(f.kind for f in (
         cfg.schedule.faults if cfg.schedule else ()))]))
     registry.require(kinds_used, system, backend_class(cfg.backend),

@@ -51,6 +51,9 @@ class ReferenceSystem:
     #: the nodes read time through libc, so a preloaded libfaketime moves their wall
     #: clock (harness.clock; the ``clock`` fault kind)
     clock_control: str = "faketime"
+    #: a claim holds its item for ``lease_ms`` from the claim's sending (leases.py): the
+    #: queue workload states it, so every run's lease checker judges exclusivity
+    states_claim_lease: bool = True
 
     def __post_init__(self) -> None:
         from reference_system.bugs import BUGS
