@@ -126,6 +126,9 @@ def clock_svg(lanes: ClockLanes, *, axis: TimeAxis) -> str:
     row = {n: i for i, n in enumerate(lanes.nodes)}
     for n, i in row.items():
         mid = top + i * row_h + row_h / 2
+        if i % 2 == 0:  # banded rows: a bar below one node's line is not read as the next's
+            out.append(f'<rect x="0" y="{top + i * row_h}" width="{width - right}" '
+                       f'height="{row_h}" fill="#f3f4f6"/>')
         out.append(f'<text x="8" y="{mid + 4:.1f}" font-size="12">{escape(n)}</text>')
         out.append(f'<line x1="{left}" x2="{width - right}" y1="{mid:.1f}" y2="{mid:.1f}" '
                    'stroke="#999" stroke-width="0.5"/>')
