@@ -19,6 +19,7 @@ from harness.checker import (
     stats,
 )
 from harness.client import Client, Outcome
+from harness.clock import ClockControl
 from harness.errors import FormatError, HarnessError, HistoryError, ModelError
 from harness.formats import HistoryWriter, parse_history, read_history, write_jsonl
 from harness.history import NEMESIS, Call, History, Op, OpType
@@ -46,6 +47,7 @@ __all__ = [
     "CheckReady",
     "Checker",
     "Client",
+    "ClockControl",
     "FormatError",
     "HarnessError",
     "HasLeader",

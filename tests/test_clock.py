@@ -182,3 +182,10 @@ def test_wall_clock_lease_bug_expires_on_a_step_and_the_tracker_does_not(
     wall.s += 2.5
     assert good.due(12_500, leader_since_ms=0) == bad.due(12_500, leader_since_ms=0) == [
         ("a", 7, 0)]
+
+
+def test_both_backends_can_step_clocks() -> None:
+    from harness.cluster.docker import DockerCluster
+
+    for backend in (LocalCluster, DockerCluster):
+        assert issubclass(backend, clock.ClockControl), backend
