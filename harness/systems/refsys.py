@@ -63,9 +63,6 @@ class ReferenceSystem:
                 raise HarnessError(
                     f"unknown seeded bug {name!r}; known: {', '.join(sorted(BUGS))}")
 
-    @property
-    def takeover_grace_ms(self) -> float:
-        """After a lease runs out, a leader expires the item only once it has led
     def refusals(self) -> Mapping[str, Sequence[str]]:
         """The state machine's answers on the merits (:class:`PromisesAvailability`):
         a CAS on another value, an enqueue of an id that exists, a completion,
@@ -82,6 +79,9 @@ class ReferenceSystem:
         machine), its catch-up, and a few elections."""
         return 3000.0 + 5 * self.election_timeout_ms
 
+    @property
+    def takeover_grace_ms(self) -> float:
+        """After a lease runs out, a leader expires the item only once it has led
         for a whole lease (a new leader after a fault waits that long), then an
         election or two may pass, then a worker's poll picks it up."""
         return self.lease_ms + 4 * self.election_timeout_ms + 1000.0
