@@ -148,7 +148,6 @@ class RabbitMQ:
         env = {
             **ctx.env,
             "HOME": d,
-            "RABBITMQ_NODENAME": f"rabbit@{ctx.name}",
             "RABBITMQ_MNESIA_BASE": f"{d}/mnesia",
             "RABBITMQ_LOG_BASE": f"{d}/log",
             "RABBITMQ_CONFIG_FILE": f"{d}/rabbitmq.conf",
@@ -160,6 +159,7 @@ class RabbitMQ:
         conf = "".join(f"{ln}\n" for ln in self.conf(ctx))
         lines = [
             "set -e",
+            f"export RABBITMQ_NODENAME=rabbit@{ctx.name}",
             f"printf %s '{COOKIE}' > {d}/.erlang.cookie",
             f"chmod 400 {d}/.erlang.cookie",
             f"cat > {d}/rabbitmq.conf <<'EOF'\n{conf}EOF",

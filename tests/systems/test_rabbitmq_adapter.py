@@ -50,7 +50,7 @@ def test_bad_options_are_a_clear_error(queue: str, handling: str) -> None:
 def test_launch_joins_the_first_node_once_with_a_pinned_dist_port() -> None:
     first, second = RabbitMQ().launch(ctx("n1")), RabbitMQ().launch(ctx("n2"))
     for launch, name in ((first, "n1"), (second, "n2")):
-        assert launch.env["RABBITMQ_NODENAME"] == f"rabbit@{name}"
+        assert f"export RABBITMQ_NODENAME=rabbit@{name}\n" in launch.argv[-1]
         assert launch.env["RABBITMQ_DIST_PORT"] == "25672"
         assert "net_ticktime 8" in launch.env["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"]
         assert ".erlang.cookie" in launch.argv[-1]

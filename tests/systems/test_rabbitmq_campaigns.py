@@ -3,9 +3,13 @@
 What RabbitMQ documents decides what is asserted:
 
 * a quorum queue (Raft) confirms a publish once a majority holds it, so
-  no confirmed message may be lost under partitions, kills and pauses: the
-  run must come out valid (not unknown), with the faults really applied
-  and enough operations acknowledged;
+  no confirmed message may be lost under partitions, kills and pauses, with
+  the faults really applied and enough operations acknowledged. A
+  consumer's ack is not confirmed (at-least-once delivery), so a message
+  redelivered after its ack was lost is within the promise: the queue
+  checker reports it as duplicated and the test accepts it only when the
+  broker flagged the second delivery ``redelivered`` (see
+  ``assert_quorum_promise``);
 * a classic queue mirrored with ``ha-mode: all`` promises nothing under a
   partition (Jepsen, 2014, lost acknowledged messages with it). Those runs
   (slow) assert no verdict: only that whatever anomaly is found is reported
@@ -80,14 +84,39 @@ def campaign(tmp_path: Path, *, seed: int, schedule: FaultSchedule,
                          recovery_timeout_s=90.0, system_options=options))
 
 
-def test_quorum_queue_is_valid_under_partitions(tmp_path: Path) -> None:
-    """Quorum queues promise that a confirmed publish survives a partition: valid.
+def assert_quorum_promise(r: RunResult) -> None:
+    """What RabbitMQ promises for a quorum queue, and nothing more.
+
+    A confirmed publish is never lost, nothing appears that was not
+    published, and every other checker is valid. A consumer's ack, though,
+    is not confirmed in AMQP 0-9-1 (RabbitMQ documents at-least-once
+    delivery): an ack the channel took while the queue's leader was being
+    replaced can be lost, and the message is delivered again, flagged
+    ``redelivered``. The queue checker still reports that as *duplicated*
+    (invalid: the harness's contract is one accepted completion); this test
+    accepts a duplicate only when the broker flagged its second delivery.
+    """
+    q = r.results["queue"]
+    d = q.details
+    assert {k: r.results[k].valid for k in r.results if k != "queue"} == {
+        k: True for k in r.results if k != "queue"}, verdicts(r)
+    assert d["lost_count"] == 0 and d["unexpected_count"] == 0, d
+    assert d["failed_then_seen_count"] == 0 and d["vanished_count"] == 0, d
+    assert set(d.get("anomalies") or []) <= {"duplicated"}, d["anomalies"]
+    redelivered = {str(o["value"]["id"]) for o in acked(r, "claim")
+                   if isinstance(o["value"], dict) and o["value"].get("redelivered")}
+    assert set(d["duplicated"]) <= redelivered, (d["duplicated"], r.run_dir)
+
+
+def test_quorum_queue_keeps_its_promise_under_partitions(tmp_path: Path) -> None:
+    """Quorum queues promise that a confirmed publish survives a partition.
 
     An acknowledgement whose connection died before its answer leaves the
     item unprovable (an acked item is simply gone, like a lost one), which
     would make the verdict unknown: partitions (the minority node, paused by
     ``pause_minority``, closes its clients' connections once per cut) keep
-    that rare; kills and pauses are in the slow test below.
+    that rare, so this run must have no unresolved item; kills and pauses
+    are in the slow test below.
     """
     r = campaign(tmp_path, seed=11, schedule=FaultSchedule(PARTITIONS, seed=11),
                  time_limit_s=28.0)
@@ -95,21 +124,22 @@ def test_quorum_queue_is_valid_under_partitions(tmp_path: Path) -> None:
     assert applied(r) == {"partition"}, applied(r)
     assert len(acked(r, "enqueue")) >= 200, len(acked(r, "enqueue"))
     assert len(acked(r, "complete")) >= 100, len(acked(r, "complete"))
-    assert r.valid is True, f"{verdicts(r)} ({r.run_dir})"
+    assert_quorum_promise(r)
+    assert not r.results["queue"].details.get("progress"), verdicts(r)
+    assert r.valid is True or r.results["queue"].details["anomalies"] == ["duplicated"]
 
 
 @pytest.mark.slow
-def test_quorum_queue_loses_nothing_under_kills_and_pauses(tmp_path: Path) -> None:
-    """With kills and pauses too, nothing confirmed may be lost or made up; an
-    acknowledgement cut off by a kill may leave an item unresolved (unknown)."""
+def test_quorum_queue_keeps_its_promise_under_kills_and_pauses(tmp_path: Path) -> None:
+    """With kills and pauses too; an acknowledgement cut off by a kill may also
+    leave an item unresolved (unknown), never lost."""
     r = campaign(tmp_path, seed=12, schedule=FAULTS, time_limit_s=42.0)
     assert r.error is None, r.error
     assert applied(r) == {"partition", "kill", "pause"}, applied(r)
     assert len(acked(r, "enqueue")) >= 300, len(acked(r, "enqueue"))
+    assert_quorum_promise(r)
     q = r.results["queue"]
-    assert q.valid is not False and r.valid is not False, f"{verdicts(r)} ({r.run_dir})"
-    assert q.details["lost_count"] == 0 and q.details["unexpected_count"] == 0
-    if q.valid is not True:
+    if q.details.get("progress"):
         assert q.details["progress"] == ["unresolved"], q.details
         assert q.details["unresolved_count"] <= q.details["indeterminate_consumes"]
 
