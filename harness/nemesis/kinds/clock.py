@@ -82,7 +82,9 @@ class Clock(FaultKind):
             rng.shuffle(spread)
             return {"mode": mode, "delta_s": abs(delta),
                     "offsets": {n: round(s, 3) for n, s in zip(nodes, spread, strict=True)}}
-        params: dict[str, Any] = {"mode": mode, "node": rng.choice([*nodes, "leader"]),
+        # the leader twice as likely as a named node: its clock is the one that decides
+        # (lease expiry, command stamps), and a named node is the leader a third of the time
+        params: dict[str, Any] = {"mode": mode, "node": rng.choice([*nodes, "leader", "leader"]),
                                   "delta_s": delta}
         if mode == "strobe":
             params["period_ms"] = rng.choice(STROBE_PERIODS_MS)
