@@ -99,6 +99,7 @@ def test_bug_names_are_validated() -> None:
         "forget_promise",
         "local_clock",
         "wall_clock_lease",
+        "no_fsync",
     }
 
 
