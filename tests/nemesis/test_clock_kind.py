@@ -106,6 +106,8 @@ def test_heal_stops_a_strobe_left_running_and_resets_every_clock() -> None:
     {"mode": "bump", "node": "n1", "delta_s": float("nan")},
     {"mode": "skew", "offsets": {}},
     {"mode": "skew", "offsets": {"n1": float("inf")}},
+    {"mode": "skew", "offsets": {"n1": 5.0, "n2": float("nan")}},
+    {"mode": "skew", "offsets": {"n1": 5.0, "n9": 1.0}},
     {"mode": "strobe", "node": "n1", "delta_s": 1.0, "period_ms": 0},
 ])
 def test_bad_params_are_refused_before_any_clock_moves(params: dict[str, Any]) -> None:

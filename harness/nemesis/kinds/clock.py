@@ -113,8 +113,12 @@ class Clock(FaultKind):
             if not isinstance(raw, Mapping) or not raw:
                 raise ValueError("a clock skew needs offsets: {node: seconds}")
             offsets = {str(n): float(s) for n, s in raw.items()}
-            for n, s in offsets.items():
+            unknown = sorted(set(offsets) - set(ctx.cluster.nodes))
+            if unknown:
+                raise ValueError(f"a clock skew names nodes the cluster has not: {unknown}")
+            for s in offsets.values():
                 clock.offset_spec(s)  # refuses NaN and infinities before touching a node
+            for n, s in offsets.items():
                 _set(ctx, n, s)
             return {"fault": self.name, "mode": mode, "offsets": offsets, "moved": moved}
         delta = float(params.get("delta_s", 30.0))
