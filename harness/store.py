@@ -3,6 +3,10 @@
 A run folder holds ``history.jsonl`` (streamed and flushed op by op, so a
 killed run can still be checked with ``harness check <run dir>``),
 ``results.json``, ``schedule.json`` (for ``--replay``), and ``logs/``.
+
+``results.json`` is versioned by its top-level ``"format"``: 2 since the
+checkers return typed details (same keys as before, so a file without the
+key, format 1, is read the same way; see ``harness.checker.result_from_dict``).
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunStore", "new_run_dir", "new_run_id"]
+__all__ = ["RESULTS_FORMAT", "RunStore", "new_run_dir", "new_run_id", "results_format"]
+
+#: the version of ``results.json`` this harness writes (absent in a file = 1)
+RESULTS_FORMAT = 2
 
 #: how much of the test's name a run id keeps (Docker names are ``harness-<id>-<part>``)
 RUN_ID_NAME_CHARS = 32
@@ -74,11 +81,23 @@ class RunStore:
         return self.dir / "history.jsonl"
 
     def write_json(self, name: str, data: Any) -> Path:
+        """Write ``name`` atomically; ``results.json`` gets its ``"format"`` stamped."""
+        if name == "results.json" and isinstance(data, dict):
+            data = {**data, "format": RESULTS_FORMAT}
         path = self.dir / name
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_default) + "\n")
         os.replace(tmp, path)
         return path
+
+
+def results_format(results: Any) -> int | None:
+    """The format of a loaded ``results.json``: 1 when it says none, None when it is
+    not a results object or its ``"format"`` is not a positive whole number."""
+    if not isinstance(results, dict):
+        return None
+    f = results.get("format", 1)
+    return f if isinstance(f, int) and not isinstance(f, bool) and f >= 1 else None
 
 
 def _default(v: Any) -> Any:

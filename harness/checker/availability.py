@@ -44,6 +44,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from harness.checker.details import AvailabilityDetails
 from harness.checker.result import UNKNOWN, Result
 from harness.history import History, OpType
 
@@ -137,9 +138,9 @@ def availability(history: History) -> Result:
     """Judge the calls made in quiet windows (see the module docstring)."""
     promise = promise_of(history.nemesis_ops())
     if promise is None:
-        return Result(UNKNOWN, details={
+        return Result(UNKNOWN, details=AvailabilityDetails.of({
             "reason": "the history states no availability promise (a nemesis op "
-                      f"{PROMISES!r}): nothing to judge against"})
+                      f"{PROMISES!r}): nothing to judge against"}))
     refusals = {str(f): {str(e) for e in errs}
                 for f, errs in dict(promise.get("refusals") or {}).items()
                 if isinstance(errs, list | tuple)}
@@ -203,7 +204,7 @@ def availability(history: History) -> Result:
                              f"(after a recovery grace of {grace_ms / 1000:g} s) were not "
                              f"served, in {len(bad_s)} of {len(judged_s)} seconds: "
                              + ", ".join(f"{k} ({v})" for k, v in by_error.most_common(3)))
-        return Result(UNKNOWN, details=details)
+        return Result(UNKNOWN, details=AvailabilityDetails.of(details))
     if not judged:
         details["note"] = "no request was made while the cluster was quiet: nothing judged"
-    return Result(True, details=details)
+    return Result(True, details=AvailabilityDetails.of(details))

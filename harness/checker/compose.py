@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from typing import Any
 
+from harness.checker.details import details_for
 from harness.checker.result import UNKNOWN, Result, merge_validity
 from harness.history import History
 
@@ -31,8 +31,9 @@ def run_checker(name: str, checker: Checker, history: History) -> Result:
         result = Result(UNKNOWN, checker=name, error=f"checker raised {tb}")
     if not isinstance(result, Result):
         result = Result(UNKNOWN, checker=name, error=f"checker returned {type(result).__name__}")
-    details: dict[str, Any] = dict(result.details)
-    details.setdefault("elapsed_s", round(time.perf_counter() - t0, 6))
+    details = details_for(name, result.details)  # typed, whatever the checker returned
+    if "elapsed_s" not in details:
+        details = details.with_(elapsed_s=round(time.perf_counter() - t0, 6))
     return Result(result.valid, checker=name, details=details, error=result.error)
 
 

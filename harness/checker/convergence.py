@@ -39,6 +39,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from harness.checker.details import ConvergenceDetails
 from harness.checker.result import UNKNOWN, Result
 from harness.history import History, OpType
 
@@ -144,8 +145,8 @@ def convergence(history: History) -> Result:
             unreadable[node] = str(why or ("never answered" if comp is None
                                            else "answer had no applied position"))
     if not order:
-        return Result(UNKNOWN, details={"reason": "no replica states were recorded",
-                                        "nodes": {}})
+        return Result(UNKNOWN, details=ConvergenceDetails.of(
+            {"reason": "no replica states were recorded", "nodes": {}}))
     nodes: dict[str, dict[str, Any]] = {}
     for n in order:
         if n in unreadable:
@@ -203,7 +204,7 @@ def convergence(history: History) -> Result:
     }
     if difference_count:
         details["anomalies"] = ["divergent-replicas"]
-        return Result(False, details=details)
+        return Result(False, details=ConvergenceDetails.of(details))
     not_compared = {n: d["reason"] for n, d in nodes.items()
                     if d["status"] in ("unreadable", "behind", "uncompared")}
     lagging = _lagging(nodes, read, wait)
@@ -216,5 +217,5 @@ def convergence(history: History) -> Result:
             not_compared[n] = nodes[n]["reason"]
     if not_compared:
         details["reason"] = "; ".join(f"{n}: {why}" for n, why in not_compared.items())
-        return Result(UNKNOWN, details=details)
-    return Result(True, details=details)
+        return Result(UNKNOWN, details=ConvergenceDetails.of(details))
+    return Result(True, details=ConvergenceDetails.of(details))

@@ -23,6 +23,7 @@ import bisect
 from collections.abc import Hashable
 from typing import Any
 
+from harness.checker.details import FencingDetails
 from harness.checker.queue import MAX_LISTED, item_id
 from harness.checker.result import Result
 from harness.history import History, OpType
@@ -148,7 +149,7 @@ def fencing(
         if found
     ]
     details["anomalies"] = anomalies
-    return Result(not anomalies, checker="fencing", details=details)
+    return Result(not anomalies, checker="fencing", details=FencingDetails.of(details))
 
 
 def _max_before(r: tuple[list[int], list[Any], list[int]], pos: int) -> tuple[Any, int] | None:

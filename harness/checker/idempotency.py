@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.checker.availability import promise_of
+from harness.checker.details import IdempotencyDetails
 from harness.checker.result import Result
 from harness.history import History, OpType
 from harness.logical import resends
@@ -92,5 +93,5 @@ def idempotency(history: History) -> Result:
                            "answered with another value are judged")
     if n:
         details["anomalies"] = sorted(kinds)
-        return Result(False, details=details)
-    return Result(True, details=details)
+        return Result(False, details=IdempotencyDetails.of(details))
+    return Result(True, details=IdempotencyDetails.of(details))

@@ -42,6 +42,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
+from harness.checker.details import LeaseDetails
 from harness.checker.queue import MAX_LISTED, item_id
 from harness.checker.result import UNKNOWN, Result
 from harness.history import Call, History
@@ -131,8 +132,8 @@ def lease(
 
     details: dict[str, Any] = {"claims_with_lease": stated, "drift": drift}
     if stated and not _monotonic(history):
-        return Result(UNKNOWN, checker="lease", details={
-            **details, "reason": "op times go backwards: no single monotonic clock"})
+        return Result(UNKNOWN, checker="lease", details=LeaseDetails.of({
+            **details, "reason": "op times go backwards: no single monotonic clock"}))
 
     overlaps: list[dict[str, Any]] = []
     for iid, cs in claims.items():
@@ -164,7 +165,7 @@ def lease(
     details["lease_overlap"] = overlaps[:MAX_LISTED]
     details["lease_overlap_count"] = len(overlaps)
     details["anomalies"] = ["lease-overlap"] if overlaps else []
-    return Result(not overlaps, checker="lease", details=details)
+    return Result(not overlaps, checker="lease", details=LeaseDetails.of(details))
 
 
 def _named(call: Call) -> tuple[Hashable, Any] | None:

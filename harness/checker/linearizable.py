@@ -29,6 +29,7 @@ import traceback
 from collections.abc import Hashable
 from typing import Any
 
+from harness.checker.details import LinearizableDetails
 from harness.checker.models import EVERY, Operation
 from harness.checker.result import UNKNOWN, Result
 from harness.checker.wgl import ILLEGAL, OK, RUNNING, Entry, Search
@@ -167,10 +168,12 @@ def linearizable(
     try:
         return _check(history, model, deadline, max_states, details, t0, collect_s)
     except HarnessError as e:
-        return Result(UNKNOWN, CHECKER, details, error=f"{type(e).__name__}: {e}")
+        return Result(UNKNOWN, CHECKER, LinearizableDetails.of(details),
+                      error=f"{type(e).__name__}: {e}")
     except Exception as e:  # a crash must read as "unknown", never as a verdict
         tb = traceback.format_exception_only(type(e), e)[-1].strip()
-        return Result(UNKNOWN, CHECKER, details, error=f"checker raised {tb}")
+        return Result(UNKNOWN, CHECKER, LinearizableDetails.of(details),
+                      error=f"checker raised {tb}")
 
 
 def _check(
@@ -214,10 +217,10 @@ def _check(
         verdict = _schedule([(None, search)], deadline, cap, details)
     details["check_s"] = round(time.perf_counter() - t0, 6)
     if verdict is True:
-        return Result(True, CHECKER, details)
+        return Result(True, CHECKER, LinearizableDetails.of(details))
     if verdict is False:
-        return Result(False, CHECKER, details)
-    return Result(UNKNOWN, CHECKER, details)
+        return Result(False, CHECKER, LinearizableDetails.of(details))
+    return Result(UNKNOWN, CHECKER, LinearizableDetails.of(details))
 
 
 _STATUS = {RUNNING: "unfinished", OK: "linearizable", ILLEGAL: "not linearizable"}

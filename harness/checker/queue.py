@@ -65,6 +65,7 @@ from collections.abc import Collection, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.checker.details import QueueDetails
 from harness.checker.result import UNKNOWN, Result
 from harness.history import Call, History
 
@@ -357,7 +358,7 @@ def queue(
         progress.append("unresolved")
     details["progress"] = progress
     if anomalies:
-        return Result(False, checker="queue", details=details)
+        return Result(False, checker="queue", details=QueueDetails.of(details))
     if unfinished or unresolved:
         reasons = []
         if unfinished:
@@ -368,8 +369,8 @@ def queue(
         if unresolved:
             reasons.append(f"{len(unresolved)} items whose fate the history cannot prove")
         details["reason"] = "; ".join(reasons)
-        return Result(UNKNOWN, checker="queue", details=details)
-    return Result(True, checker="queue", details=details)
+        return Result(UNKNOWN, checker="queue", details=QueueDetails.of(details))
+    return Result(True, checker="queue", details=QueueDetails.of(details))
 
 
 def calls_by_item(

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Collection
 from typing import Any
 
+from harness.checker.details import StatsDetails
 from harness.checker.result import UNKNOWN, Result
 from harness.history import History
 
@@ -37,5 +38,5 @@ def stats(history: History, *, required: Collection[str] | None = None) -> Resul
     never_ok = sorted(f for f in wanted if by_f.get(f, Counter())["ok"] == 0)
     if never_ok:
         details["never_ok"] = never_ok
-        return Result(UNKNOWN, checker="stats", details=details)
-    return Result(True, checker="stats", details=details)
+        return Result(UNKNOWN, checker="stats", details=StatsDetails.of(details))
+    return Result(True, checker="stats", details=StatsDetails.of(details))
