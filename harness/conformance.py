@@ -397,25 +397,29 @@ def _reported_time(cluster: Any, system: Any, node: str) -> float:
     return email.utils.parsedate_to_datetime(date).timestamp()
 
 
-def test_clock_moves_a_nodes_reported_time(cluster: Any, system: Any, backend: str) -> None:
+def test_clock_moves_a_nodes_reported_time(system: Any, backend: str) -> None:
     """Under ``clock`` a node's reported time moves by the offset (its ``Date`` header),
     back when reset, and the cluster stays ready (only wall clocks move: see
-    :mod:`harness.clock`)."""
-    from harness.nemesis.kinds.clock import CLOCK
+    :mod:`harness.clock`). Its own cluster: nodes run under libfaketime only in a
+    cluster built for clock faults, as a run that uses them builds it."""
+    from harness.nemesis.kinds.clock import CLOCK, KIND
     from harness.runner import backend_class
 
     if not CLOCK.held_by(system, backend_class(backend)):
         pytest.skip(f"the {backend} backend cannot run clock here ({CLOCK.name})")
-    node = cluster.nodes[0]
-    try:
-        for offset in (3600.0, -3600.0, 0.0):
-            cluster.set_clock_offset(node, offset)
-            seen = _reported_time(cluster, system, node) - time.time()
-            assert abs(seen - offset) < 5.0, (
-                f"{node}'s clock was set {offset:+.0f} s off, and it reports {seen:+.1f} s")
-    finally:
-        cluster.set_clock_offset(node, 0.0)
-    _wait(lambda: _ready(cluster, system), "the cluster to be ready after clock steps")
+    c = _cluster(system, backend, f"conform-{uuid.uuid4().hex[:8]}", **KIND.cluster_options)
+    with c:
+        c.wait_ready(timeout_s=READY_S)
+        node = c.nodes[0]
+        try:
+            for offset in (3600.0, -3600.0, 0.0):
+                c.set_clock_offset(node, offset)
+                seen = _reported_time(c, system, node) - time.time()
+                assert abs(seen - offset) < 5.0, (
+                    f"{node}'s clock was set {offset:+.0f} s off, and it reports {seen:+.1f} s")
+        finally:
+            c.set_clock_offset(node, 0.0)
+        _wait(lambda: _ready(c, system), "the cluster to be ready after clock steps")
 
 
 # --- workloads and teardown ------------------------------------------------------------

@@ -126,7 +126,8 @@ def test_local_cluster_steps_a_nodes_wall_clock_and_nothing_else(tmp_path: Path)
     keeps serving, and HAProxy and Toxiproxy stay on the real clock."""
     require(clock.available(), f"libfaketime is not installed ({clock.LIBFAKETIME})")
     require(shutil.which("haproxy") is not None, "haproxy is not installed")
-    with LocalCluster(ReferenceSystem(), nodes=3, run_dir=tmp_path, run_id="clk") as c:
+    with LocalCluster(ReferenceSystem(), nodes=3, run_dir=tmp_path, run_id="clk",
+                      clock_faults=True) as c:
         c.wait_ready(timeout_s=20)
         lb = c.lb_address()
         assert lb is not None
@@ -150,9 +151,15 @@ def test_set_clock_offset_refuses_a_system_that_ignores_libfaketime(tmp_path: Pa
 
     system = ReferenceSystem()
     system.clock_control = "none"
-    c = LocalCluster(system, nodes=1, run_dir=tmp_path, run_id="noclk", load_balancer=False)
+    c = LocalCluster(system, nodes=1, run_dir=tmp_path, run_id="noclk", load_balancer=False,
+                     clock_faults=True)
     with pytest.raises(ClusterError, match="libfaketime"):
         c.set_clock_offset("n1", 5.0)
+    # nor does a cluster built without clock faults (its nodes run on the real clock)
+    plain = LocalCluster(ReferenceSystem(), nodes=1, run_dir=tmp_path, run_id="noclk2",
+                         load_balancer=False)
+    with pytest.raises(ClusterError, match="without clock faults"):
+        plain.set_clock_offset("n1", 5.0)
 
 
 class _Wall:

@@ -252,6 +252,7 @@ class DockerCluster:
         client: Any = None,
         start_timeout_s: float = 30.0,
         lose_unsynced: bool = False,
+        clock_faults: bool = False,
     ) -> None:
         if nodes < 1:
             raise ClusterError("a cluster needs at least one node")
@@ -286,6 +287,7 @@ class DockerCluster:
         self._torn_down = False
         self._in_teardown = False
         self._clock: dict[str, float] = {}  # node -> wall-clock offset (s) last set
+        self.clock_faults = clock_faults  # nodes under libfaketime (runs that use clock)
         # lose-unsynced: each node's data dir is a harness.lazyfs layer mounted on the
         # host and bind-mounted into the container, which needs no device, capability or
         # FUSE of its own (see docs/architecture.md)
@@ -462,7 +464,8 @@ class DockerCluster:
             extra = {"cap_add": ["NET_ADMIN"],
                      "extra_hosts": {o: self._placeholder(o) for o in self.nodes if o != node}}
         env, files = dict(launch.env), {}
-        if clock.supports(self.system):  # libfaketime comes with the image (BASE_PACKAGES)
+        # libfaketime comes with the image (BASE_PACKAGES); preloaded only for clock faults
+        if self.clock_faults and clock.supports(self.system):
             env.update(clock.preload_env(CLOCK_FILE, launch.env))
             files[CLOCK_FILE] = clock.offset_spec(0.0) + "\n"
         self._create(node, image, argv,
@@ -725,6 +728,9 @@ class DockerCluster:
         atomic rewrite of its libfaketime file by ``docker exec`` (no privileges), or,
         in a stopped container, by copying the file in; it survives restarts."""
         c = self._node(node)
+        if not self.clock_faults:
+            raise ClusterError("this cluster was built without clock faults "
+                               "(DockerCluster(clock_faults=True) preloads libfaketime)")
         if not clock.supports(self.system):
             raise ClusterError(f"system {self.system.name} does not run under libfaketime "
                                "(it declares no clock_control = 'faketime')")

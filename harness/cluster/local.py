@@ -155,6 +155,7 @@ class LocalCluster:
         load_balancer: bool = True,
         env: Mapping[str, str] | None = None,
         lose_unsynced: bool = False,
+        clock_faults: bool = False,
     ) -> None:
         if nodes < 1:
             raise ClusterError("a cluster needs at least one node")
@@ -190,6 +191,9 @@ class LocalCluster:
         self.lose_unsynced_enabled = lose_unsynced
         self._layers: dict[str, Any] = {}  # node -> harness.lazyfs.LazyMount
         self._clock: dict[str, float] = {}  # node -> wall-clock offset (s) last set
+        # clock faults: nodes start under libfaketime (only runs that use them: the
+        # preload costs every time() call about 4 us and a little scheduling)
+        self.clock_faults = clock_faults
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -260,10 +264,10 @@ class LocalCluster:
                            self.env)
 
     def _clock_launch(self, node: str, launch: NodeLaunch) -> NodeLaunch:
-        """The node's launch under libfaketime, when its system takes it (see harness.clock):
-        every run of such a system, so runs with and without clock faults differ only in
-        the faults. The control file lives in the run's temp data, removed at teardown."""
-        if not (clock.supports(self.system) and clock.available()):
+        """The node's launch under libfaketime, when the run has clock faults and its system
+        takes them (see harness.clock). The control file lives in the run's temp data,
+        removed at teardown."""
+        if not (self.clock_faults and clock.supports(self.system) and clock.available()):
             return launch
         assert self._data_root is not None
         control = self._data_root / "clock" / node
@@ -276,6 +280,9 @@ class LocalCluster:
         """Step ``node``'s wall clock to real time plus ``seconds`` (its monotonic clock
         does not move); it keeps the offset across restarts until set again."""
         self._check(node)
+        if not self.clock_faults:
+            raise ClusterError("this cluster was built without clock faults "
+                               "(LocalCluster(clock_faults=True) starts nodes under libfaketime)")
         if not clock.supports(self.system):
             raise ClusterError(f"system {self.system.name} does not run under libfaketime "
                                "(it declares no clock_control = 'faketime')")

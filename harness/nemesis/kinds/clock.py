@@ -27,7 +27,7 @@ import itertools
 import random
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from hypothesis import strategies as st
 
@@ -71,6 +71,8 @@ class Clock(FaultKind):
     order = 110
     needs = (CLOCK,)
     label = "clock"
+    #: the backend starts the nodes under libfaketime only for runs that use this kind
+    cluster_options: ClassVar[Mapping[str, Any]] = {"clock_faults": True}
     ended = "reset"
 
     def draw(self, rng: random.Random, nodes: Sequence[str]) -> dict[str, Any]:
