@@ -3,8 +3,9 @@
 Clock faults are the faults real systems fail under most quietly: a lease or
 a cache entry judged by ``time.time()`` expires early after an NTP step, and
 nothing crashes. Setting the host's clock needs ``CAP_SYS_TIME`` and moves
-every node at once, so instead each node process (local backend) or
-container (Docker) runs with Debian's libfaketime preloaded
+every node at once, so instead, in a run with clock faults (the backends'
+``clock_faults=True``, which the ``clock`` kind asks for), each node process
+(local backend) or container (Docker) runs with Debian's libfaketime preloaded
 (``LD_PRELOAD``), reading its offset from a control file the harness
 rewrites: ``FAKETIME_TIMESTAMP_FILE`` with ``FAKETIME_NO_CACHE=1``, so every
 clock read sees the file as it is now (libfaketime 0.9.10 would otherwise
