@@ -17,10 +17,19 @@ from typing import Any
 from harness.checker.availability import availability, has_availability_promise
 from harness.checker.compose import Checker, compose
 from harness.checker.convergence import convergence, has_replica_states
+from harness.checker.details import (
+    AvailabilityDetails,
+    ConvergenceDetails,
+    FencingDetails,
+    IdempotencyDetails,
+    LinearizableDetails,
+    QueueDetails,
+    StatsDetails,
+)
 from harness.checker.fencing import fencing
 from harness.checker.idempotency import has_resends, idempotency
 from harness.checker.queue import queue
-from harness.checker.result import Result
+from harness.checker.result import Result, typed
 from harness.checker.stats import stats
 from harness.errors import HarnessError
 from harness.history import History
@@ -189,55 +198,55 @@ def check_history(
 
 
 def summarize(result: Result) -> str:
-    """One line saying why a result is what it is, for tables."""
-    d: dict[str, Any] = dict(result.details)
+    """One line saying why a result is what it is, for tables (reads the typed details)."""
     if result.error:
         return result.error
-    if result.checker == "queue":
-        parts = [f"{d.get('acknowledged_count', 0)} acked"]
+    d = typed(result).details
+    valid = result.valid
+    if isinstance(d, QueueDetails):
+        parts = [f"{d.acknowledged_count} acked"]
         for k in ("lost", "vanished", "duplicated", "unexpected", "failed_then_seen", "stuck",
                   "dead_lettered", "unfinished", "unresolved", "recovered"):
-            n = d.get(f"{k}_count", 0)
+            n = getattr(d, f"{k}_count")
             if n:
                 parts.append(f"{n} {k.replace('_', '-')}")
-        if d.get("unfinished_count") and not d.get("anomalies"):
+        if d.unfinished_count and not d.anomalies:
             parts.append("not lost: the system had not finished (see the settle phase)")
         return ", ".join(parts)
-    if result.checker == "fencing":
-        an = d.get("anomalies") or []
-        return ", ".join(an) if an else f"{d.get('completed_items', 0)} items completed once"
-    if result.checker == "linearizable":
-        if result.valid is False:
-            ce = d.get("counterexample") or {}
+    if isinstance(d, FencingDetails):
+        return ", ".join(d.anomalies) if d.anomalies else \
+            f"{d.completed_items} items completed once"
+    if isinstance(d, LinearizableDetails):
+        if valid is False:
+            ce = d.counterexample or {}
             key = ce.get("key", ce.get("partition"))
             return f"not linearizable (partition {key!r})" if key is not None else \
                 "not linearizable"
-        if result.valid == "unknown":
-            return str(d.get("reason") or d.get("cause") or "search incomplete")
-        return f"{d.get('op_count', d.get('ops', '?'))} ops, {d.get('partitions', 1)} partition(s)"
-    if result.checker == "stats":
-        return f"{d.get('count', 0)} calls"
-    if result.checker == "convergence":
-        if result.valid is False:
-            counts = d.get("difference_count") or {}
+        if valid == "unknown":
+            return str(d.reason or d.get("cause") or "search incomplete")
+        ops = d.op_count if "op_count" in d else d.get("ops", "?")
+        return f"{ops} ops, {d.partitions if 'partitions' in d else 1} partition(s)"
+    if isinstance(d, StatsDetails):
+        return f"{d.count} calls"
+    if isinstance(d, ConvergenceDetails):
+        if valid is False:
             return "replicas differ: " + ", ".join(f"{n} ({k} differences)"
-                                                   for n, k in counts.items())
-        if result.valid == "unknown":
-            return str(d.get("reason") or "not compared")
-        return f"{len(d.get('nodes') or {})} replicas equal at position {d.get('position')!r}"
-    if result.checker == "idempotency":
-        if result.valid is False:
-            return (f"{d.get('anomalous_count', 0)} of {d.get('resends', 0)} resends judged anew: "
-                    + ", ".join(d.get("anomalies") or []))
-        return (f"{d.get('resends', 0)} resends, {d.get('same_answer', 0)} answered as the "
-                f"first, {d.get('no_evidence', 0)} unanswered or turned away")
-    if result.checker == "availability":
-        if d.get("progress"):
-            return str(d.get("reason") or "requests not served while no fault was in force")
-        if result.valid == "unknown":
-            return str(d.get("reason") or "not judged")
-        return (f"{d.get('judged', 0)} requests made while quiet, "
-                f"{d.get('unserved_count', 0)} not served")
+                                                   for n, k in d.difference_count.items())
+        if valid == "unknown":
+            return str(d.reason or "not compared")
+        return f"{len(d.nodes)} replicas equal at position {d.position!r}"
+    if isinstance(d, IdempotencyDetails):
+        if valid is False:
+            return (f"{d.anomalous_count} of {d.resends} resends judged anew: "
+                    + ", ".join(d.anomalies))
+        return (f"{d.resends} resends, {d.same_answer} answered as the "
+                f"first, {d.no_evidence} unanswered or turned away")
+    if isinstance(d, AvailabilityDetails):
+        if d.progress:
+            return str(d.reason or "requests not served while no fault was in force")
+        if valid == "unknown":
+            return str(d.reason or "not judged")
+        return f"{d.judged} requests made while quiet, {d.unserved_count} not served"
     return ""
 
 

@@ -18,7 +18,14 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.checker.details import (
+    ConvergenceDetails,
+    FencingDetails,
+    LinearizableDetails,
+    QueueDetails,
+)
 from harness.checker.queue import DEFAULT_CONSUME, DEFAULT_ENQUEUE, DEFAULT_OBSERVE, item_id
+from harness.checker.result import UNKNOWN, Result, result_from_dict, typed
 from harness.history import NEMESIS, Call, History, Op
 
 __all__ = [
@@ -30,6 +37,7 @@ __all__ = [
     "TimeAxis",
     "TrailGroup",
     "TrailStep",
+    "checker_result",
     "compact",
     "convergence_view",
     "counterexample_layout",
@@ -305,7 +313,11 @@ def counterexample_layout(
     the prefix for the state after each op; without it, only the prefix and
     the unplaced ops are drawn.
     """
-    cx = result.get("counterexample")
+    r = checker_result(result, "linearizable")
+    if r is None:
+        return None
+    lin = LinearizableDetails.coerce(r.details)
+    cx = lin.counterexample
     if not isinstance(cx, Mapping):
         return None
     prefix = [int(i) for i in cx.get("linearized_prefix") or []]
@@ -358,7 +370,7 @@ def counterexample_layout(
         hidden_prefix=hidden,
         unplaced=tuple(unplaced),
         partition_ops=len(members),
-        model=str(result.get("model", "")),
+        model=str(lin.model),
     )
 
 
@@ -528,22 +540,28 @@ _FENCING_GROUPS: tuple[tuple[str, str, str], ...] = (
 
 def item_trails(
     history: History,
-    results: Mapping[str, Mapping[str, Any]],
+    results: Mapping[str, Result | Mapping[str, Any]],
     intervals: Sequence[FaultInterval] = (),
     *,
     max_items: int = 100,
 ) -> list[TrailGroup]:
-    """Trails of the items each queue and fencing anomaly names (empty groups left out)."""
-    if not any(isinstance(results.get(k), Mapping) for k in ("queue", "fencing")):
+    """Trails of the items each queue and fencing anomaly names (empty groups left out).
+
+    ``results`` maps checker names to :class:`Result` s or their ``results.json`` entries.
+    """
+    q_result = checker_result(results.get("queue"), "queue")
+    fe_result = checker_result(results.get("fencing"), "fencing")
+    if q_result is None and fe_result is None:
         return []
     index = _items_index(history)
     groups: list[TrailGroup] = []
-    q = results.get("queue")
-    if isinstance(q, Mapping):
-        anomalies = set(q.get("anomalies") or [])
+    if q_result is not None:
+        q = QueueDetails.coerce(q_result.details)
+        anomalies = set(q.anomalies or [])
         for field_, name, desc in _QUEUE_GROUPS:
-            raw = q.get(field_)
-            count = int(q.get(f"{field_}_count", len(raw) if raw else 0) or 0)
+            raw = getattr(q, field_)
+            count = int((getattr(q, f"{field_}_count") if f"{field_}_count" in q
+                         else len(raw) if raw else 0) or 0)
             if not count:
                 continue
             notes: dict[str, str] = {}
@@ -552,22 +570,22 @@ def item_trails(
                 notes = {str(k): f"delivered {n} times" for k, n in raw.items()}
             else:
                 ids = [_key_text(i) for i in raw or []]
-            if field_ == "lost" and q.get("lost_ids_certain") is False:
+            if field_ == "lost" and q.lost_ids_certain is False:
                 desc += "; ids are candidates: timed-out dequeues may hold some of them"
-            if field_ == "unfinished" and isinstance(q.get("settle"), Mapping):
-                desc += "; " + settle_text(q["settle"])
+            if field_ == "unfinished" and isinstance(q.settle, Mapping):
+                desc += "; " + settle_text(q.settle)
             if field_ == "stuck":
-                held = q.get("stuck_for_ms") or {}
+                held = q.stuck_for_ms or {}
                 notes = {str(k): f"processing under one token for at least {v:.0f} ms"
                          for k, v in held.items()}
             flags = {i: _queue_flags(name, index.get(i, [])) for i in ids[:max_items]}
             groups.append(_group("queue", name, name in anomalies, desc, count, ids, notes,
                                  flags, index, intervals, max_items))
-    fe = results.get("fencing")
-    if isinstance(fe, Mapping):
-        anomalies = set(fe.get("anomalies") or [])
+    if fe_result is not None:
+        fe = FencingDetails.coerce(fe_result.details)
+        anomalies = set(fe.anomalies or [])
         for field_, name, desc in _FENCING_GROUPS:
-            found = [x for x in fe.get(field_) or [] if isinstance(x, Mapping)]
+            found = [x for x in getattr(fe, field_) or [] if isinstance(x, Mapping)]
             if not found:
                 continue
             ids, notes, flags = [], {}, {}
@@ -845,9 +863,11 @@ def convergence_view(result: Any) -> dict[str, Any] | None:
     reference nodes' value and this node's (for an item, only the fields that
     differ).
     """
-    if not isinstance(result, Mapping) or result.get("valid") is True:
+    r = checker_result(result, "convergence")
+    if r is None or r.valid is True:
         return None
-    raw_nodes = result.get("nodes")
+    conv = ConvergenceDetails.coerce(r.details)
+    raw_nodes = conv.nodes
     if not isinstance(raw_nodes, Mapping):
         return None
     nodes = [{"node": str(n), "status": str(d.get("status", "?")),
@@ -857,7 +877,7 @@ def convergence_view(result: Any) -> dict[str, Any] | None:
                                               if d.get("compared_with") else ""))}
              for n, d in raw_nodes.items() if isinstance(d, Mapping)]
     rows = []
-    for d in result.get("differences") or []:
+    for d in conv.differences or []:
         if not isinstance(d, Mapping):
             continue
         what = str(d.get("kind", "?")) + (f" {d['key']}" if "key" in d else "")
@@ -874,14 +894,32 @@ def convergence_view(result: Any) -> dict[str, Any] | None:
             ref, mine = d.get("reference"), d.get("value")
         rows.append({"node": str(d.get("node", "?")), "what": what,
                      "reference": compact(ref), "value": compact(mine)})
-    counts = result.get("difference_count") or {}
+    counts = conv.difference_count or {}
     return {
-        "valid": result.get("valid"),
-        "position": compact(result.get("position"), limit=40),
-        "reference": [str(n) for n in result.get("reference") or []],
+        "valid": r.valid,
+        "position": compact(conv.position, limit=40),
+        "reference": [str(n) for n in conv.reference or []],
         "nodes": nodes,
         "differences": rows,
         "difference_total": sum(int(v) for v in counts.values()) if isinstance(counts, Mapping)
         else len(rows),
-        "reason": str(result.get("reason") or result.get("error") or ""),
+        "reason": str(conv.reason or r.error or ""),
     }
+
+
+def checker_result(raw: Any, name: str) -> Result | None:
+    """One checker's result as the report reads it: typed, from a :class:`Result` or its
+    ``results.json`` entry (format 1 or 2); None when there is none.
+
+    An entry whose ``valid`` is missing or not a verdict (a hand-edited file, a
+    partial entry) still shows its findings, as ``"unknown"``: the report never
+    fails on it, and never calls it a pass.
+    """
+    if isinstance(raw, Result):
+        return typed(raw, name)
+    if not isinstance(raw, Mapping):
+        return None
+    v = raw.get("valid")
+    if not (v is True or v is False or v == UNKNOWN):
+        raw = {**raw, "valid": UNKNOWN}
+    return result_from_dict(name, raw)

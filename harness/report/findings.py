@@ -3,7 +3,8 @@
 Both list what they found as ops of the history (an unserved request, a
 resend and its first attempt), so the report shows those rows with links to
 the timeline; None when the checker passed or did not run (the verdict table
-then says enough).
+then says enough). Both read the typed details (``results.json`` entries are
+typed first by :func:`harness.report.data.checker_result`).
 """
 
 from __future__ import annotations
@@ -11,26 +12,31 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.report.data import compact
+from harness.checker.details import AvailabilityDetails, IdempotencyDetails
+from harness.report.data import checker_result, compact
 
 __all__ = ["availability_view", "idempotency_view"]
 
 
 def availability_view(result: Any) -> dict[str, Any] | None:
     """The requests a quiet cluster did not serve, when that was a finding."""
-    if not isinstance(result, Mapping) or not result.get("progress"):
+    r = checker_result(result, "availability")
+    if r is None:
+        return None
+    d = AvailabilityDetails.coerce(r.details)
+    if not d.progress:
         return None
     rows = [{"index": u.get("index"), "at_s": u.get("at_s"), "process": u.get("process"),
              "f": u.get("f"), "type": u.get("type"), "error": str(u.get("error"))[:80],
              "node": u.get("node") or ""}
-            for u in result.get("unserved") or [] if isinstance(u, Mapping)]
-    by_error = result.get("unserved_by_error") or {}
+            for u in d.unserved or [] if isinstance(u, Mapping)]
+    by_error = d.unserved_by_error or {}
     return {
-        "reason": str(result.get("reason") or ""),
-        "windows": [w for w in result.get("windows") or [] if isinstance(w, list)],
-        "grace_s": float(result.get("recovery_grace_ms") or 0) / 1000,
+        "reason": str(d.reason or ""),
+        "windows": [w for w in d.windows or [] if isinstance(w, list)],
+        "grace_s": float(d.recovery_grace_ms or 0) / 1000,
         "rows": rows,
-        "total": int(result.get("unserved_count") or len(rows)),
+        "total": int(d.unserved_count or len(rows)),
         "by_error": [{"what": str(k), "count": v} for k, v in by_error.items()]
         if isinstance(by_error, Mapping) else [],
     }
@@ -38,14 +44,16 @@ def availability_view(result: Any) -> dict[str, Any] | None:
 
 def idempotency_view(result: Any) -> dict[str, Any] | None:
     """Resends the system judged anew or answered differently, when there were any."""
-    if not isinstance(result, Mapping) or result.get("valid") is not False:
+    r = checker_result(result, "idempotency")
+    if r is None or r.valid is not False:
         return None
+    d = IdempotencyDetails.coerce(r.details)
     rows = [{"anomaly": str(a.get("anomaly")), "f": a.get("f"), "process": a.get("process"),
              "first": a.get("first"), "resend": a.get("resend"),
              "request": compact(a.get("request")),
              "first_answer": compact(a.get("first_answer")),
              "resend_answer": compact(a.get("resend_answer"))}
-            for a in result.get("anomalous") or [] if isinstance(a, Mapping)]
-    return {"anomalies": [str(a) for a in result.get("anomalies") or []], "rows": rows,
-            "total": int(result.get("anomalous_count") or len(rows)),
-            "resends": int(result.get("resends") or 0)}
+            for a in d.anomalous or [] if isinstance(a, Mapping)]
+    return {"anomalies": [str(a) for a in d.anomalies or []], "rows": rows,
+            "total": int(d.anomalous_count or len(rows)),
+            "resends": int(d.resends or 0)}
