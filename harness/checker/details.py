@@ -79,6 +79,10 @@ class Details(Mapping[str, Any]):
         """A copy with these keys set (added after the others when new)."""
         return type(self).of({**self, **kw})
 
+    def to_dict(self) -> dict[str, Any]:
+        """The checker's key/value pairs as a plain dict (what JSON writers call)."""
+        return dict(self)
+
     def __getitem__(self, key: str) -> Any:
         if key not in self.keys_set:
             raise KeyError(key)

@@ -71,6 +71,8 @@ def compact(value: Any, *, limit: int | None = VALUE_CHARS_MAX) -> str:
 def _json_default(v: Any) -> Any:
     if isinstance(v, set | frozenset | tuple):
         return list(v)
+    if isinstance(v, Mapping):  # typed checker details
+        return dict(v)
     return repr(v)
 
 

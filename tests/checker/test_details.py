@@ -41,6 +41,7 @@ def test_any_mapping_round_trips_key_for_key(checker: str, d: dict[str, Any]) ->
     assert list(t) == list(d)
     assert dict(t) == d and t == d and d == t
     assert json.dumps(dict(t), sort_keys=True) == json.dumps(d, sort_keys=True)
+    assert t.to_dict() == d and type(t.to_dict()) is dict
     for k, v in d.items():
         assert t[k] == v
         if k in type(t).field_names():
@@ -122,6 +123,8 @@ def test_results_json_is_stamped_with_its_format(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     store.write_json("results.json", {"valid": True, "results": {}})
     store.write_json("schedule.json", {"faults": []})
+    store.write_json("details.json", QueueDetails.of({"lost": [1]}))  # typed, not its repr
+    assert json.loads((tmp_path / "details.json").read_text()) == {"lost": [1]}
     loaded = json.loads((tmp_path / "results.json").read_text())
     assert loaded["format"] == RESULTS_FORMAT == 2 and results_format(loaded) == 2
     assert "format" not in json.loads((tmp_path / "schedule.json").read_text())
