@@ -64,6 +64,7 @@ QUEUE_TYPES = ("quorum", "mirrored")
 PARTITION_HANDLING = ("pause_minority", "autoheal", "ignore")
 COOKIE = "HARNESSRABBITCOOKIE"
 RMQ_BIN = "/usr/lib/rabbitmq/bin"
+QUEUE_INFO_TIMEOUT_S = 4.0
 
 
 def management(address: Address, method: str, path: str, body: Any = None, *,
@@ -248,8 +249,11 @@ class RabbitMQ:
                 conn.close()
 
     def _queue_info(self, http: Address, *, timeout_s: float) -> dict[str, Any] | None:
+        """The queue as one node's management API shows it. With a member down, a
+        quorum queue's answer waits about 2 s on that member (measured), so the
+        call gets at least QUEUE_INFO_TIMEOUT_S whatever the caller asked."""
         status, body = management(http, "GET", f"/api/queues/%2F/{urllib.parse.quote(QUEUE)}",
-                                  timeout_s=timeout_s)
+                                  timeout_s=max(timeout_s, QUEUE_INFO_TIMEOUT_S))
         return body if status == 200 and isinstance(body, dict) else None
 
     def _replicas(self, http: Address, *, timeout_s: float) -> set[str] | None:
