@@ -176,6 +176,6 @@ def test_run_ids_are_unique_readable_and_valid_docker_names() -> None:
     for rid in ids:
         assert rid.startswith("refsys-register-partition-kill")  # the front, readable
         assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", rid), rid
-        assert len(rid) <= RUN_ID_NAME_CHARS + 7
-    assert re.fullmatch(r"run-[0-9a-f]{6}", new_run_id("+++"))
+        assert len(rid) <= RUN_ID_NAME_CHARS + 13
+    assert re.fullmatch(r"run-[0-9a-f]{12}", new_run_id("+++"))
     assert new_run_id("_x.y").startswith("x.y-")
