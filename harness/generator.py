@@ -434,4 +434,28 @@ def random_schedule(
         kind = rng.choice(list(kinds))
         faults.append(Fault(kind, round(t, 3), round(dur, 3), _params(kind, rng, nodes)))
         t += dur + rng.uniform(1.0, mean_interval_s)
-    return FaultSchedule(tuple(faults), seed)
+    return FaultSchedule(tuple(_cover(faults, kinds, rng, nodes)), seed)
+
+
+def _cover(faults: list[Fault], kinds: Sequence[str], rng: random.Random,
+           nodes: Sequence[str]) -> list[Fault]:
+    """Every kind asked for, in a schedule with room for it: a kind the draws missed takes
+    the slot of a plain fault whose kind was drawn more than once (its time and length
+    kept, its parameters drawn anew), as a combined nemesis cycles through its packages.
+
+    A user who asks for ``clock,lose-unsynced,flaky`` and gets two partitions' worth of
+    flaky links has not tested clocks at all. Schedules that already hold every kind
+    are left exactly as drawn (so their seeds give what they always gave); recipe
+    faults are never replaced (a recipe is one window, not a slot).
+    """
+    out = list(faults)
+    for kind in dict.fromkeys(kinds):
+        if any(f.kind == kind for f in out):
+            continue
+        counts = {k: sum(1 for f in out if f.kind == k) for k in kinds}
+        spare = [i for i, f in enumerate(out) if "recipe" not in f.params and counts[f.kind] > 1]
+        if not spare:
+            break
+        i = rng.choice(spare)
+        out[i] = Fault(kind, out[i].start_s, out[i].duration_s, _params(kind, rng, nodes))
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -163,3 +164,29 @@ def test_overlapping_is_about_time_not_the_order_faults_are_listed() -> None:
 @given(fault_schedules(time_limit_s=20, nodes=("a", "b", "c"), with_recipes=False))
 def test_generated_schedules_without_recipes_stay_sequential(s: FaultSchedule) -> None:
     assert not s.overlapping
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_every_kind_asked_for_is_drawn_when_the_schedule_has_room(seed: int) -> None:
+    """A kind the draws missed takes a duplicated kind's slot: same times, so the
+    schedule's rhythm is the seed's; only when every slot's kind is unique can one miss."""
+    import harness.generator as gen
+
+    kinds = ["partition", "kill", "pause", "latency"]
+    kw: dict[str, Any] = dict(kinds=kinds, nodes=["n1", "n2", "n3"], time_limit_s=30,
+                              mean_interval_s=5, min_duration_s=2, max_duration_s=6,
+                              election_timeout_s=0.3, recipe_rate=0.0, seed=seed)
+    covered = gen.random_schedule(random.Random(seed), **kw)
+    real = gen._cover
+    try:
+        gen._cover = lambda faults, *_: faults  # type: ignore[assignment]
+        drawn = gen.random_schedule(random.Random(seed), **kw)
+    finally:
+        gen._cover = real  # type: ignore[assignment]
+    assert [(f.start_s, f.duration_s) for f in covered.faults] == \
+        [(f.start_s, f.duration_s) for f in drawn.faults]
+    have = {f.kind for f in covered.faults}
+    assert have == set(kinds) or len(have) == len(covered.faults)
+    if {f.kind for f in drawn.faults} == set(kinds):
+        assert covered == drawn
