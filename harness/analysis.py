@@ -210,6 +210,8 @@ def summarize(result: Result) -> str:
             n = getattr(d, f"{k}_count")
             if n:
                 parts.append(f"{n} {k.replace('_', '-')}")
+                if k == "duplicated" and d.get("delivery") == "at-least-once":
+                    parts[-1] += " (allowed: the system promises at-least-once delivery)"
         if d.unfinished_count and not d.anomalies:
             parts.append("not lost: the system had not finished (see the settle phase)")
         return ", ".join(parts)

@@ -158,6 +158,15 @@ def _settle_record(history: History) -> Any:
     return found
 
 
+def _delivery_promise(history: History) -> str | None:
+    """The delivery the system promised, as the runner recorded it (``promises`` op)."""
+    for op in history.nemesis_ops():
+        if op.f == "promises" and isinstance(op.value, dict):
+            d = op.value.get("delivery")
+            return str(d) if isinstance(d, str) else None
+    return None
+
+
 def queue(
     history: History,
     *,
@@ -169,8 +178,15 @@ def queue(
     final_states: Collection[str] = FINAL_STATES,
     stuck_after_ms: float | None = None,
 ) -> Result:
-    """Check a queue history: lost, duplicated, unexpected (safety); unfinished, stuck."""
+    """Check a queue history: lost, duplicated, unexpected (safety); unfinished, stuck.
+
+    A history whose system promised at-least-once delivery (the runner's
+    ``promises`` op, ``{"delivery": "at-least-once"}``, from the adapter's
+    ``delivery``) allows duplicates: they are counted and listed, not anomalies.
+    """
     settle = _settle_record(history)
+    if not allow_duplicates and _delivery_promise(history) == "at-least-once":
+        allow_duplicates = True
     if stuck_after_ms is None and isinstance(settle, dict):
         # the bound the run itself used, so re-checking a run folder judges alike
         recorded = settle.get("stuck_after_ms")
@@ -333,6 +349,9 @@ def queue(
         "dead_lettered": _listed(dead),
         "allow_duplicates": allow_duplicates,
     }
+    delivery = _delivery_promise(history)
+    if delivery is not None:
+        details["delivery"] = delivery
     if settle is not None:
         details["settle"] = settle
     anomalies = []

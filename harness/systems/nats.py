@@ -42,7 +42,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.cluster.image import BaseSpec, ImageSpec
 from harness.system import Address, NodeContext, NodeLaunch
@@ -74,6 +74,9 @@ class NatsJetStream:
     #: (long enough that a worker's ordinary backlog of held items rarely outlives it
     #: in a run without faults: nothing fences a holder whose AckWait ran out)
     lease_ms: float = 5000.0
+    #: JetStream's consumer delivery is at-least-once (a message whose AckWait ran
+    #: out is delivered again, and either holder may ack it): duplicates are counted
+    delivery: ClassVar[str] = "at-least-once"
     #: redelivery happens when the consumer leader's AckWait timer checks; a
     #: consumer leader change in between restarts its clock
     takeover_grace_ms: float = 4000.0

@@ -269,3 +269,24 @@ def test_no_item_a_read_shows_present_is_ever_lost(
         assert r.valid is False
     for kind in ("unfinished", "stuck", "vanished", "dead_lettered"):
         assert set(r.details[kind]) <= shown
+
+
+def test_a_system_that_promises_at_least_once_delivery_gets_its_duplicates_counted() -> None:
+    """The runner records ``{"delivery": "at-least-once"}`` for a broker that redelivers
+    by design: a twice-delivered item is counted and listed, not an anomaly; a loss
+    still is."""
+    item = {"id": "a"}
+    ops = [invoke(0, "enqueue", item), ok(0, "enqueue", item),
+           invoke(1, "dequeue", None), ok(1, "dequeue", item),
+           invoke(2, "dequeue", None), ok(2, "dequeue", item)]
+    plain = queue(history(*ops))
+    assert plain.valid is False and plain.details["anomalies"] == ["duplicated"]
+    promised = history(info("nemesis", "promises", {"delivery": "at-least-once"},
+                               error=None), *ops)
+    r = queue(promised)
+    assert r.valid is True and r.details["duplicated_count"] == 1
+    assert r.details["allow_duplicates"] is True and r.details["delivery"] == "at-least-once"
+    lost = history(info("nemesis", "promises", {"delivery": "at-least-once"}, error=None),
+                   invoke(0, "enqueue", {"id": "b"}), ok(0, "enqueue", {"id": "b"}),
+                   invoke(1, "drain", None), ok(1, "drain", []))
+    assert queue(lost).details["anomalies"] == ["lost"]
