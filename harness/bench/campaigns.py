@@ -29,6 +29,8 @@ Why each recipe is shaped as it is, in one line each (details in the recipe):
 * ``no_fsync``: only a crash that loses unsynced writes shows it; every node
   crashes at once (``lose-unsynced``: a power loss), so the cluster comes
   back without the log it acknowledged from.
+* ``wall_clock_lease``: only a moved wall clock shows it; the leader's clock
+  jumps 30 s ahead, then strobes (``clock``), with items held.
 
 :func:`under_lose_unsynced` turns a recipe's kills into ``lose-unsynced``
 crashes: ``forget_promise`` is caught that way too, and the correct system
@@ -286,6 +288,20 @@ def _local_clock(seed: int) -> dict[str, Any]:
         schedule=_sched(seed), workload_options={"drain_quiet_s": 0.5})
 
 
+def _wall_clock_lease(seed: int) -> dict[str, Any]:
+    # The leader ages leases on its wall clock: when that clock jumps 30 s ahead
+    # (a lease is 2 s), every held item expires at once and goes to a second
+    # worker while its first holder's lease still runs; a strobe back and forth
+    # does it again. Monotonic leases (the correct system) do not notice.
+    return dict(
+        workload="queue", nemesis=("clock",), time_limit_s=10.0, concurrency=5, rate_hz=80.0,
+        schedule=_sched(seed,
+                        Fault("clock", 2.0, 3.0, {"mode": "bump", "node": "leader",
+                                                  "delta_s": 30.0}),
+                        Fault("clock", 6.0, 2.0, {"mode": "strobe", "node": "leader",
+                                                  "delta_s": -30.0, "period_ms": 250})))
+
+
 CAMPAIGNS: dict[str, Campaign] = {
     "ack_before_quorum": Campaign("queue-isolate-leader", "ack_before_quorum", "queue", "lost",
                                   _ack_before_quorum),
@@ -303,6 +319,8 @@ CAMPAIGNS: dict[str, Campaign] = {
                             "divergent-replicas", _local_clock),
     "no_fsync": Campaign("queue-power-loss", "no_fsync", "queue", "lost",
                          _no_fsync),
+    "wall_clock_lease": Campaign("queue-clock-jump", "wall_clock_lease", "lease",
+                                 "lease-overlap", _wall_clock_lease),
 }
 
 
