@@ -61,7 +61,13 @@ from harness import clock
 from harness.cluster.backend import LB, Link, link_name, plan_links
 from harness.cluster.haproxy import haproxy_config, read_server_states
 from harness.cluster.image import BaseSpec, ImageSpec, ensure_image
-from harness.cluster.local import ClusterError, free_port, http_status
+from harness.cluster.local import (
+    ClusterError,
+    crash_layer,
+    free_port,
+    http_status,
+    layer_stats,
+)
 from harness.cluster.owner import Owner
 from harness.system import (
     Address,
@@ -501,31 +507,13 @@ class DockerCluster:
     def lose_unsynced(self, node: str, *, mode: str = "drop", seed: int | None = None
                       ) -> dict[str, int]:
         """Drop what ``node`` wrote and did not fsync; its container must be stopped."""
-        from harness.lazyfs import LazyFSError
-
-        layer = self._layers.get(self._check(node))
-        if layer is None:
-            raise ClusterError("this cluster has no lose-unsynced layer (build it with "
-                               "lose_unsynced=True)")
-        if self.is_running(node):
-            raise ClusterError(f"{node} is running: kill it before dropping its unsynced "
-                               "writes")
-        try:
-            return layer.crash(mode=mode, seed=seed)
-        except LazyFSError as e:
-            raise ClusterError(str(e)) from None
+        node = self._check(node)
+        return crash_layer(self._layers, node, running=self.is_running(node), mode=mode,
+                           seed=seed)
 
     def lose_unsynced_stats(self, node: str) -> dict[str, int]:
         """What a crash of ``node`` would lose now, and how often it fsynced."""
-        from harness.lazyfs import LazyFSError
-
-        layer = self._layers.get(self._check(node))
-        if layer is None:
-            raise ClusterError("this cluster has no lose-unsynced layer")
-        try:
-            return layer.stats()
-        except LazyFSError as e:
-            raise ClusterError(str(e)) from None
+        return layer_stats(self._layers, self._check(node))
 
     def _stop_layers(self) -> None:
         """After the containers are gone: unmount the layers and remove their folder."""

@@ -64,6 +64,41 @@ class ClusterError(HarnessError):
     """A cluster could not be started or driven; the message says which part and why."""
 
 
+def crash_layer(layers: Mapping[str, Any], node: str, *, running: bool, mode: str,
+                seed: int | None) -> dict[str, int]:
+    """Drop what ``node`` wrote and did not fsync on its lose-unsynced layer (both
+    backends): refused while the node runs, as a crash cannot lose the cache of a
+    process still writing."""
+    from harness.lazyfs import LazyFSError
+
+    layer = _layer(layers, node)
+    if running:
+        raise ClusterError(f"{node} is running: kill it before dropping its unsynced writes")
+    try:
+        return dict(layer.crash(mode=mode, seed=seed))
+    except LazyFSError as e:
+        raise ClusterError(str(e)) from None
+
+
+def layer_stats(layers: Mapping[str, Any], node: str) -> dict[str, int]:
+    """What a crash of ``node`` would lose now, and how often it fsynced (both backends)."""
+    from harness.lazyfs import LazyFSError
+
+    layer = _layer(layers, node)
+    try:
+        return dict(layer.stats())
+    except LazyFSError as e:
+        raise ClusterError(str(e)) from None
+
+
+def _layer(layers: Mapping[str, Any], node: str) -> Any:
+    layer = layers.get(node)
+    if layer is None:
+        raise ClusterError("this cluster has no lose-unsynced layer (build it with "
+                           "lose_unsynced=True)")
+    return layer
+
+
 def free_port(host: str = HOST) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -314,19 +349,9 @@ class LocalCluster:
                       ) -> dict[str, int]:
         """Drop what ``node`` wrote and did not fsync (see :mod:`harness.lazyfs`); the
         node must be down (a crash cannot lose the cache of a process still writing)."""
-        from harness.lazyfs import LazyFSError
-
-        layer = self._layers.get(self._check(node))
-        if layer is None:
-            raise ClusterError("this cluster has no lose-unsynced layer (build it with "
-                               "lose_unsynced=True)")
-        if self._procs[node].running():
-            raise ClusterError(f"{node} is running: kill it before dropping its unsynced "
-                               "writes")
-        try:
-            return layer.crash(mode=mode, seed=seed)
-        except LazyFSError as e:
-            raise ClusterError(str(e)) from None
+        node = self._check(node)
+        return crash_layer(self._layers, node, running=self._procs[node].running(),
+                           mode=mode, seed=seed)
 
     def data_dir(self, node: str) -> Path:
         """Where ``node`` keeps its data (on the lose-unsynced layer when it is on)."""
@@ -336,15 +361,7 @@ class LocalCluster:
 
     def lose_unsynced_stats(self, node: str) -> dict[str, int]:
         """What a crash of ``node`` would lose now, and how often it fsynced (layer only)."""
-        from harness.lazyfs import LazyFSError
-
-        layer = self._layers.get(self._check(node))
-        if layer is None:
-            raise ClusterError("this cluster has no lose-unsynced layer")
-        try:
-            return layer.stats()
-        except LazyFSError as e:
-            raise ClusterError(str(e)) from None
+        return layer_stats(self._layers, self._check(node))
 
     def _start_lb(self) -> None:
         haproxy = shutil.which("haproxy")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from run_records import applied, nemesis_ops
 
 from harness.cluster.docker import engine_available
 from harness.generator import Fault, FaultSchedule
@@ -31,21 +32,6 @@ pytestmark = pytest.mark.docker
 @pytest.fixture(autouse=True)
 def _docker() -> None:
     require(engine_available(), "no Docker engine reachable")
-
-
-def nemesis_ops(r: RunResult) -> list[dict[str, Any]]:
-    lines = (r.run_dir / "history.jsonl").read_text().splitlines()
-    return [o for o in map(json.loads, filter(str.strip, lines)) if o["process"] == "nemesis"]
-
-
-def applied(r: RunResult) -> set[str]:
-    """Fault kinds that were started, none of their starts with an error."""
-    starts: dict[str, list[dict[str, Any]]] = {}
-    for o in nemesis_ops(r):
-        if o["f"].startswith("start-"):
-            starts.setdefault(o["f"].removeprefix("start-"), []).append(o)
-    return {k for k, ops in starts.items()
-            if all("error" not in (o["value"] or {}) for o in ops)}
 
 
 def verdicts(r: RunResult) -> dict[str, Any]:

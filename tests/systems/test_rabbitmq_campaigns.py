@@ -18,11 +18,11 @@ What RabbitMQ documents decides what is asserted:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from run_records import applied, history
 
 from harness.cluster.docker import engine_available
 from harness.generator import Fault, FaultSchedule
@@ -35,21 +35,6 @@ pytestmark = pytest.mark.docker
 @pytest.fixture(autouse=True)
 def _docker() -> None:
     require(engine_available(), "no Docker engine reachable")
-
-
-def history(r: RunResult) -> list[dict[str, Any]]:
-    lines = (r.run_dir / "history.jsonl").read_text().splitlines()
-    return [json.loads(ln) for ln in lines if ln.strip()]
-
-
-def applied(r: RunResult) -> set[str]:
-    """Fault kinds that were started, none of their starts with an error."""
-    starts: dict[str, list[dict[str, Any]]] = {}
-    for o in history(r):
-        if o["process"] == "nemesis" and o["f"].startswith("start-"):
-            starts.setdefault(o["f"].removeprefix("start-"), []).append(o)
-    return {k for k, ops in starts.items()
-            if all("error" not in (o["value"] or {}) for o in ops)}
 
 
 def acked(r: RunResult, f: str) -> list[dict[str, Any]]:
