@@ -3,6 +3,8 @@ fault driver without processes (shared by test_nemesis_faults and test_runner)."
 
 from __future__ import annotations
 
+from typing import Any
+
 from harness.cluster.backend import Link, plan_links
 
 NODES = ("n1", "n2", "n3")
@@ -52,3 +54,13 @@ class FakeToxiproxy:
 
     def close(self) -> None:
         pass
+
+
+class NemesisRecorder:
+    """The fault driver's recorder, keeping each nemesis op as ``(f, value)``."""
+
+    def __init__(self) -> None:
+        self.ops: list[tuple[str, Any]] = []
+
+    def nemesis(self, f: str, value: Any) -> None:
+        self.ops.append((f, value))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_fakes import NODES, FakeCluster, FakeToxiproxy
+from fault_fakes import NODES, FakeCluster, FakeToxiproxy, NemesisRecorder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,14 +33,6 @@ DATA = Path(__file__).parent / "data"
 CLASSIC = ("partition", "kill", "pause", "latency", "stall")
 
 
-class _Recorder:
-    def __init__(self) -> None:
-        self.ops: list[tuple[str, Any]] = []
-
-    def nemesis(self, f: str, value: Any) -> None:
-        self.ops.append((f, value))
-
-
 class _System:
     """Names n2 as the leader, so every node rule resolves."""
 
@@ -49,12 +41,12 @@ class _System:
 
 
 def _driver(schedule: FaultSchedule) -> tuple[FaultDriver, FakeToxiproxy, FakeCluster,
-                                               _Recorder]:
+                                               NemesisRecorder]:
     cluster = FakeCluster()
     nem = Nemesis(cluster)  # type: ignore[arg-type]
     tp = FakeToxiproxy()
     nem.tp = tp  # type: ignore[assignment]
-    rec = _Recorder()
+    rec = NemesisRecorder()
     return FaultDriver(nem, cluster, _System(), rec, schedule, threading.Event()), tp, cluster, rec
 
 

@@ -8,7 +8,7 @@ import random
 import threading
 from typing import Any
 
-from fault_fakes import NODES, FakeCluster, FakeToxiproxy
+from fault_fakes import NODES, FakeCluster, FakeToxiproxy, NemesisRecorder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,24 +45,16 @@ class LayeredCluster(FakeCluster):
                 "reverted_files": 1}
 
 
-class _Recorder:
-    def __init__(self) -> None:
-        self.ops: list[tuple[str, Any]] = []
-
-    def nemesis(self, f: str, value: Any) -> None:
-        self.ops.append((f, value))
-
-
 class _System:
     def leader(self, client_addresses: dict[str, Any], *, timeout_s: float) -> str | None:
         return "n2"
 
 
-def _drive(params: dict[str, Any]) -> tuple[LayeredCluster, _Recorder, FaultDriver]:
+def _drive(params: dict[str, Any]) -> tuple[LayeredCluster, NemesisRecorder, FaultDriver]:
     cluster = LayeredCluster()
     nem = Nemesis(cluster)
     nem.tp = FakeToxiproxy()
-    rec = _Recorder()
+    rec = NemesisRecorder()
     driver = FaultDriver(nem, cluster, _System(), rec,
                          FaultSchedule((Fault("lose-unsynced", 0.0, 1.0, params),)),
                          threading.Event())
