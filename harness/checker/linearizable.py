@@ -2,8 +2,8 @@
 
 ``linearizable(history, model=...)`` answers ``True`` (a linearization
 exists), ``False`` (none exists; ``details["counterexample"]`` says where the
-search got stuck) or ``"unknown"`` (out of time or memoized states, or the
-checker failed; ``details["reason"]`` / ``error`` say which). An invalid
+search got stuck) or ``"unknown"`` (out of time or of memory, or the checker
+failed; ``details["reason"]`` / ``error`` say which). An invalid
 verdict is exact: it is only given once every linearization was excluded.
 
 What the search sees (Jepsen's meanings):
@@ -24,9 +24,12 @@ illegal one, so a huge partition cannot starve a small bad one.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import threading
 import time
 import traceback
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from harness.checker.details import LinearizableDetails
@@ -36,22 +39,33 @@ from harness.checker.wgl import ILLEGAL, OK, RUNNING, Entry, Search
 from harness.errors import HarnessError
 from harness.history import History, OpType
 
-__all__ = ["DEFAULT_MEMORY_BYTES", "default_max_states", "linearizable", "prepare"]
+__all__ = ["DEFAULT_MEMORY_BYTES", "linearizable", "parse_bytes", "prepare"]
 
 CHECKER = "linearizable"
 
 DEFAULT_MEMORY_BYTES = 1 << 30
-"""What the memo may take by default: about 1 GiB, beyond which the answer is "unknown"."""
+"""What the searches may hold by default (1 GiB), beyond which the answer is "unknown".
+
+It bounds the *tracked* size of the searches (:meth:`Search.memory_bytes`:
+per-op arrays, memo, step caches, states, stack), not the process's RSS,
+which also holds the history itself and whatever the caller keeps."""
 
 
-def default_max_states(largest_partition_ops: int) -> int:
-    """Memoized configurations that fit in :data:`DEFAULT_MEMORY_BYTES`.
-
-    Each is an int of (ops + state id) bits in a set: about 100 bytes plus
-    one byte per 8 ops of the largest partition, with the search stack and
-    interned states on top, so the estimate is generous per entry.
-    """
-    return max(10_000, DEFAULT_MEMORY_BYTES // (120 + largest_partition_ops // 8))
+def parse_bytes(text: str) -> int:
+    """``"512M"``, ``"1G"``, ``"1.5GiB"``, ``"200000000"`` -> bytes (K, M, G, T are powers
+    of 1024, as in ``ulimit`` and ``docker --memory``)."""
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    mult = 1
+    if t and t[-1] in "KMGT":
+        mult = 1 << (10 * ("KMGT".index(t[-1]) + 1))
+        t = t[:-1]
+    try:
+        v = float(t)
+    except ValueError:
+        raise ValueError(f"not a size: {text!r} (e.g. 512M, 1G, or bytes)") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise ValueError(f"not a positive size: {text!r}")
+    return int(v * mult)
 
 
 _FIRST_BUDGET = 256
@@ -140,8 +154,9 @@ def linearizable(
     *,
     model: Any,
     time_limit_s: float | None = None,
-    max_states: int | None = None,
+    max_memory: int | None = None,
     collect_s: float = 0.0,
+    workers: int | None = None,
 ) -> Result:
     """Check ``history`` against ``model``; see the module docstring for the meanings.
 
@@ -150,44 +165,70 @@ def linearizable(
     so a report can show every failing partition it could decide
     (``details["counterexamples"]``); the verdict is the same either way.
 
-    ``time_limit_s`` bounds the whole check; ``max_states`` bounds the
-    memoized configurations summed over partitions (default
-    :func:`default_max_states`, about 1 GiB). Either bound reached gives
-    ``"unknown"``.
+    ``time_limit_s`` bounds the whole check; ``max_memory`` bounds, in bytes,
+    what the searches hold (default :data:`DEFAULT_MEMORY_BYTES`; see there).
+    Either bound reached gives ``"unknown"`` with the reason.
+
+    ``workers``: processes that check partitions in parallel. ``None``
+    chooses: one per core (at most :data:`MAX_WORKERS`) when the history
+    has at least :data:`PARALLEL_MIN_OPS` ops in more than one partition,
+    else the calling process alone, since starting a process costs more
+    than a small check. The memory bound is shared out among the workers.
 
     ``details``: ``model``, ``op_count`` (ops searched), ``partitions``,
     ``dropped`` (failed ops, indeterminate read-only ops), ``partition_stats``
-    (per key: ops, memoized states, steps, result), ``check_s``; on
-    ``False`` a ``counterexample`` (``key``, ``linearized_prefix`` and
+    (per key: ops, memoized states, steps, result), ``check_s``, ``workers``;
+    on ``False`` a ``counterexample`` (``key``, ``linearized_prefix`` and
     ``could_not_place`` as op indices, ``state`` as the model describes it);
     on ``"unknown"`` a ``reason`` (or the result's ``error``).
     """
     t0 = time.perf_counter()
     deadline = None if time_limit_s is None else t0 + time_limit_s
     details: dict[str, Any] = {"model": getattr(model, "name", type(model).__name__)}
+    bound = DEFAULT_MEMORY_BYTES if max_memory is None else max_memory
     try:
-        return _check(history, model, deadline, max_states, details, t0, collect_s)
+        return _check(history, model, deadline, bound, details, t0, collect_s, workers)
     except HarnessError as e:
         return Result(UNKNOWN, CHECKER, LinearizableDetails.of(details),
                       error=f"{type(e).__name__}: {e}")
+    except MemoryError:
+        return Result(UNKNOWN, CHECKER, LinearizableDetails.of(details),
+                      error="checker ran out of memory (MemoryError); try a larger machine")
     except Exception as e:  # a crash must read as "unknown", never as a verdict
         tb = traceback.format_exception_only(type(e), e)[-1].strip()
         return Result(UNKNOWN, CHECKER, LinearizableDetails.of(details),
                       error=f"checker raised {tb}")
 
 
+PARALLEL_MIN_OPS = 100_000
+"""Ops (summed over partitions) from which a check uses worker processes by default."""
+
+MAX_WORKERS = 8
+
+
+def _choose_workers(workers: int | None, parts: dict[Hashable, list[Entry]]) -> int:
+    if workers is not None:
+        return max(1, min(workers, len(parts)))
+    if len(parts) < 2 or sum(len(v) for v in parts.values()) < PARALLEL_MIN_OPS:
+        return 1
+    if threading.active_count() > 1:
+        return 1  # forking a process with threads can copy a held lock: stay in-process
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return max(1, min(os.cpu_count() or 1, MAX_WORKERS, len(parts)))
+
+
 def _check(
     history: History,
     model: Any,
     deadline: float | None,
-    max_states: int | None,
+    max_memory: int,
     details: dict[str, Any],
     t0: float,
     collect_s: float = 0.0,
+    workers: int | None = None,
 ) -> Result:
     parts, every, dropped = prepare(history, model)
-    largest = max((len(v) for v in parts.values()), default=0)
-    cap = default_max_states(largest) if max_states is None else max_states
     partitioned = getattr(model, "partition", None) is not None
     inner = getattr(model, "inner", model) if partitioned else model
     details["op_count"] = sum(len(v) for v in parts.values()) - len(every) * max(
@@ -195,9 +236,33 @@ def _check(
     )
     details["partitions"] = len(parts)
     details["dropped"] = dropped
-    searches = [(key, Search(inner, entries)) for key, entries in parts.items()]
-    verdict = _schedule(searches, deadline, cap, details, collect_s)
-    details["partition_stats"] = [
+    nw = _choose_workers(workers, parts)
+    details["workers"] = nw
+    if nw > 1:
+        verdict, stats = _parallel(parts, inner, nw, deadline, max_memory, details, collect_s)
+    else:
+        searches = [(key, Search(inner, entries)) for key, entries in parts.items()]
+        verdict = _schedule(searches, deadline, max_memory, details, collect_s)
+        stats = _stats(searches)
+        searches.clear()  # free the per-key memo tables: their stats are recorded
+    details["partition_stats"] = stats
+    if verdict is True and every and len(parts) > 1:
+        # Ops that observe every key make per-key checks a necessary condition
+        # only: confirm the pass on the whole history.
+        whole = _whole(history, model)
+        details["whole_history_check"] = True
+        search = Search(model, whole)
+        verdict = _schedule([(None, search)], deadline, max_memory, details)
+    details["check_s"] = round(time.perf_counter() - t0, 6)
+    if verdict is True:
+        return Result(True, CHECKER, LinearizableDetails.of(details))
+    if verdict is False:
+        return Result(False, CHECKER, LinearizableDetails.of(details))
+    return Result(UNKNOWN, CHECKER, LinearizableDetails.of(details))
+
+
+def _stats(searches: list[tuple[Hashable, Search]]) -> list[dict[str, Any]]:
+    return [
         {
             "key": key,
             "ops": s.n,
@@ -207,20 +272,110 @@ def _check(
         }
         for key, s in searches
     ]
-    if verdict is True and every and len(parts) > 1:
-        # Ops that observe every key make per-key checks a necessary condition
-        # only: confirm the pass on the whole history.
-        searches.clear()  # free the per-key memo tables first: their stats are recorded
-        whole = _whole(history, model)
-        details["whole_history_check"] = True
-        search = Search(model, whole)
-        verdict = _schedule([(None, search)], deadline, cap, details)
-    details["check_s"] = round(time.perf_counter() - t0, 6)
-    if verdict is True:
-        return Result(True, CHECKER, LinearizableDetails.of(details))
-    if verdict is False:
-        return Result(False, CHECKER, LinearizableDetails.of(details))
-    return Result(UNKNOWN, CHECKER, LinearizableDetails.of(details))
+
+
+# The partitions a forked worker checks, set just before the fork: the children read
+# them from the parent's memory instead of having them pickled through a pipe.
+_FORK_INPUT: tuple[dict[Hashable, list[Entry]], Any] | None = None
+
+
+def _parallel(
+    parts: dict[Hashable, list[Entry]],
+    inner: Any,
+    nw: int,
+    deadline: float | None,
+    max_memory: int,
+    details: dict[str, Any],
+    collect_s: float,
+) -> tuple[bool | str, list[dict[str, Any]]]:
+    """Check the partitions in ``nw`` forked processes, largest partitions spread first.
+
+    Each worker runs :func:`_schedule` on its share with ``max_memory / nw``
+    and sends back its verdict, details and stats. The first illegal
+    partition anywhere stops the others (a shared event they poll between
+    budgets), as in one process. A worker that dies gives "unknown".
+    """
+    global _FORK_INPUT
+    ctx = multiprocessing.get_context("fork")
+    groups: list[list[Hashable]] = [[] for _ in range(nw)]
+    load = [0] * nw
+    for key in sorted(parts, key=lambda k: -len(parts[k])):
+        i = load.index(min(load))
+        groups[i].append(key)
+        load[i] += len(parts[key])
+    stop = ctx.Event()
+    results = ctx.SimpleQueue()
+    _FORK_INPUT = (parts, inner)
+    procs = []
+    try:
+        for i, keys in enumerate(groups):
+            pr = ctx.Process(target=_worker, args=(i, keys, deadline, max_memory // nw,
+                                                   collect_s, stop, results), daemon=True)
+            pr.start()
+            procs.append(pr)
+    finally:
+        _FORK_INPUT = None
+    got: dict[int, tuple[bool | str, dict[str, Any], list[dict[str, Any]]]] = {}
+    while len(got) < len(procs):
+        if results.empty():
+            if all(not pr.is_alive() for pr in procs) and results.empty():
+                break
+            time.sleep(0.005)
+            continue
+        i, verdict, wdetails, stats = results.get()
+        got[i] = (verdict, wdetails, stats)
+        if verdict is False:
+            stop.set()
+    for pr in procs:
+        pr.join(timeout=5)
+        if pr.is_alive():
+            pr.kill()
+    stats_all: list[dict[str, Any]] = []
+    verdicts: list[bool | str] = []
+    reasons: list[str] = []
+    found: list[dict[str, Any]] = []
+    for i in range(nw):
+        if i not in got:
+            code = procs[i].exitcode
+            verdicts.append(UNKNOWN)
+            reasons.append(f"worker process {i} died (exit code {code}) while checking "
+                           f"{len(groups[i])} partition(s)")
+            continue
+        verdict, wd, stats = got[i]
+        verdicts.append(verdict)
+        stats_all.extend(stats)
+        if "reason" in wd and verdict is not False:
+            reasons.append(wd["reason"])
+        found.extend(wd.get("counterexamples", ()))
+    order = {k: j for j, k in enumerate(parts)}
+    stats_all.sort(key=lambda st: order.get(st["key"], len(order)))
+    if found:
+        details["counterexample"] = found[0]
+        details["counterexamples"] = found
+    if any(v is False for v in verdicts):
+        return False, stats_all
+    if all(v is True for v in verdicts):
+        return True, stats_all
+    details["reason"] = "; ".join(reasons) or "a worker did not finish"
+    return UNKNOWN, stats_all
+
+
+def _worker(i: int, keys: list[Hashable], deadline: float | None, max_memory: int,
+            collect_s: float, stop: Any, results: Any) -> None:
+    assert _FORK_INPUT is not None
+    parts, inner = _FORK_INPUT
+    wd: dict[str, Any] = {}
+    searches: list[tuple[Hashable, Search]] = []
+    try:
+        searches = [(key, Search(inner, parts[key])) for key in keys]
+        verdict = _schedule(searches, deadline, max_memory, wd, collect_s, stop=stop.is_set)
+    except MemoryError:
+        verdict, wd["reason"] = UNKNOWN, "worker process ran out of memory (MemoryError)"
+    except Exception as e:
+        tb = traceback.format_exception_only(type(e), e)[-1].strip()
+        verdict, wd["reason"] = UNKNOWN, f"checker raised {tb}"
+    results.put((i, verdict, {k: wd[k] for k in ("reason", "counterexamples") if k in wd},
+                 _stats(searches)))
 
 
 _STATUS = {RUNNING: "unfinished", OK: "linearizable", ILLEGAL: "not linearizable"}
@@ -242,9 +397,10 @@ def _whole(history: History, model: Any) -> list[Entry]:
 def _schedule(
     searches: list[tuple[Hashable, Search]],
     deadline: float | None,
-    cap: int,
+    max_memory: int,
     details: dict[str, Any],
     collect_s: float = 0.0,
+    stop: Callable[[], bool] | None = None,
 ) -> bool | str:
     """Run searches round-robin with growing budgets until all pass or one fails.
 
@@ -253,7 +409,10 @@ def _schedule(
     however hard the others are; the budget grows by half each round to keep
     the per-round overhead small once every partition needs a long search.
     After the first illegal partition, the others keep running only while
-    ``collect_s`` allows, to find more counterexamples.
+    ``collect_s`` allows, to find more counterexamples. A search that passes
+    frees its memo at once. ``stop`` (a worker's view of "another worker
+    found an illegal partition") ends the loop early; the verdict is then
+    unknown here and the caller knows better.
     """
     found: list[dict[str, Any]] = []
     collect_until: float | None = None
@@ -273,42 +432,51 @@ def _schedule(
     for key, s in searches:
         if s.status == ILLEGAL:
             illegal(key, s)
+        elif s.status == OK:
+            s.release()
     if found and not collecting():
         return False
     active = [(k, s) for k, s in searches if s.status == RUNNING]
     budget = _FIRST_BUDGET
-    used = sum(s.states_explored for _, s in searches)
+    held = {id(s): s.memory_bytes() for _, s in searches}
+    used = sum(held.values())
     while active:
         still: list[tuple[Hashable, Search]] = []
         for key, s in active:
-            before = s.states_explored
-            s.max_states = cap - (used - before)
             st = s.run(budget)
-            used += s.states_explored - before
+            if st == OK:
+                s.release()
+            now = s.memory_bytes()
+            used += now - held[id(s)]
+            held[id(s)] = now
             if st == ILLEGAL:
                 illegal(key, s)
                 if not collecting():
                     return False
                 continue
             if st == RUNNING:
-                if s.out_of_states:
+                if used > max_memory:
                     if found:
                         return False
                     details["reason"] = (
-                        f"memory bound reached: {used} memoized states (max_states={cap}) "
-                        f"while searching partition {key!r}"
+                        f"memory bound reached: the searches hold about {used / 2**20:.0f} MiB "
+                        f"(max memory {max_memory / 2**20:.0f} MiB) while searching "
+                        f"partition {key!r} ({s.n} ops, {s.states_explored} memoized states)"
                     )
                     return UNKNOWN
                 still.append((key, s))
             if found and not collecting():
                 return False
+            if stop is not None and stop():
+                details["reason"] = "stopped: another worker found an illegal partition"
+                return UNKNOWN
             if deadline is not None and time.perf_counter() > deadline:
                 if found:
                     return False
                 unfinished = sum(1 for _, x in searches if x.status == RUNNING)
                 if unfinished:
                     details["reason"] = (
-                        f"time limit reached after {used} memoized states; "
+                        f"time limit reached after {used / 2**20:.0f} MiB of search state; "
                         f"{unfinished} partition(s) unfinished"
                     )
                     return UNKNOWN

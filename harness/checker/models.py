@@ -31,6 +31,13 @@ none of them:
   key's sub-history is. A key of :data:`EVERY` marks an op that observes all
   keys at once (an empty claim); the checker then confirms a pass on the
   whole history, because per-key checks are only a necessary condition.
+* ``results(op) -> tuple | None`` and ``requires(op)``: what lets the checker
+  retire an indeterminate op once nobody left can observe it (see
+  :mod:`harness.checker.wgl`). ``results``: every state the op can lead to,
+  whatever the state before (a write's value; ``None``: it depends).
+  ``requires``: the one state the op is legal in, :data:`FREE` if it is legal
+  in every state and changes none, else :data:`ANY_STATE`. A wrong answer
+  would be a wrong verdict, so when unsure say ``None`` / ``ANY_STATE``.
 """
 
 from __future__ import annotations
@@ -43,7 +50,9 @@ from harness.errors import ModelError
 from harness.history import OpType
 
 __all__ = [
+    "ANY_STATE",
     "EVERY",
+    "FREE",
     "INCONSISTENT",
     "MODELS",
     "Inconsistent",
@@ -88,6 +97,21 @@ class _Every:
 
 EVERY: Any = _Every()
 """Partition key of an op that belongs to every partition (it observes all keys)."""
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+ANY_STATE: Any = _Marker("ANY_STATE")
+"""``requires``: the op may be legal in more than one state (or nobody knows)."""
+
+FREE: Any = _Marker("FREE")
+"""``requires``: the op is legal in every state and leaves it unchanged."""
 
 
 class Operation(NamedTuple):
@@ -197,6 +221,32 @@ class CasRegister:
 
     def observes_failure(self, op: Any) -> bool:
         return self.mismatch_observed and op.f == "cas" and op.error == "mismatch"
+
+    def requires(self, op: Any) -> Any:
+        """The one state ``op`` is legal in (see the module docstring)."""
+        try:
+            f = op.f
+            if f == "read":
+                v = op.value
+                if (v is None and self.nil_reads_any) or _indeterminate(op):
+                    return FREE
+                return freeze(v)
+            if f == "cas" and self.cas and op.type is not OpType.FAIL:
+                return freeze(_pair(self.name, op)[0])
+        except ModelError:
+            pass
+        return ANY_STATE  # a write (blind anyway), an observed compare failure, a misfit
+
+    def results(self, op: Any) -> tuple[Any, ...] | None:
+        """The state a write or cas leads to, whatever the state before."""
+        try:
+            if op.f == "write":
+                return (freeze(op.value),)
+            if op.f == "cas" and self.cas and op.type is not OpType.FAIL:
+                return (freeze(_pair(self.name, op)[1]),)
+        except ModelError:
+            pass
+        return None
 
     def blind(self, op: Any) -> bool:
         """A write ignores the state: always legal, same result from any state."""
@@ -351,6 +401,20 @@ class KvKey:
     def blind(self, op: Any) -> bool:
         """A put ignores the state: always legal, same result from any state."""
         return op.f == "put"
+
+    def requires(self, op: Any) -> Any:
+        """A get is legal only in the state it read; an empty append anywhere."""
+        if op.f == "get":
+            return FREE if _indeterminate(op) else op.value
+        if op.f == "append" and op.value == "":
+            return FREE
+        return ANY_STATE
+
+    def results(self, op: Any) -> tuple[Any, ...] | None:
+        """A put leads to its value; an append's result depends on the state."""
+        if op.f == "put" and isinstance(op.value, str):
+            return (op.value,)
+        return None
 
     def may_reach(self, state: Any, op: Any) -> bool:
         """Could appends alone make ``op`` (a get) legal? Only if ``state`` is a prefix."""

@@ -14,6 +14,21 @@ end: backtrack. ``(linearized set, state)`` pairs already explored are
 memoized (the linearized set is an int bitset), so no configuration is
 searched twice.
 
+Representation, so that a partition of 100,000 ops costs about as much per
+step as one of 100: the linearized set is a *window*, ``(lo, Lr)`` with
+``lo`` the first op (in invocation order) not linearized and ``Lr`` the
+bitset of the linearized ops from ``lo`` on (bit ``i`` is op ``lo + i``).
+Every op before ``lo`` is linearized, so that prefix is one int however long
+it is, and the memo key ``(lo, Lr, state)`` is as small as the window of
+concurrent ops. Linearizing ``lo`` itself shifts the window past the run of
+linearized ops after it. Nothing per step is O(ops): no per-op bit masks,
+no state ids shifted past the whole partition. The search stack is a chain
+of tuples, each pointing at the one below, so the longest prefix reached
+(the counterexample) is kept by reference, not copied at every new depth.
+The memo and the model-step caches are the only structures that grow with
+the search; :meth:`Search.memory_bytes` estimates them, and the caller
+bounds that in bytes.
+
 Reductions on top, each exact; ``tests/checker/test_linearizable_properties.py``
 checks them against a brute-force checker on random histories:
 
@@ -45,6 +60,20 @@ checks them against a brute-force checker on random histories:
   store only puts reset and a get stays reachable while the value is a
   prefix of what it read, which cuts the append orders that no read saw.
 
+* **retired indeterminate ops.** With the model's ``results`` (the states an
+  op leads to, whatever the state before: a write's or a cas's new value)
+  and ``requires`` (the one state an op is legal in, :data:`ANY_STATE` or
+  :data:`FREE`), an indeterminate op ``B`` has *observers*: the other ops,
+  neither blind nor free, that may be legal in a state ``B`` leads to. Once
+  every observer is linearized, ``B`` is retired as "never took effect", a
+  step that leaves the state alone: any linearization that places ``B``
+  later has only free ops after it until a blind op or the end (an observer
+  would have to come after it), and removing ``B`` from it changes no op's
+  legality or result. An op with no observers at all is dropped at once. So
+  a long history's timed-out writes that nobody read stop being candidates
+  at every later step, which is what kept the candidate list (and the memo)
+  growing with the partition.
+
 Indeterminate ops have no return entry: they may take effect at any point
 after their call, or never. The search succeeds when every ``ok`` op is
 linearized.
@@ -52,16 +81,32 @@ linearized.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Hashable, Sequence
 from typing import Any, NamedTuple
 
-from harness.checker.models import INCONSISTENT
+from harness.checker.models import ANY_STATE, FREE, INCONSISTENT
 
 __all__ = ["ILLEGAL", "OK", "RUNNING", "Entry", "Search"]
 
 RUNNING = 0
 OK = 1
 ILLEGAL = 2
+
+# Bytes per structure, for :meth:`Search.memory_bytes`: measured with tracemalloc on
+# register partitions (a memo entry is a 3-tuple in a set with its window int; a cache
+# entry an int key and a tuple in a dict), rounded up.
+_SEEN_BYTES = 150
+_CACHE_BYTES = 130
+_STATE_BYTES = 150
+_STACK_BYTES = 90
+_OP_BYTES = 160
+_RETIRED = -2
+"""The stack's ``alt`` of a retired indeterminate op (an eager step is -1)."""
+_CACHE_CAP = 1 << 18
+"""Model-step cache entries kept before the caches are emptied: they only save calls of
+``step``, so dropping them is always exact, and without a cap a million-op check spent
+half its memory remembering steps it would never take again."""
 
 
 class Entry(NamedTuple):
@@ -81,14 +126,17 @@ class Entry(NamedTuple):
 class Search:
     """A resumable search for a linearization of ``entries`` against ``model``."""
 
-    def __init__(self, model: Any, entries: Sequence[Entry], *, max_states: int | None = None):
+    def __init__(self, model: Any, entries: Sequence[Entry]):
         self.model = model
-        self.entries = list(entries)
-        if any(a.call > b.call for a, b in zip(self.entries, self.entries[1:], strict=False)):
-            self.entries.sort(key=lambda e: e.call)  # the event list is built in call order
-        n = len(self.entries)
+        ents = list(entries)
+        if any(a.call > b.call for a, b in itertools.pairwise(ents)):
+            ents.sort(key=lambda e: e.call)  # the event list is built in call order
+        ents, obs_of, cnt = _observers(model, ents)
+        self.entries = ents
+        self.dropped_unobserved = len(entries) - len(ents)
+        n = len(ents)
         self.n = n
-        self.max_states = max_states
+        self.obs_of, self.cnt = obs_of, cnt
         self._step = model.step
         self._successors = getattr(model, "successors", None)
         ro_fn = getattr(model, "read_only", None)
@@ -99,16 +147,15 @@ class Search:
         m = 2 * n + 1
         head = 2 * n
         self.head = head
-        ro = [False] * n
-        resets = [False] * n
-        blind = [False] * n
-        has_ret = [False] * n
-        prereq = [0] * n
+        ro = bytearray(n)
+        resets = bytearray(n)
+        blind = bytearray(n)
+        has_ret = bytearray(n)
+        prereq = [-1] * n
         evpos = [big] * m
-        self.bit = [1 << k for k in range(n)]
         rets: list[tuple[int, int]] = []
         last_in_group: dict[Hashable, int] = {}
-        for k, e in enumerate(self.entries):
+        for k, e in enumerate(ents):
             op = e.op
             r = bool(ro_fn(op)) if ro_fn is not None else False
             ro[k] = r
@@ -126,7 +173,7 @@ class Search:
                 if gk is not None:
                     prev = last_in_group.get(gk)
                     if prev is not None:
-                        prereq[k] = 1 << prev
+                        prereq[k] = prev
                     last_in_group[gk] = k
         self.ro, self.resets, self.has_ret, self.prereq, self.evpos = (
             ro, resets, has_ret, prereq, evpos)
@@ -163,19 +210,26 @@ class Search:
         # State interning: states are hashable values; the search uses ints.
         self.states: list[Any] = []
         self.state_ids: dict[Any, int] = {}
-        self.shifted: list[int] = []
         self.tables: dict[int, tuple[int, ...]] = {}
         self.s = self._intern(model.init())
-        self.L = 0
-        self.remaining = sum(self.has_ret)
-        self.stack: list[tuple[int, int, int]] = []  # (op k, previous state, alt or -1 if eager)
-        self.seen: set[int] = set()
+        # The linearized set: inL per op, and the window (lo, Lr) the memo keys use.
+        self.inL = bytearray(n)
+        self.lo = 0
+        self.Lr = 0
+        self.retire_q: list[int] = []
+        self.remaining = sum(has_ret)
+        # (op k, previous state, alt or -1 if eager or _RETIRED, the node below): a chain, so the
+        # deepest prefix reached is kept by reference.
+        self.stack: list[tuple[int, int, int, Any]] = []
+        self.seen: set[tuple[int, int, int]] = set()
         self.alt = 0
         self.steps = 0
         self.status = RUNNING
         self.best_len = -1
-        self.best: tuple[list[int], list[int], int] | None = None
-        self.out_of_states = False
+        self.best: tuple[Any, list[int], int] | None = None
+        self.cache_resets = 0
+        self.released = False
+        self.n_seen = 0
         _, dead = self._close()
         self.e = self.nxt[head]
         if dead:
@@ -192,7 +246,6 @@ class Search:
             sid = len(self.states)
             self.states.append(state)
             self.state_ids[state] = sid
-            self.shifted.append(sid << self.n)
         return sid
 
     def _compute(self, k: int, s: int) -> tuple[int, ...]:
@@ -204,8 +257,49 @@ class Search:
         else:
             r = self._step(state, op)
             out = () if r is INCONSISTENT else (self._intern(r),)
-        self.tables[s * self.n + k] = out
+        tables = self.tables
+        if len(tables) >= _CACHE_CAP:
+            tables.clear()
+            self.reach.clear()
+            self.cache_resets += 1
+        tables[s * self.n + k] = out
         return out
+
+    def _window_with(self, k: int) -> tuple[int, int]:
+        """The window ``(lo, Lr)`` once op ``k`` (not linearized yet) is added."""
+        lo = self.lo
+        if k == lo:
+            x = self.Lr | 1
+            t = (x ^ (x + 1)).bit_length() - 1  # the run of linearized ops from lo on
+            return lo + t, x >> t
+        return lo, self.Lr | (1 << (k - lo))
+
+    def _mark(self, k: int, lo: int, lr: int) -> None:
+        """Op k is linearized (or retired); the window becomes (lo, lr)."""
+        self.inL[k] = 1
+        self.lo, self.Lr = lo, lr
+        obs = self.obs_of.get(k)
+        if obs is not None:
+            cnt = self.cnt
+            for b in obs:
+                cnt[b] -= 1
+                if cnt[b] == 0:
+                    self.retire_q.append(b)
+
+    def _unmark(self, k: int) -> None:
+        self.inL[k] = 0
+        lo = self.lo
+        if k > lo:
+            self.Lr ^= 1 << (k - lo)
+        else:  # every op from k to lo was linearized: k becomes the window's start
+            d = lo - k
+            self.Lr = (self.Lr << d) | ((1 << d) - 2)
+            self.lo = k
+        obs = self.obs_of.get(k)
+        if obs is not None:
+            cnt = self.cnt
+            for b in obs:
+                cnt[b] += 1
 
     def _lift(self, k: int) -> None:
         nxt, prv = self.nxt, self.prv
@@ -235,15 +329,24 @@ class Search:
         if q >= 0:
             prv[q] = c
 
-    def _close(self) -> tuple[int, bool]:
-        """Linearize every legal read-only candidate now, and look for a dead end.
+    def _push_eager(self, k: int, s: int, kind: int = -1) -> None:
+        stack = self.stack
+        lo, lr = self._window_with(k)
+        self._lift(k)
+        self._mark(k, lo, lr)
+        self.remaining -= self.has_ret[k]
+        stack.append((k, s, kind, stack[-1] if stack else None))
 
-        Returns (how many were linearized, dead). *Dead*: some remaining
-        read-only op cannot become legal from here through ops that do not
-        ``reset`` the state (by the model's ``may_reach``; without one, it is
-        illegal now and only resets change the state), and it returned before
-        any remaining resetting op was invoked, so it must be linearized
-        before every reset. Then no extension of this prefix works.
+    def _close(self) -> tuple[int, bool]:
+        """Linearize every legal read-only candidate now, retire what nobody can observe,
+        and look for a dead end.
+
+        Returns (how many were linearized or retired, dead). *Dead*: some
+        remaining read-only op cannot become legal from here through ops that
+        do not ``reset`` the state (by the model's ``may_reach``; without one,
+        it is illegal now and only resets change the state), and it returned
+        before any remaining resetting op was invoked, so it must be
+        linearized before every reset. Then no extension of this prefix works.
         """
         nxt, prv, ro, tables, s = self.nxt, self.prv, self.ro, self.tables, self.s
         resets, has_ret, reach = self.resets, self.has_ret, self.reach
@@ -257,14 +360,19 @@ class Search:
                 if succ is None:
                     succ = self._compute(k, s)
                 if succ:
-                    self._lift(k)
-                    self.L |= self.bit[k]
-                    self.remaining -= has_ret[k]
-                    self.stack.append((k, s, -1))
+                    self._push_eager(k, s)
                     count += 1
                     e = nxt[prv[e]]  # a lifted entry keeps its links: resume after its predecessor
                     continue
             e = nxt[e]
+        q = self.retire_q
+        if q:
+            inL, cnt = self.inL, self.cnt
+            while q:
+                b = q.pop()
+                if not inL[b] and cnt[b] == 0:
+                    self._push_eager(b, s, _RETIRED)
+                    count += 1
         # Read-only ops up to the first remaining reset's invocation must all stay reachable.
         evpos = self.evpos
         must_ret = -1
@@ -312,9 +420,30 @@ class Search:
         depth = len(self.stack)
         if depth > self.best_len:
             self.best_len = depth
-            prefix = [k for k, _, _ in self.stack]
+            top = self.stack[-1] if self.stack else None
             blocked = [ev >> 1 for ev in self._candidates()]
-            self.best = (prefix, blocked, self.s)
+            self.best = (top, blocked, self.s)
+
+    def _pop_choice(self) -> tuple[int, int, int]:
+        """Undo the eager steps on top, then the choice under them; returns that choice."""
+        stack, has_ret = self.stack, self.has_ret
+        while True:
+            k, s, alt, _ = stack.pop()
+            self._unlift(k)
+            self._unmark(k)
+            self.remaining += has_ret[k]
+            if alt >= 0:
+                self.s = s
+                return k, s, alt
+
+    def _undo_to_choice(self) -> None:
+        """Pop the eager steps on top of the stack (they were not choices)."""
+        stack, has_ret = self.stack, self.has_ret
+        while stack and stack[-1][2] < 0:
+            k, _, _, _ = stack.pop()
+            self._unlift(k)
+            self._unmark(k)
+            self.remaining += has_ret[k]
 
     # ------------------------------------------------------------------ the search
 
@@ -322,13 +451,12 @@ class Search:
         """Search for at most ``budget`` steps; returns RUNNING, OK or ILLEGAL."""
         if self.status != RUNNING:
             return self.status
-        nxt, bit, prereq, tables = self.nxt, self.bit, self.prereq, self.tables
+        nxt, prereq, tables = self.nxt, self.prereq, self.tables
         n = self.n
         seen, stack, has_ret = self.seen, self.stack, self.has_ret
         head = self.head
-        max_states = self.max_states
-        e, alt, s, L = self.e, self.alt, self.s, self.L
-        shifted = self.shifted
+        inL = self.inL
+        e, alt, s = self.e, self.alt, self.s
         blind = self.blind
         # Just after an indeterminate op that no read-only op observed, a blind op
         # (one that ignores the state) would erase its effect unseen: skipping the
@@ -342,54 +470,46 @@ class Search:
             if not e & 1:
                 k = e >> 1
                 pre = prereq[k]
-                if (pre and not L & pre) or (after_pending and blind[k]):
+                if (pre >= 0 and not inL[pre]) or (after_pending and blind[k]):
                     e = nxt[e]
                     alt = 0
                     continue
                 succ = tables.get(s * n + k)
                 if succ is None:
                     succ = self._compute(k, s)
-                    shifted = self.shifted
-                nL = L | bit[k]
+                lo2, lr2 = self._window_with(k)
                 moved = False
                 while alt < len(succ):
                     ns = succ[alt]
-                    key = nL | shifted[ns]
+                    key = (lo2, lr2, ns)
                     if key in seen:
                         alt += 1
                         continue
                     seen.add(key)
-                    stack.append((k, s, alt))
+                    stack.append((k, s, alt, stack[-1] if stack else None))
                     self._lift(k)
+                    self._mark(k, lo2, lr2)
                     self.remaining -= has_ret[k]
-                    self.s, self.L = ns, nL
+                    self.s = ns
                     count, dead = self._close()
-                    shifted = self.shifted
                     if count and not dead:
-                        key2 = self.L | shifted[ns]
+                        key2 = (self.lo, self.Lr, ns)
                         if key2 in seen:
                             dead = True
                         else:
                             seen.add(key2)
                     if dead:
-                        self._undo_to_choice()
-                        k, s, alt = stack.pop()
-                        self._unlift(k)
-                        L = self.L = self.L ^ bit[k]
-                        self.s = s
-                        self.remaining += has_ret[k]
+                        k, s, alt = self._pop_choice()
+                        lo2, lr2 = self._window_with(k)
                         alt += 1
                         continue
-                    s, L = ns, self.L
+                    s = ns
                     after_pending = not count and not has_ret[k]
                     moved = True
                     break
                 if moved:
                     if self.remaining == 0:
                         status = OK
-                        break
-                    if max_states is not None and len(seen) > max_states:
-                        self.out_of_states = True
                         break
                     e = nxt[head]
                     alt = 0
@@ -398,21 +518,17 @@ class Search:
                     alt = 0
             else:
                 # A return whose op is not linearized: the prefix is a dead end.
-                self.s, self.L = s, L
+                self.s = s
                 self._record_best()
                 self._undo_to_choice()
                 if not stack:
                     status = ILLEGAL
                     break
-                k, s, alt = stack.pop()
-                self._unlift(k)
-                L = self.L = self.L ^ bit[k]
-                self.s = s
-                self.remaining += has_ret[k]
+                k, s, alt = self._pop_choice()
                 after_pending = self._after_pending()
                 e = 2 * k
                 alt += 1
-        self.e, self.alt, self.s, self.L = e, alt, s, L
+        self.e, self.alt, self.s = e, alt, s
         self.steps += steps
         self.status = status
         return status
@@ -422,38 +538,145 @@ class Search:
         stack = self.stack
         return bool(stack) and stack[-1][2] >= 0 and not self.has_ret[stack[-1][0]]
 
-    def _undo_to_choice(self) -> None:
-        """Pop the eager steps on top of the stack (they were not choices)."""
-        stack, bit, has_ret = self.stack, self.bit, self.has_ret
-        L = self.L
-        while stack and stack[-1][2] < 0:
-            k, _, _ = stack.pop()
-            self._unlift(k)
-            L ^= bit[k]
-            self.remaining += has_ret[k]
-        self.L = L
-
     # ------------------------------------------------------------------ results
 
     @property
     def states_explored(self) -> int:
-        return len(self.seen)
+        return self.n_seen if self.released else len(self.seen)
+
+    def release(self) -> None:
+        """Drop the memo, the caches and the event list once the search has passed (its
+        stats and :meth:`linearization` stay readable)."""
+        if self.released:
+            return
+        self.n_seen = len(self.seen)
+        self.released = True
+        self.seen = set()
+        self.tables = {}
+        self.reach = {}
+        self.nxt = self.prv = self.evpos = []
+
+    def memory_bytes(self) -> int:
+        """An estimate of what this search holds, in bytes: per op, the memo, the step
+        caches, the interned states and the stack (constants measured with tracemalloc).
+        """
+        if self.released:
+            return self.n * _STACK_BYTES
+        return (self.n * _OP_BYTES + len(self.seen) * _SEEN_BYTES
+                + (len(self.tables) + len(self.reach)) * _CACHE_BYTES
+                + len(self.states) * _STATE_BYTES + len(self.stack) * _STACK_BYTES)
+
+    def _chain(self, node: Any) -> list[int]:
+        out = []
+        while node is not None:
+            out.append(node[0])
+            node = node[3]
+        out.reverse()
+        return out
 
     def linearization(self) -> list[int]:
-        """The op ids in linearization order (after OK; eager and chosen alike)."""
-        return [self.entries[k].op_id for k, _, _ in self.stack]
+        """The op ids in linearization order (after OK; eager and chosen alike).
+
+        Retired indeterminate ops ("never took effect") are left out."""
+        return [self.entries[k].op_id for k, _, alt, _ in self.stack if alt != _RETIRED]
 
     def counterexample(self) -> dict[str, Any]:
         """The longest linearizable prefix found and what could not come next."""
         if self.best is None:
             self._record_best()
         assert self.best is not None
-        prefix, blocked, s = self.best
+        top, blocked, s = self.best
         return {
-            "linearized_prefix": [self.entries[k].op_id for k in prefix],
+            "linearized_prefix": [self.entries[k].op_id for k in self._chain(top)],
             "could_not_place": sorted({self.entries[k].op_id for k in blocked}),
             "state": self.model.describe(self.states[s]),
         }
+
+
+def _observers(
+    model: Any, ents: list[Entry]
+) -> tuple[list[Entry], dict[int, list[int]], dict[int, int]]:
+    """Which indeterminate ops each op observes, and how many observers each has.
+
+    Returns the entries without the indeterminate ops nobody can observe (they
+    are "never took effect" for free: see the module docstring), ``obs_of``
+    (op -> indeterminate ops it observes, new positions) and ``cnt``
+    (indeterminate op -> observers not yet linearized). Models without
+    ``results`` and ``requires`` get empty maps: nothing is ever retired.
+    """
+    results_fn = getattr(model, "results", None)
+    requires_fn = getattr(model, "requires", None)
+    blind_fn = getattr(model, "blind", None)
+    if results_fn is None or requires_fn is None:
+        return ents, {}, {}
+    by_state: dict[Hashable, list[int]] = {}
+    targets: list[int] = []
+    for k, e in enumerate(ents):
+        if e.ret is None:
+            res = results_fn(e.op)
+            if res is None:
+                continue
+            try:
+                for st in res:
+                    by_state.setdefault(st, []).append(k)
+            except TypeError:
+                continue
+            targets.append(k)
+    if not targets:
+        return ents, {}, {}
+    target_set = set(targets)
+    observes: dict[int, set[int]] = {}
+    n_any = 0
+    for k, e in enumerate(ents):
+        op = e.op
+        if blind_fn is not None and blind_fn(op):
+            continue
+        req = requires_fn(op)
+        if req is FREE:
+            continue
+        if req is ANY_STATE:
+            got = target_set
+            n_any += 1
+            if n_any * len(targets) > 1_000_000:
+                return ents, {}, {}  # too many to track: retire nothing, exactly as before
+        else:
+            try:
+                got = set(by_state.get(req, ()))
+            except TypeError:
+                got = target_set
+        got = got - {k}
+        if got:
+            observes[k] = got
+    counts = dict.fromkeys(targets, 0)
+    for got in observes.values():
+        for b in got:
+            counts[b] += 1
+    # Dropping an op also drops it as an observer, which may free another: to a fixpoint.
+    drop: set[int] = set()
+    fresh = [b for b, c in counts.items() if c == 0]
+    while fresh:
+        drop.update(fresh)
+        nxt_fresh = []
+        for b in fresh:
+            for b2 in observes.get(b, ()):
+                counts[b2] -= 1
+                if counts[b2] == 0 and b2 not in drop:
+                    nxt_fresh.append(b2)
+        fresh = nxt_fresh
+    if drop:
+        ents = [e for k, e in enumerate(ents) if k not in drop]
+    new_pos: dict[int, int] = {}
+    j = 0
+    for k in range(len(ents) + len(drop)):
+        if k in drop:
+            continue
+        new_pos[k] = j
+        j += 1
+    obs_of = {new_pos[k]: [new_pos[b] for b in sorted(got) if b not in drop]
+              for k, got in observes.items() if k not in drop}
+    obs_of = {k: v for k, v in obs_of.items() if v}
+    cnt = {new_pos[b]: c for b, c in counts.items() if b not in drop}
+    return ents, obs_of, cnt
 
 
 def _group_key(op: Any) -> Hashable | None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from harness.checker.linearizable import linearizable
 from harness.checker.models import cas_register, etcd_register, get_model, kv, register
+from harness.checker.wgl import _SEEN_BYTES
 from harness.history import History
 from harness.testing import fail, history, info, invoke, ok
 
@@ -70,7 +71,7 @@ def test_identity_write_is_not_linearized_eagerly() -> None:
         invoke(2, "read"), ok(0, "write", 3), ok(2, "read", 3),
     )
     assert check(h, register(3)).valid is True
-    assert check(h, register(3), max_states=10**6).valid is True
+    assert check(h, register(3), max_memory=1 << 20).valid is True
 
 
 def test_indeterminate_write_may_take_effect_late() -> None:
@@ -162,10 +163,12 @@ def test_time_limit_gives_unknown_with_a_reason() -> None:
 
 def test_memory_bound_gives_unknown_with_a_reason() -> None:
     h = history(*hard_kv("k", 12))
-    r = check(h, kv(), max_states=5_000)
+    r = check(h, kv(), max_memory=2_000_000)
     assert r.valid == "unknown"
-    assert "max_states=5000" in r.details["reason"]
-    assert sum(p["states"] for p in r.details["partition_stats"]) <= 5_000 + 64
+    assert "memory bound reached" in r.details["reason"]
+    # The bound is checked between step budgets (at most 2**15 steps, one memo entry each).
+    memo = sum(p["states"] for p in r.details["partition_stats"]) * _SEEN_BYTES
+    assert memo <= 2_000_000 + (1 << 15) * _SEEN_BYTES
 
 
 def test_a_bad_small_partition_is_found_despite_a_huge_one() -> None:
