@@ -60,6 +60,7 @@ included as ``settle``, so a report can say how long the system was given.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Collection, Hashable, Iterable
 from dataclasses import dataclass, field
@@ -69,7 +70,7 @@ from harness.checker.details import QueueDetails
 from harness.checker.result import UNKNOWN, Result
 from harness.history import Call, History
 
-__all__ = ["PENDING_STATES", "SAFETY_ANOMALIES", "item_id", "queue"]
+__all__ = ["PENDING_STATES", "SAFETY_ANOMALIES", "item_id", "item_key", "queue"]
 
 DEFAULT_ENQUEUE = ("enqueue",)
 DEFAULT_CONSUME = ("dequeue", "complete")
@@ -91,6 +92,31 @@ def item_id(value: Any) -> Hashable:
     if isinstance(v, list):
         return tuple(v)
     return v
+
+
+def item_key(iid: Any) -> str:
+    """The one text spelling of an item id, in results and reports alike.
+
+    A string id is itself; any other id (a number, a list from JSON, a tuple
+    from :func:`item_id`) is its compact JSON, tuples written as lists. JSON
+    object keys must be strings, so results that key by item (``duplicated``,
+    ``stuck_for_ms``) use this, and the report indexes calls by it: one
+    spelling, so a result read back from ``results.json`` finds its calls.
+    (The string ``"1"`` and the number ``1`` share a spelling; no system we
+    know mixes the two.)
+    """
+    if isinstance(iid, str):
+        return iid
+    try:
+        return json.dumps(iid, separators=(",", ":"), sort_keys=True, default=_listed_default)
+    except (TypeError, ValueError):
+        return repr(iid)
+
+
+def _listed_default(v: Any) -> Any:
+    if isinstance(v, tuple | set | frozenset):
+        return list(v)
+    raise TypeError(f"{type(v).__name__} is not JSON")
 
 
 def _token(value: Any) -> Any:
@@ -331,7 +357,7 @@ def queue(
         "unexpected_count": len(unexpected),
         "unexpected": _listed(unexpected),
         "duplicated_count": len(duplicated),
-        "duplicated": {str(k): v for k, v in list(duplicated.items())[:MAX_LISTED]},
+        "duplicated": {item_key(k): v for k, v in list(duplicated.items())[:MAX_LISTED]},
         "recovered_count": len(recovered),
         "recovered": _listed(recovered),
         "failed_then_seen_count": len(failed_seen),
@@ -341,7 +367,7 @@ def queue(
         "unfinished_states": dict(sorted(pending_states.items())),
         "stuck_count": len(stuck),
         "stuck": _listed(stuck),
-        "stuck_for_ms": {str(k): stuck_for_ms[k] for k in _listed(stuck)},
+        "stuck_for_ms": {item_key(k): stuck_for_ms[k] for k in _listed(stuck)},
         "stuck_after_ms": stuck_after_ms,
         "vanished_count": len(vanished),
         "vanished": _listed(vanished),

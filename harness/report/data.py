@@ -24,7 +24,13 @@ from harness.checker.details import (
     LinearizableDetails,
     QueueDetails,
 )
-from harness.checker.queue import DEFAULT_CONSUME, DEFAULT_ENQUEUE, DEFAULT_OBSERVE, item_id
+from harness.checker.queue import (
+    DEFAULT_CONSUME,
+    DEFAULT_ENQUEUE,
+    DEFAULT_OBSERVE,
+    item_id,
+    item_key,
+)
 from harness.checker.result import UNKNOWN, Result, result_from_dict, typed
 from harness.history import NEMESIS, Call, History, Op
 
@@ -568,10 +574,10 @@ def item_trails(
                 continue
             notes: dict[str, str] = {}
             if isinstance(raw, Mapping):  # duplicated: {item: times delivered}
-                ids = [str(k) for k in raw]
+                ids = [str(k) for k in raw]  # keyed by item_key already (JSON keys)
                 notes = {str(k): f"delivered {n} times" for k, n in raw.items()}
             else:
-                ids = [_key_text(i) for i in raw or []]
+                ids = [item_key(i) for i in raw or []]
             if field_ == "lost" and q.lost_ids_certain is False:
                 desc += "; ids are candidates: timed-out dequeues may hold some of them"
             if field_ == "unfinished" and isinstance(q.settle, Mapping):
@@ -592,7 +598,7 @@ def item_trails(
                 continue
             ids, notes, flags = [], {}, {}
             for x in found:
-                iid = _key_text(x.get("item"))
+                iid = item_key(x.get("item"))
                 if iid not in notes:
                     ids.append(iid)
                 notes[iid] = _fencing_note(name, x)
@@ -663,7 +669,7 @@ def _group(checker: str, name: str, anomaly: bool, desc: str, count: int, ids: l
 
 
 def _items_index(history: History) -> dict[str, list[Call]]:
-    """Calls by item, keyed by the item's text as the checkers' JSON results spell it."""
+    """Calls by item, keyed by :func:`item_key`, the one spelling results use too."""
     by_item: dict[Hashable, list[Call]] = {}
     for call in history.calls():
         iid = item_id(call.value)
@@ -674,15 +680,7 @@ def _items_index(history: History) -> dict[str, list[Call]]:
         except TypeError:  # a value that names no item (a register's [key, [old, new]])
             continue
     by_item.pop(None, None)
-    out: dict[str, list[Call]] = {}
-    for iid, calls in by_item.items():
-        for spelling in {_key_text(iid), str(iid), _key_text(_listify(iid))}:
-            out.setdefault(spelling, calls)
-    return out
-
-
-def _listify(v: Hashable) -> Any:
-    return [_listify(x) for x in v] if isinstance(v, tuple) else v
+    return {item_key(iid): calls for iid, calls in by_item.items()}
 
 
 def retry_of(call: Call) -> int | None:

@@ -7,8 +7,11 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.checker import get_model, linearizable
+from harness.checker.queue import item_key
 from harness.history import History, Op, OpType
 from harness.report import data
 from harness.report.logs import excerpt, parse_log
@@ -166,7 +169,7 @@ def test_a_ring_partition_has_no_sides() -> None:
 # --------------------------------------------------------------------------- trails
 
 
-def qitem(i: str, **kw: Any) -> dict[str, Any]:
+def qitem(i: Any, **kw: Any) -> dict[str, Any]:
     return {"id": i, **kw}
 
 
@@ -222,6 +225,40 @@ def test_item_trails_list_every_id_but_cap_trails() -> None:
     groups = data.item_trails(h, {"queue": queue(h).to_dict()}, max_items=3)
     (lost,) = groups
     assert lost.count == 7 and len(lost.ids) == 7 and len(lost.trails) == 3
+
+
+_ITEM_IDS = st.one_of(
+    st.text(min_size=1, max_size=8), st.integers(-5, 10**12),
+    st.lists(st.one_of(st.integers(0, 9), st.text(max_size=3)), min_size=1, max_size=3))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_ITEM_IDS, min_size=2, max_size=6, unique_by=item_key))
+def test_every_named_item_finds_its_calls_after_a_results_json_round_trip(ids: list[Any]) -> None:
+    """One spelling of an item id (``item_key``) in results and in the report's index.
+
+    Ids of any JSON type (EDN histories give vectors; a list id comes back from
+    JSON as a list, from the checker as a tuple) must name the same calls, so
+    a report rendered from ``results.json`` shows every anomaly's trail.
+    """
+    import json as _json
+
+    from harness.checker import queue
+
+    lost, dup = ids[: len(ids) // 2], ids[len(ids) // 2:]
+    ops = []
+    for i in ids:
+        ops += [invoke(0, "enqueue", qitem(i)), ok(0, "enqueue", qitem(i))]
+    for i in dup:  # delivered twice
+        for p in (1, 2):
+            ops += [invoke(p, "dequeue", None), ok(p, "dequeue", qitem(i))]
+    h = history(*ops)
+    result = _json.loads(_json.dumps(queue(h).to_dict()))
+    groups = {g.name: g for g in data.item_trails(h, {"queue": result})}
+    assert set(groups) == {"lost", "duplicated"}
+    assert groups["lost"].count == len(lost) and groups["duplicated"].count == len(dup)
+    for g in groups.values():
+        assert all(t.steps for t in g.trails), [t.item for t in g.trails if not t.steps]
 
 
 def test_a_resend_in_a_trail_names_the_attempt_it_repeats() -> None:
