@@ -363,10 +363,12 @@ async def start_http_server(
             except (asyncio.IncompleteReadError, TimeoutError):
                 msg = f"body shorter than its Content-Length {length}"
                 return _wire(_error(400, "bad_request", msg), close=True)
-        query = raw.query_string
-        req = Request(
-            raw.method, raw.rel_url.raw_path, parse_qs(query) if query else {}, headers, body
-        )
+        target = raw.raw_path  # the request target as sent
+        if target.startswith("/") and "#" not in target:
+            path, _, query = target.partition("?")  # no URL object per request: cheaper
+        else:  # absolute form (http://host/path) or a fragment: let yarl take it apart
+            path, query = raw.rel_url.raw_path, raw.query_string
+        req = Request(raw.method, path, parse_qs(query) if query else {}, headers, body)
         if _CANCELS_HANDLERS:
             resp = await asyncio.shield(handler(req))
         else:
