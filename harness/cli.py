@@ -86,6 +86,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    metavar="SECONDS",
                    help="per-history seconds before the linearizability search says unknown "
                         "(default: %(default)g)")
+    c.add_argument("--max-memory", type=_size, default=None, metavar="BYTES",
+                   help=_MAX_MEMORY_HELP)
     c.add_argument("--allow-duplicates", action="store_true",
                    help="a redelivered queue item is reported but not an anomaly")
     c.add_argument("--json", action="store_true",
@@ -137,6 +139,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    metavar="SECONDS",
                    help="seconds the check may take before a checker says unknown (at most "
                         "10 after an interrupt)")
+    r.add_argument("--max-memory", type=_size, default=None, metavar="BYTES",
+                   help=_MAX_MEMORY_HELP)
     r.add_argument("--test", help="name of the test: the run folder's parent (default: "
                                   "<system>-<workload>-<faults>)")
     r.add_argument("--reports", default="reports", help="where run folders go")
@@ -185,9 +189,11 @@ def _build_parser() -> argparse.ArgumentParser:
                         "harness.image; a cache, rebuilt by the next run, which takes minutes)")
 
     b = sub.add_parser("bench", help="benchmarks that print figures")
-    b.add_argument("what", choices=["checker", "queue", "history", "proxy", "driver", "mutants"])
+    b.add_argument("what", choices=["checker", "queue", "history", "proxy", "driver", "mutants",
+                                    "large"])
     b.add_argument("options", nargs="*",
-                   help="mutants: its own options after --, e.g. 'bench mutants -- --quick'")
+                   help="mutants, large: their own options after --, e.g. 'bench mutants -- "
+                        "--quick', 'bench large -- --scale 0.1'")
     b.add_argument("--corpus", help="corpus folder (checker benchmark)")
     b.add_argument("--repeats", type=int, default=5)
     return p
@@ -210,6 +216,22 @@ its one-line "error".
 """
 
 
+_MAX_MEMORY_HELP = (
+    "what the linearizability search may hold before it says unknown, in bytes or with a "
+    "suffix: 512M, 2G (default: 1G; the tracked size of the search's memo and tables, not "
+    "the process's RSS, which also holds the history)")
+
+
+def _size(text: str) -> int:
+    """argparse type for ``--max-memory``: bytes, or a number with K, M, G or T."""
+    from harness.checker.linearizable import parse_bytes
+
+    try:
+        return parse_bytes(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _positive_seconds(text: str) -> float:
     """argparse type for a time limit: a finite number of seconds above zero.
 
@@ -228,6 +250,18 @@ def _positive_seconds(text: str) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
+    if getattr(args, "max_memory", None) is not None:
+        from harness.checker.linearizable import set_default_max_memory
+
+        prev = set_default_max_memory(args.max_memory)
+        try:
+            return _dispatch(args)
+        finally:
+            set_default_max_memory(prev)
+    return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         if args.command == "check":
             from harness.commands.check import check_command

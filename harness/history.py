@@ -148,6 +148,18 @@ class Call:
         return self.complete.time
 
 
+def _new_call(invoke: Op, complete: Op | None) -> Call:
+    """``Call(invoke, complete)`` without the frozen dataclass's per-field ``__init__``
+    checks: a history builds one per invocation, a million of them for a long run."""
+    c = object.__new__(Call)
+    _set(c, "invoke", invoke)
+    _set(c, "complete", complete)
+    return c
+
+
+_set = object.__setattr__
+
+
 class History(Sequence[Op]):
     """An immutable sequence of :class:`Op`, with each invocation paired to its completion.
 
@@ -179,13 +191,17 @@ class History(Sequence[Op]):
         self._partner: list[int] = [-1] * n  # position of the other half of each pair
         partner = self._partner
         open_by_process: dict[int | str, int] = {}
-        calls: list[Call] = []
+        # One Call per invocation, made once its completion is known (or at the end):
+        # a placeholder slot per call keeps them in invocation order.
+        calls: list[Call | None] = []
         call_pos: dict[int, int] = {}
         invoke = OpType.INVOKE
-        for pos, op in enumerate(self._ops):
+        ops_ = self._ops
+        new_call = _new_call
+        for pos, op in enumerate(ops_):
             if op.type is invoke:
                 if op.process in open_by_process:
-                    prev = self._ops[open_by_process[op.process]]
+                    prev = ops_[open_by_process[op.process]]
                     raise HistoryError(
                         f"process {op.process!r} invokes {op.f!r} while its "
                         f"invocation at index {prev.index} is still open",
@@ -193,7 +209,7 @@ class History(Sequence[Op]):
                     )
                 open_by_process[op.process] = pos
                 call_pos[pos] = len(calls)
-                calls.append(Call(op, None))
+                calls.append(None)
             else:
                 inv_pos = open_by_process.pop(op.process, None)
                 if inv_pos is None:
@@ -204,7 +220,7 @@ class History(Sequence[Op]):
                         f"process {op.process!r} completes {op.f!r} with no open invocation",
                         index=op.index, position=pos,
                     )
-                inv = self._ops[inv_pos]
+                inv = ops_[inv_pos]
                 if inv.f != op.f:
                     raise HistoryError(
                         f"completion f {op.f!r} does not match "
@@ -213,10 +229,13 @@ class History(Sequence[Op]):
                     )
                 partner[inv_pos] = pos
                 partner[pos] = inv_pos
-                calls[call_pos.pop(inv_pos)] = Call(inv, op)
-        self._calls: tuple[Call, ...] = tuple(calls)
+                calls[call_pos.pop(inv_pos)] = new_call(inv, op)
+        for inv_pos, ci in call_pos.items():  # never completed
+            calls[ci] = new_call(ops_[inv_pos], None)
+        done: list[Call] = calls  # type: ignore[assignment]  # every slot is filled now
+        self._calls: tuple[Call, ...] = tuple(done)
         self._client_calls: tuple[Call, ...] = tuple(
-            c for c in calls if isinstance(c.invoke.process, int)
+            c for c in done if isinstance(c.invoke.process, int)
         )
 
     # Sequence protocol

@@ -39,7 +39,14 @@ from harness.checker.wgl import ILLEGAL, OK, RUNNING, Entry, Search
 from harness.errors import HarnessError
 from harness.history import History, OpType
 
-__all__ = ["DEFAULT_MEMORY_BYTES", "linearizable", "parse_bytes", "prepare"]
+__all__ = [
+    "DEFAULT_MEMORY_BYTES",
+    "default_max_memory",
+    "linearizable",
+    "parse_bytes",
+    "prepare",
+    "set_default_max_memory",
+]
 
 CHECKER = "linearizable"
 
@@ -49,6 +56,27 @@ DEFAULT_MEMORY_BYTES = 1 << 30
 It bounds the *tracked* size of the searches (:meth:`Search.memory_bytes`:
 per-op arrays, memo, step caches, states, stack), not the process's RSS,
 which also holds the history itself and whatever the caller keeps."""
+
+
+_default_max_memory = DEFAULT_MEMORY_BYTES
+
+
+def set_default_max_memory(n: int | None) -> int:
+    """Set the bound a check uses when its caller passes none; returns the previous one.
+
+    The CLI sets it from ``--max-memory`` for ``harness check`` and ``harness
+    run``, whose check is called deep inside the runner; ``None`` restores
+    :data:`DEFAULT_MEMORY_BYTES`.
+    """
+    global _default_max_memory
+    prev = _default_max_memory
+    _default_max_memory = DEFAULT_MEMORY_BYTES if n is None else n
+    return prev
+
+
+def default_max_memory() -> int:
+    """The bound a check uses when its caller passes none (see :func:`set_default_max_memory`)."""
+    return _default_max_memory
 
 
 def parse_bytes(text: str) -> int:
@@ -166,7 +194,8 @@ def linearizable(
     (``details["counterexamples"]``); the verdict is the same either way.
 
     ``time_limit_s`` bounds the whole check; ``max_memory`` bounds, in bytes,
-    what the searches hold (default :data:`DEFAULT_MEMORY_BYTES`; see there).
+    what the searches hold (default :func:`default_max_memory`, normally
+    :data:`DEFAULT_MEMORY_BYTES`; see there).
     Either bound reached gives ``"unknown"`` with the reason.
 
     ``workers``: processes that check partitions in parallel. ``None``
@@ -185,7 +214,7 @@ def linearizable(
     t0 = time.perf_counter()
     deadline = None if time_limit_s is None else t0 + time_limit_s
     details: dict[str, Any] = {"model": getattr(model, "name", type(model).__name__)}
-    bound = DEFAULT_MEMORY_BYTES if max_memory is None else max_memory
+    bound = _default_max_memory if max_memory is None else max_memory
     try:
         return _check(history, model, deadline, bound, details, t0, collect_s, workers)
     except HarnessError as e:

@@ -230,10 +230,11 @@ class Search:
         self.cache_resets = 0
         self.released = False
         self.n_seen = 0
+        self.dead_k = -1
         _, dead = self._close()
         self.e = self.nxt[head]
         if dead:
-            self._record_best()
+            self._record_best(self.dead_k)
             self.status = ILLEGAL
         elif self.remaining == 0:
             self.status = OK
@@ -376,6 +377,7 @@ class Search:
         # Read-only ops up to the first remaining reset's invocation must all stay reachable.
         evpos = self.evpos
         must_ret = -1
+        must_k = -1
         e = nxt[self.head]
         while e >= 0:
             if not e & 1:
@@ -389,9 +391,11 @@ class Search:
                             pos = evpos[e + 1]
                             if must_ret < 0 or pos < must_ret:
                                 must_ret = pos
+                                must_k = k
                 elif resets[k]:
                     break
             elif must_ret >= 0 and evpos[e] >= must_ret:
+                self.dead_k = must_k
                 return count, True
             e = nxt[e]
         return count, False
@@ -416,12 +420,16 @@ class Search:
             e = self.nxt[e]
         return out
 
-    def _record_best(self) -> None:
+    def _record_best(self, dead_k: int = -1) -> None:
+        """Keep the deepest prefix reached, with what could not come next (the
+        candidates, and ``dead_k``: a read that can no longer become legal)."""
         depth = len(self.stack)
         if depth > self.best_len:
             self.best_len = depth
             top = self.stack[-1] if self.stack else None
             blocked = [ev >> 1 for ev in self._candidates()]
+            if dead_k >= 0:
+                blocked.append(dead_k)
             self.best = (top, blocked, self.s)
 
     def _pop_choice(self) -> tuple[int, int, int]:
@@ -492,6 +500,7 @@ class Search:
                     self.remaining -= has_ret[k]
                     self.s = ns
                     count, dead = self._close()
+                    dead_k = self.dead_k if dead else -1
                     if count and not dead:
                         key2 = (self.lo, self.Lr, ns)
                         if key2 in seen:
@@ -499,6 +508,8 @@ class Search:
                         else:
                             seen.add(key2)
                     if dead:
+                        if dead_k >= 0 and len(stack) > self.best_len:
+                            self._record_best(dead_k)
                         k, s, alt = self._pop_choice()
                         lo2, lr2 = self._window_with(k)
                         alt += 1

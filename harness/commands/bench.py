@@ -28,6 +28,10 @@ def bench_command(args: argparse.Namespace) -> int:
         from harness.bench.mutants import main as mutants_main
 
         return mutants_main(list(getattr(args, "options", None) or []))
+    if args.what == "large":
+        from harness.bench.large import main as large_main
+
+        return large_main(list(getattr(args, "options", None) or []))
     if args.what == "driver":
         from harness.bench.driver import main as driver_main
 

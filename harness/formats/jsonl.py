@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Iterable
 from typing import IO, Any
 
@@ -23,7 +24,7 @@ from harness.formats.records import (
     digits_message,
     op_from_record,
 )
-from harness.history import History, Op
+from harness.history import History, Op, OpType
 
 __all__ = ["HistoryWriter", "dumps_op", "read_jsonl", "write_jsonl"]
 
@@ -80,23 +81,88 @@ def _no_constant(text: str) -> Any:
 _decode = json.JSONDecoder(parse_float=_finite_float, parse_constant=_no_constant).decode
 
 
+# The shape dumps_op writes, with no error, node or extra keys: such lines skip the
+# generic record checks (every field's type is fixed by the pattern) and only the value
+# goes through the JSON decoder. Anything else, or a value the decoder refuses, takes the
+# generic path, so errors and their messages are the same either way.
+_FAST = re.compile(
+    r'\{"index":(0|[1-9][0-9]{0,17}),"time":(0|[1-9][0-9]{0,17}),'
+    r'"type":"(invoke|ok|fail|info)","process":(-?(?:0|[1-9][0-9]{0,17})),'
+    r'"f":"([A-Za-z0-9_.:/-]{1,64})","value":(.*)\}'
+)
+_TYPE = {t.value: t for t in OpType}
+_VALUE_CACHE_MAX = 1 << 16
+_SHORT_VALUE = 48
+
+
 def read_jsonl(
     text: str, *, path: str | None = None, warnings: list[FormatWarning] | None = None
 ) -> History:
     """Parse our JSONL. A torn last line is skipped and, when ``warnings`` is
-    given, reported there (the caller decides how to show it)."""
+    given, reported there (the caller decides how to show it).
+
+    Lines in the shape :func:`dumps_op` writes take a fast path; the ops are
+    compact: each ``f`` is one shared string, and a short value text seen
+    recently (a read's ``[key, null]``, a write's value in its invocation and
+    its completion) is decoded once and shared, so a million-op history holds
+    one object per distinct value rather than one per event. Values are never
+    mutated (an :class:`Op` is frozen, and so is what it carries by contract).
+    """
     ops: list[Op] = []
     linenos: list[int] = []
-    lines = text.split("\n")
     torn_tail = not text.endswith("\n")
-    for lineno, raw in enumerate(lines, start=1):
+    fast = _FAST.fullmatch
+    decode = _decode
+    types = _TYPE
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    new_op = Op
+    pos = 0
+    end = len(text)
+    lineno = 0
+    append_op, append_line = ops.append, linenos.append
+    while pos < end:
+        nl = text.find("\n", pos)
+        if nl < 0:
+            nl = end
+        raw = text[pos:nl]
+        pos = nl + 1
+        lineno += 1
+        m = fast(raw)
+        if m is not None:
+            idx, tm, typ, proc, f, vtext = m.groups()
+            if len(vtext) <= _SHORT_VALUE:
+                v = values.get(vtext, values)
+                if v is values:
+                    try:
+                        v = decode(vtext)
+                    except ValueError:  # JSONDecodeError too: the generic path says why
+                        v = values
+                    else:
+                        if len(values) >= _VALUE_CACHE_MAX:
+                            values.clear()
+                        values[vtext] = v
+            elif vtext.count("[") + vtext.count("{") > MAX_DEPTH:
+                v = values  # the generic path checks the depth
+            else:
+                try:
+                    v = decode(vtext)
+                except (ValueError, RecursionError):
+                    v = values
+            if v is not values:
+                name = names.get(f)
+                if name is None:
+                    name = names[f] = f
+                append_op(new_op(int(idx), int(tm), types[typ], int(proc), name, v))
+                append_line(lineno)
+                continue
         s = raw.strip()
         if not s:
             continue
         try:
             rec = _decode(s)
         except json.JSONDecodeError as e:
-            if torn_tail and lineno == len(lines):
+            if torn_tail and nl == end:
                 # The writer was killed mid-line: everything before it stands.
                 if warnings is not None:
                     warnings.append(FormatWarning(
@@ -115,8 +181,8 @@ def read_jsonl(
             raise FormatError(f"invalid JSON: {msg}", path=path, line=lineno) from None
         if s.count("[") + s.count("{") > MAX_DEPTH and depth_exceeds(rec):
             raise FormatError(f"nested deeper than {MAX_DEPTH} levels", path=path, line=lineno)
-        ops.append(op_from_record(rec, position=len(ops), path=path, line=lineno))
-        linenos.append(lineno)
+        append_op(op_from_record(rec, position=len(ops), path=path, line=lineno))
+        append_line(lineno)
     return build_history(ops, linenos, path=path)
 
 
