@@ -22,6 +22,7 @@ from harness.checker.details import (
     ConvergenceDetails,
     FencingDetails,
     IdempotencyDetails,
+    LeaseDetails,
     LinearizableDetails,
     QueueDetails,
     StatsDetails,
@@ -243,6 +244,13 @@ def summarize(result: Result) -> str:
                     + ", ".join(d.anomalies))
         return (f"{d.resends} resends, {d.same_answer} answered as the "
                 f"first, {d.no_evidence} unanswered or turned away")
+    if isinstance(d, LeaseDetails):
+        if valid is False:
+            return ", ".join(f"{getattr(d, a.replace('-', '_') + '_count')} {a}"
+                             for a in d.anomalies)
+        if valid == "unknown":
+            return str(d.reason or "not judged")
+        return f"{d.claims_with_lease} claims with a stated lease, none cut short"
     if isinstance(d, AvailabilityDetails):
         if d.progress:
             return str(d.reason or "requests not served while no fault was in force")

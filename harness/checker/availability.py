@@ -49,6 +49,7 @@ from harness.checker.result import UNKNOWN, Result
 from harness.history import History, OpType
 
 __all__ = ["MAX_UNSERVED_FRACTION", "MIN_BAD_SECONDS", "MIN_CALLS", "PROMISES", "availability",
+           "error_text",
            "has_availability_promise", "promise_of", "quiet_windows"]
 
 PROMISES = "promises"
@@ -128,7 +129,8 @@ def quiet_windows(history: History, grace_ns: int) -> list[tuple[int, int]]:
     return [w for w in windows if w[1] > w[0]]
 
 
-def _error_text(error: Any) -> str:
+def error_text(error: Any) -> str:
+    """An error as the text a system's stated refusals name."""
     if isinstance(error, Mapping):
         return str(error.get("error", error))
     return str(error)
@@ -173,7 +175,7 @@ def availability(history: History) -> Result:
         sec[0] += 1
         if comp.type is OpType.OK:
             continue
-        err = _error_text(comp.error)
+        err = error_text(comp.error)
         if comp.type is OpType.FAIL and err in refusals.get(call.f, ()):
             continue
         sec[1] += 1

@@ -152,6 +152,8 @@ class LeaseDetails(Details):
     claims_with_lease: int = 0
     lease_overlap: Sequence[Mapping[str, Any]] = ()
     lease_overlap_count: int = 0
+    lease_cut_short: Sequence[Mapping[str, Any]] = ()
+    lease_cut_short_count: int = 0
 
 
 @dataclass(frozen=True, eq=False)

@@ -24,6 +24,21 @@ with different tokens, the history proves a violation when all of these hold:
   completion excuses nothing: had it taken effect, the item was completed and
   must not have been claimed at all.
 
+A lease can also be cut short with no second claim to show it: the holder
+sends its completion (or renewal, or give-up) well inside its lease and the
+system refuses it *on the merits*, "you no longer hold this item" (the
+system states which errors those are in the history's ``promises`` op, as
+:class:`~harness.system.PromisesAvailability` does). The checker flags
+``lease-cut-short`` when such a refusal of (item, token) *returned* before the
+lease computed as above ended: the system decided within the lease, whose
+clock started no earlier than the claim was sent. Nothing excuses it but an
+earlier ok or indeterminate completion or give-up of the same token (then the
+refusal may answer that). With a backlog, an item whose lease was cut short
+goes to the back of the queue and is claimed again long after the lease, so
+only this rule sees the bug (a lease timed on the wall clock, expiry on a
+leader change, a lease timer off by a factor). Without stated refusals the
+rule is off: "no leader" must not read as "not yours".
+
 Only ok operations prove anything; an indeterminate claim names no item.
 Renewals that are not proven to precede B are ignored, which can only make
 the computed lease shorter: everything here errs towards "valid".
@@ -45,7 +60,7 @@ from typing import Any
 from harness.checker.details import LeaseDetails
 from harness.checker.queue import MAX_LISTED, item_id
 from harness.checker.result import UNKNOWN, Result
-from harness.history import Call, History
+from harness.history import Call, History, OpType
 
 __all__ = ["lease"]
 
@@ -135,6 +150,8 @@ def lease(
         return Result(UNKNOWN, checker="lease", details=LeaseDetails.of({
             **details, "reason": "op times go backwards: no single monotonic clock"}))
 
+    cut_short = _cut_short(history, claims, renewals, drift,
+                           renew_fs + release_fs + complete_fs, release_fs + complete_fs)
     overlaps: list[dict[str, Any]] = []
     for iid, cs in claims.items():
         if len(cs) < 2:
@@ -164,8 +181,75 @@ def lease(
                     })
     details["lease_overlap"] = overlaps[:MAX_LISTED]
     details["lease_overlap_count"] = len(overlaps)
-    details["anomalies"] = ["lease-overlap"] if overlaps else []
-    return Result(not overlaps, checker="lease", details=LeaseDetails.of(details))
+    anomalies = ["lease-overlap"] if overlaps else []
+    if cut_short is not None:
+        details["lease_cut_short"] = cut_short[:MAX_LISTED]
+        details["lease_cut_short_count"] = len(cut_short)
+        if cut_short:
+            anomalies.append("lease-cut-short")
+    details["anomalies"] = anomalies
+    return Result(not anomalies, checker="lease", details=LeaseDetails.of(details))
+
+
+def _cut_short(history: History, claims: dict[Hashable, list[_Claim]],
+               renewals: dict[tuple[Hashable, Any], list[tuple[int, int]]], drift: float,
+               holder_fs: tuple[str, ...],
+               ending_fs: tuple[str, ...]) -> list[dict[str, Any]] | None:
+    """Refusals on the merits of a holder's op that returned inside its lease
+    (see the module docstring); None when the history states no refusals."""
+    from harness.checker.availability import error_text, promise_of
+
+    promise = promise_of(history.nemesis_ops())
+    stated = dict((promise or {}).get("refusals") or {})
+    refusals = {str(f): {str(e) for e in errs} for f, errs in stated.items()
+                if f in holder_fs and isinstance(errs, list | tuple)}
+    if not refusals:
+        return None
+    pos_of = history.position
+    # (item, token) -> invocation positions of ok or indeterminate completions/give-ups
+    ending: dict[tuple[Hashable, Any], list[int]] = {}
+    refused: list[tuple[Call, tuple[Hashable, Any]]] = []
+    for call in history.calls():
+        if call.f not in holder_fs:
+            continue
+        key = _named(call)
+        if key is None:
+            continue
+        comp = call.complete
+        if call.f in ending_fs and (call.ok or call.indeterminate):
+            ending.setdefault(key, []).append(pos_of(call.invoke.index))
+        if (comp is not None and comp.type is OpType.FAIL
+                and error_text(comp.error) in refusals.get(call.f, ())):
+            refused.append((call, key))
+    found: list[dict[str, Any]] = []
+    seen: set[tuple[Hashable, Any]] = set()
+    for call, key in refused:
+        if key in seen:
+            continue
+        comp = call.complete
+        assert comp is not None
+        iid, tok = key
+        holder = [a for a in claims.get(iid, ()) if a.token == tok and a.lease_ns is not None]
+        if not holder:
+            continue
+        a = holder[0]
+        inv_pos, ret_pos = pos_of(call.invoke.index), pos_of(comp.index)
+        if inv_pos < a.complete_pos:
+            continue  # sent before the claim returned: not a holder's op
+        if any(p < ret_pos and p != inv_pos for p in ending.get(key, ())):
+            continue  # an earlier completion or give-up may be what it answers
+        assert a.lease_ns is not None
+        start_ns = max([a.invoke_ns, *(t for pos, t in renewals.get(key, ()) if pos < inv_pos)])
+        end_ns = start_ns + int(a.lease_ns * (1 - drift))
+        if comp.time < end_ns:
+            seen.add(key)
+            found.append({
+                "item": iid, "token": tok, "claim_op": a.index, "process": a.process,
+                "op": call.invoke.index, "f": call.f, "error": error_text(comp.error),
+                "lease_s": a.lease_ns / NS_PER_S,
+                "refused_s_before_lease_end": (end_ns - comp.time) / NS_PER_S,
+            })
+    return found
 
 
 def _named(call: Call) -> tuple[Hashable, Any] | None:

@@ -21,6 +21,7 @@ from typing import Any
 from harness.checker.details import (
     ConvergenceDetails,
     FencingDetails,
+    LeaseDetails,
     LinearizableDetails,
     QueueDetails,
 )
@@ -559,7 +560,8 @@ def item_trails(
     """
     q_result = checker_result(results.get("queue"), "queue")
     fe_result = checker_result(results.get("fencing"), "fencing")
-    if q_result is None and fe_result is None:
+    le_result = checker_result(results.get("lease"), "lease")
+    if q_result is None and fe_result is None and le_result is None:
         return []
     index = _items_index(history)
     groups: list[TrailGroup] = []
@@ -605,7 +607,43 @@ def item_trails(
                 flags.setdefault(iid, set()).update(_fencing_ops(x))
             groups.append(_group("fencing", name, name in anomalies, desc, len(found), ids,
                                  notes, flags, index, intervals, max_items))
+    if le_result is not None:
+        le = LeaseDetails.coerce(le_result.details)
+        for field_, name, desc in _LEASE_GROUPS:
+            found = [x for x in getattr(le, field_) or [] if isinstance(x, Mapping)]
+            if not found:
+                continue
+            ids, notes, flags = [], {}, {}
+            for x in found:
+                iid = item_key(x.get("item"))
+                if iid not in notes:
+                    ids.append(iid)
+                notes[iid] = _lease_note(name, x)
+                flags.setdefault(iid, set()).update(
+                    i for k in ("first_claim_op", "second_claim_op", "claim_op", "op")
+                    if isinstance(i := x.get(k), int))
+            count = int(getattr(le, f"{field_}_count") or len(found))
+            groups.append(_group("lease", name, True, desc, count, ids, notes, flags, index,
+                                 intervals, max_items))
     return groups
+
+
+_LEASE_GROUPS = (
+    ("lease_overlap", "lease-overlap",
+     "claimed again while the first holder's lease certainly still ran"),
+    ("lease_cut_short", "lease-cut-short",
+     "the holder's own op was refused as no longer holding the item inside its lease"),
+)
+
+
+def _lease_note(name: str, x: Mapping[str, Any]) -> str:
+    if name == "lease-overlap":
+        return (f"claim op {x.get('second_claim_op')} (token {x.get('second_token')}) returned "
+                f"{x.get('second_returned_s_before_lease_end', 0):.3f} s before the lease of "
+                f"claim op {x.get('first_claim_op')} (token {x.get('first_token')}) ended")
+    return (f"{x.get('f')} op {x.get('op')} under token {x.get('token')} refused "
+            f"({x.get('error')}) {x.get('refused_s_before_lease_end', 0):.3f} s before the "
+            f"lease of claim op {x.get('claim_op')} ended")
 
 
 def _queue_flags(name: str, calls: Sequence[Call]) -> set[int]:

@@ -131,3 +131,80 @@ def test_times_that_go_backwards_make_the_verdict_unknown() -> None:
 def test_bad_drift_is_refused() -> None:
     with pytest.raises(ValueError):
         lease(history(), drift=1.5)
+
+
+# ------------------------------------------------------------ lease-cut-short
+
+STALE = ("stale", "not_processing")
+
+
+def promises(t_s: float = 0.0) -> Op:
+    """The system's stated refusals on the merits, as the runner records them."""
+    from harness.checker.availability import PROMISES
+    from harness.history import NEMESIS
+
+    refusals = {"complete": list(STALE), "renew": list(STALE), "fail": list(STALE)}
+    return at(t_s, info(NEMESIS, PROMISES, {"availability": {"refusals": refusals}},
+                        error=None))
+
+
+def refused(p: int, t0: float, t1: float, f: str, item: str, tok: int,
+            error: Any = "stale") -> tuple[Op, Op]:
+    v = {"id": item, "token": tok}
+    return at(t0, invoke(p, f, v)), at(t1, fail(p, f, v, error=error))
+
+
+@pytest.mark.parametrize("f", ["complete", "renew", "fail"])
+def test_a_holder_refused_as_stale_inside_its_lease_is_flagged(f: str) -> None:
+    # No second claim shows it (the item went to the back of a long queue):
+    # the holder's own op, answered "not yours" inside the lease, does.
+    h = history(promises(), *claim(0, 0.0, 0.01, "a", 10), *refused(0, 0.4, 0.42, f, "a", 10))
+    r = lease(h)
+    assert r.valid is False
+    assert r.details["anomalies"] == ["lease-cut-short"]
+    [c] = r.details["lease_cut_short"]
+    assert (c["item"], c["token"], c["f"], c["error"], c["claim_op"]) == ("a", 10, f, "stale", 1)
+    assert c["refused_s_before_lease_end"] == pytest.approx(0.99 - 0.42, abs=1e-6)
+
+
+def test_a_refusal_that_returned_after_the_lease_is_fine() -> None:
+    # sent inside the lease, answered after it: the system may have decided late
+    h = history(promises(), *claim(0, 0.0, 0.01, "a", 10),
+                *refused(0, 0.9, 1.1, "complete", "a", 10))
+    assert lease(h).valid is True
+
+
+def test_only_refusals_on_the_merits_count() -> None:
+    # "no leader" says nothing about who holds the item
+    h = history(promises(), *claim(0, 0.0, 0.01, "a", 10),
+                *refused(0, 0.4, 0.42, "complete", "a", 10, error="no_leader"))
+    assert lease(h).valid is True
+
+
+def test_without_stated_refusals_the_rule_is_off() -> None:
+    h = history(*claim(0, 0.0, 0.01, "a", 10), *refused(0, 0.4, 0.42, "complete", "a", 10))
+    r = lease(h)
+    assert r.valid is True and "lease_cut_short" not in r.details
+
+
+@pytest.mark.parametrize("earlier", [ok, info])
+def test_a_refusal_may_answer_an_earlier_completion(earlier: Any) -> None:
+    # an ok or indeterminate completion first: "stale" may be its effect (a resend's answer)
+    h = history(promises(), *claim(0, 0.0, 0.01, "a", 10),
+                op(invoke, 0, 0.2, "complete", "a", 10), op(earlier, 0, 0.3, "complete", "a", 10),
+                *refused(0, 0.4, 0.42, "complete", "a", 10))
+    assert lease(h).valid is True
+
+
+def test_a_definite_failure_before_excuses_nothing() -> None:
+    h = history(promises(), *claim(0, 0.0, 0.01, "a", 10),
+                *refused(0, 0.2, 0.21, "complete", "a", 10, error="no_leader"),
+                *refused(0, 0.4, 0.42, "complete", "a", 10))
+    assert lease(h).valid is False
+
+
+def test_a_renewal_moves_the_lease_end_for_a_refusal_too() -> None:
+    base = [promises(), *claim(0, 0.0, 0.01, "a", 10),
+            op(invoke, 0, 0.8, "renew", "a", 10), op(ok, 0, 0.81, "renew", "a", 10)]
+    assert lease(history(*base, *refused(0, 1.2, 1.21, "complete", "a", 10))).valid is False
+    assert lease(history(*base, *refused(0, 1.9, 1.95, "complete", "a", 10))).valid is True

@@ -398,3 +398,21 @@ def test_parse_log_reads_etcd_and_redis_stamps() -> None:
     assert parse_log(redis)[0].wall_s == pytest.approx(local + 0.25)
     assert parse_log("2026-11-30 10:40:01,007 INFO x")[0].wall_s == pytest.approx(local + 0.007)
     assert parse_log("build 2026-99-99T99:99:99 junk")[0].wall_s is None
+
+
+def test_lease_findings_get_item_trails_with_their_ops_flagged() -> None:
+    from harness.checker.lease import lease
+
+    def at(t: float, op: Op) -> Op:
+        return replace(op, time=int(t * 1e9))
+
+    lease_v = {"lease_ms": 1000}
+    h = history(at(0.0, invoke(0, "claim", lease_v)), at(0.01, ok(0, "claim", qitem("a", token=1))),
+                at(0.3, invoke(1, "claim", lease_v)), at(0.31, ok(1, "claim", qitem("a", token=2))))
+    result = lease(h)
+    assert result.valid is False
+    (g,) = data.item_trails(h, {"lease": result.to_dict()})
+    assert (g.checker, g.name, g.anomaly, g.ids) == ("lease", "lease-overlap", True, ("a",))
+    (t,) = g.trails
+    assert "claim op 2 (token 2)" in t.note
+    assert {s.index for s in t.steps if s.flagged} == {0, 2}
