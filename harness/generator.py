@@ -458,4 +458,28 @@ def _cover(faults: list[Fault], kinds: Sequence[str], rng: random.Random,
             break
         i = rng.choice(spare)
         out[i] = Fault(kind, out[i].start_s, out[i].duration_s, _params(kind, rng, nodes))
+    return _cover_variants(out, kinds, rng, nodes)
+
+
+def _cover_variants(faults: list[Fault], kinds: Sequence[str], rng: random.Random,
+                    nodes: Sequence[str]) -> list[Fault]:
+    """Each kind's decisive variants (``FaultKind.missing_variants``) in a schedule that
+    holds the kind: they take the parameters of that kind's plain faults, one each,
+    times and lengths kept.
+
+    Half of ``lose-unsynced``'s draws are a power loss, so a 30 s run with one or
+    two of them missed it a third of the time, and with it every bug of the kind
+    "acknowledged before durable" (one node's crash is healed from its replicas).
+    """
+    from harness.nemesis import registry
+
+    out = list(faults)
+    for kind in dict.fromkeys(kinds):
+        slots = [i for i, f in enumerate(out) if f.kind == kind and "recipe" not in f.params]
+        if not slots:
+            continue
+        wanted = registry.get(kind).missing_variants([out[i].params for i in slots], rng, nodes)
+        for params in wanted[: len(slots)]:
+            i = slots.pop(rng.randrange(len(slots)))
+            out[i] = Fault(kind, out[i].start_s, out[i].duration_s, params)
     return out

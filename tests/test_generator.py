@@ -190,3 +190,33 @@ def test_every_kind_asked_for_is_drawn_when_the_schedule_has_room(seed: int) -> 
     assert have == set(kinds) or len(have) == len(covered.faults)
     if {f.kind for f in drawn.faults} == set(kinds):
         assert covered == drawn
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_a_schedule_holding_a_kind_holds_its_decisive_variant(seed: int) -> None:
+    """``missing_variants``: a power loss among the lose-unsynced crashes, the leader's
+    clock stepped ahead among the clock faults; slots rewritten, never added."""
+    import harness.generator as gen
+    from harness.nemesis.kinds.clock import FORWARD_JUMP_S
+
+    kw: dict[str, Any] = dict(kinds=["clock", "lose-unsynced", "flaky"], nodes=["n1", "n2", "n3"],
+                              time_limit_s=30, seed=seed)
+    covered = gen.random_schedule(random.Random(seed), **kw)
+    real = gen._cover_variants
+    try:
+        gen._cover_variants = lambda faults, *_: faults  # type: ignore[assignment]
+        drawn = gen.random_schedule(random.Random(seed), **kw)
+    finally:
+        gen._cover_variants = real  # type: ignore[assignment]
+    assert [(f.kind, f.start_s, f.duration_s) for f in covered.faults] == \
+        [(f.kind, f.start_s, f.duration_s) for f in drawn.faults]
+    params = {k: [f.params for f in covered.faults if f.kind == k]
+              for k in ("clock", "lose-unsynced")}
+    if params["lose-unsynced"]:
+        assert any(p["node"] == "all" for p in params["lose-unsynced"])
+    if params["clock"]:
+        assert any(p["mode"] in ("bump", "strobe") and p["node"] == "leader"
+                   and p["delta_s"] >= FORWARD_JUMP_S for p in params["clock"])
+    changed = [(a, b) for a, b in zip(drawn.faults, covered.faults, strict=True) if a != b]
+    assert len(changed) <= 2 and all(a.kind == b.kind for a, b in changed)

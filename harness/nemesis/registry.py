@@ -189,6 +189,18 @@ class FaultKind:
     def draw(self, rng: random.Random, nodes: Sequence[str]) -> dict[str, Any]:
         raise NotImplementedError
 
+    def missing_variants(self, drawn: Sequence[Mapping[str, Any]], rng: random.Random,
+                         nodes: Sequence[str]) -> list[dict[str, Any]]:
+        """Parameters a random schedule holding this kind should also hold, given the
+        parameters ``drawn`` for it: the variants that expose what only this kind can
+        (a power loss of every node, a leader's clock jumping past its timeouts).
+
+        The generator rewrites as many of this kind's drawn faults (never adding
+        one), so a run asked for a kind meets its decisive shape, not only its
+        mild ones. Default: none.
+        """
+        return []
+
     def strategy(self, nodes: Sequence[str]) -> SearchStrategy[dict[str, Any]]:
         raise NotImplementedError
 

@@ -34,13 +34,15 @@ from hypothesis import strategies as st
 from harness import clock
 from harness.nemesis.registry import Ability, FaultContext, FaultKind
 
-__all__ = ["CLOCK", "KIND", "MODES", "STEPS_S", "STROBE_PERIODS_MS", "Clock"]
+__all__ = ["CLOCK", "FORWARD_JUMP_S", "KIND", "MODES", "STEPS_S", "STROBE_PERIODS_MS", "Clock"]
 
 MODES = ("bump", "skew", "strobe")
 #: step sizes: past the reference system's 2 s lease (a wall-clock lease notices), and
 #: far past it; backward steps too (a lease judged on the wall clock then never ends)
 STEPS_S = (5.0, 30.0, 120.0, -5.0, -30.0, -120.0)
 STROBE_PERIODS_MS = (100, 250, 1000)
+#: a forward step at least this long is past every lease and election timeout we know of
+FORWARD_JUMP_S = 30.0
 
 
 def _steps_clocks(system: Any, backend: Any) -> bool:
@@ -91,6 +93,18 @@ class Clock(FaultKind):
         if mode == "strobe":
             params["period_ms"] = rng.choice(STROBE_PERIODS_MS)
         return params
+
+    def missing_variants(self, drawn: Sequence[Mapping[str, Any]], rng: random.Random,
+                         nodes: Sequence[str]) -> list[dict[str, Any]]:
+        # The leader's wall clock jumping ahead past every timeout a system states
+        # (leases, elections: seconds): what a leader that ages anything on the
+        # wall clock (leases, TTLs, timers) gets wrong at once. A skew moves the
+        # leader too, but by a random share of the step, possibly backwards.
+        if any(p.get("mode") in ("bump", "strobe") and p.get("node") == "leader"
+               and float(p.get("delta_s", 0)) >= FORWARD_JUMP_S for p in drawn):
+            return []
+        return [{"mode": "bump", "node": "leader",
+                 "delta_s": rng.choice([s for s in STEPS_S if s >= FORWARD_JUMP_S])}]
 
     def strategy(self, nodes: Sequence[str]) -> st.SearchStrategy[dict[str, Any]]:
         delta = st.sampled_from(STEPS_S)

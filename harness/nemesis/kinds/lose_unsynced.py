@@ -62,6 +62,13 @@ class LoseUnsynced(ProcessFault):
         node = "all" if rng.random() < 0.5 else rng.choice([*nodes, "leader"])
         return {"node": node, "mode": rng.choice(MODES), "seed": rng.randrange(2**31)}
 
+    def missing_variants(self, drawn: Sequence[Mapping[str, Any]], rng: random.Random,
+                         nodes: Sequence[str]) -> list[dict[str, Any]]:
+        # A power loss: the one crash that shows what no node made durable.
+        if any(p.get("node") == "all" for p in drawn):
+            return []
+        return [{"node": "all", "mode": rng.choice(MODES), "seed": rng.randrange(2**31)}]
+
     def strategy(self, nodes: Sequence[str]) -> st.SearchStrategy[dict[str, Any]]:
         # drop first: losing every unsynced write is the simplest crash to read
         return st.fixed_dictionaries({"node": st.sampled_from(["leader", *nodes, "all"]),
