@@ -18,6 +18,7 @@ never have to re-derive this pairing.
 from __future__ import annotations
 
 import enum
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -188,7 +189,8 @@ class History(Sequence[Op]):
                     raise HistoryError(f"duplicate index {op.index}", index=pos, position=pos,
                                        related=self._by_index[op.index])
                 self._by_index[op.index] = pos
-        self._partner: list[int] = [-1] * n  # position of the other half of each pair
+        # Position of the other half of each pair; 8 bytes an event, not an int object.
+        self._partner = array("q", [-1]) * n
         partner = self._partner
         open_by_process: dict[int | str, int] = {}
         # One Call per invocation, made once its completion is known (or at the end):
@@ -260,6 +262,11 @@ class History(Sequence[Op]):
     @property
     def ops(self) -> tuple[Op, ...]:
         return self._ops
+
+    @property
+    def indexed_by_position(self) -> bool:
+        """Is every op's ``index`` its position (so :meth:`position` is the identity)?"""
+        return self._by_index is None
 
     def position(self, index: int) -> int:
         """Where the op with this ``index`` stands in the history (real-time order)."""

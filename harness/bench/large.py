@@ -193,10 +193,10 @@ def _child(path: str, model: str, workers: int | None, parse_only: bool,
            max_memory: int | None) -> dict[str, Any]:
     from harness.checker.linearizable import linearizable
     from harness.checker.models import get_model
-    from harness.formats import read_history
+    from harness.commands.check import load_for_check
 
     t0 = time.perf_counter()
-    h = read_history(path)
+    h = load_for_check(path).history  # as harness check reads it
     parse_s = time.perf_counter() - t0
     out: dict[str, Any] = {"events": len(h), "parse_s": round(parse_s, 2),
                            "parse_peak_mb": round(_vm_hwm_mb(), 1)}

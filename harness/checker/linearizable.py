@@ -104,6 +104,10 @@ def _no(_op: Any) -> bool:
     return False
 
 
+def _identity(index: int) -> int:
+    return index
+
+
 def prepare(
     history: History, model: Any
 ) -> tuple[dict[Hashable, list[Entry]], list[Entry], dict[str, int]]:
@@ -114,8 +118,10 @@ def prepare(
     counts of ops left out, by reason. An unpartitioned model gives a single
     partition with key ``None``.
     """
-    pos = history.position  # index -> place in real-time order, without a new map
+    # index -> place in real-time order; most histories are indexed by position
+    pos = _identity if history.indexed_by_position else history.position
     part_fn = getattr(model, "partition", None)
+    split = getattr(model, "split", None) if part_fn is not None else None
     inner = getattr(model, "inner", model) if part_fn is not None else model
     observes = getattr(model, "observes_failure", None)
     ro_fn = getattr(inner, "read_only", _no)
@@ -124,37 +130,40 @@ def prepare(
     n_failed = n_ro = 0
     OKT, INFOT = OpType.OK, OpType.INFO
     # tuple.__new__ directly: the NamedTuple constructors are Python frames, and this
-    # loop runs once per call of the history.
+    # loop runs once per call of the history. A partitioned model with ``split`` makes
+    # the per-key op without the whole-history op in between.
     new, OP, ENTRY = tuple.__new__, Operation, Entry
     for call in history.calls():
         inv = call.invoke
         comp = call.complete
         if comp is None:
-            op = new(OP, (inv.f, inv.value, INFOT, None))
+            f, value, otype, err = inv.f, inv.value, INFOT, None
             ret = None
         else:
             ctype = comp.type
             if ctype is OKT:
                 v = comp.value
-                op = new(OP, (inv.f, inv.value if v is None else v, OKT, comp.error))
+                f, value, otype, err = inv.f, inv.value if v is None else v, OKT, comp.error
                 ret = pos(comp.index)
             elif ctype is INFOT:
                 v = inv.value
-                op = new(OP, (inv.f, comp.value if v is None else v, INFOT, comp.error))
+                f, value, otype, err = inv.f, comp.value if v is None else v, INFOT, comp.error
                 ret = None
             else:
                 if observes is None:
                     n_failed += 1
                     continue
-                op = Operation(inv.f, inv.value, ctype, comp.error)
-                if not observes(op):
+                if not observes(Operation(inv.f, inv.value, ctype, comp.error)):
                     n_failed += 1
                     continue
+                f, value, otype, err = inv.f, inv.value, ctype, comp.error
                 ret = pos(comp.index)
-        if part_fn is not None:
-            key, op = part_fn(op)
+        if split is not None:
+            key, op = split(f, value, otype, err)
+        elif part_fn is not None:
+            key, op = part_fn(new(OP, (f, value, otype, err)))
         else:
-            key = None
+            key, op = None, new(OP, (f, value, otype, err))
         if ret is None and ro_fn(op):
             n_ro += 1
             continue

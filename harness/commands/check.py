@@ -26,10 +26,18 @@ from harness.analysis import CheckPlan, check_history, misfit, plan_checks, summ
 from harness.checker.result import UNKNOWN, Result, Validity, merge_validity
 from harness.cli import dump_json, exit_code
 from harness.errors import FormatError, FormatWarning, HarnessError, ModelError
-from harness.formats import FORMATS, LoadedHistory, load_history
+from harness.formats import (
+    FORMATS,
+    MAX_HISTORY_BYTES,
+    LoadedHistory,
+    detect_format,
+    load_history,
+    resolve_history_path,
+)
+from harness.formats.jsonl import stream_jsonl
 from harness.history import History, OpType
 
-__all__ = ["check_command", "verdict_style"]
+__all__ = ["check_command", "load_for_check", "verdict_style"]
 
 
 def verdict_style(verdict: str) -> str:
@@ -94,7 +102,7 @@ def _check_options(args: argparse.Namespace) -> None:
 def _check_one(raw: str, args: argparse.Namespace) -> _Outcome:
     out = _Outcome(raw)
     try:
-        out.loaded = load_history(raw, args.fmt)
+        out.loaded = load_for_check(raw, args.fmt)
         out.warnings = list(out.loaded.warnings)
         history = out.loaded.history
         if not history.calls():
@@ -129,6 +137,36 @@ def _check_one(raw: str, args: argparse.Namespace) -> _Outcome:
         out.error = _one_line(f"{where}: internal error ({type(e).__name__}: {e}); "
                               "please report it")
     return out
+
+
+def load_for_check(raw: str, fmt: str | None = None) -> LoadedHistory:
+    """:func:`~harness.formats.load_history`, except that a JSONL history is streamed.
+
+    A long run's history is hundreds of MB; reading it whole holds its bytes
+    and their decoded text (twice its size) besides the ops, so JSONL (given,
+    or sniffed from the file's first 64 KiB) is parsed line by line from the
+    file. Every other format, and anything the sniffing cannot place, goes
+    through ``load_history`` with its own errors.
+    """
+    if fmt not in (None, "jsonl"):
+        return load_history(raw, fmt)
+    p = resolve_history_path(raw)
+    try:
+        if p.stat().st_size > MAX_HISTORY_BYTES:
+            return load_history(raw, fmt)  # it says why
+        if fmt is None:
+            with open(p, "rb") as fh:
+                head = fh.read(1 << 16)
+            try:
+                if detect_format(head.decode("utf-8", errors="strict")) != "jsonl":
+                    return load_history(raw, fmt)
+            except (UnicodeDecodeError, FormatError):
+                return load_history(raw, fmt)  # a cut multi-byte character, or not ours
+        warnings: list[FormatWarning] = []
+        history = stream_jsonl(p, warnings=warnings)
+    except OSError as e:
+        raise FormatError(f"cannot read: {e.strerror or e}", path=str(p)) from None
+    return LoadedHistory(history, p, "jsonl", tuple(warnings))
 
 
 def _model_misfit(plan: CheckPlan, history: History) -> str | None:

@@ -13,7 +13,8 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from harness.errors import FormatError, FormatWarning
@@ -26,7 +27,7 @@ from harness.formats.records import (
 )
 from harness.history import History, Op, OpType
 
-__all__ = ["HistoryWriter", "dumps_op", "read_jsonl", "write_jsonl"]
+__all__ = ["HistoryWriter", "dumps_op", "read_jsonl", "stream_jsonl", "write_jsonl"]
 
 
 _encode = json.JSONEncoder(separators=(",", ":"), default=lambda v: _default(v)).encode
@@ -108,25 +109,68 @@ def read_jsonl(
     one object per distinct value rather than one per event. Values are never
     mutated (an :class:`Op` is frozen, and so is what it carries by contract).
     """
+    return _parse(_text_lines(text), path=path, warnings=warnings)
+
+
+def stream_jsonl(
+    path: str | os.PathLike[str], *, warnings: list[FormatWarning] | None = None
+) -> History:
+    """Parse a JSONL file line by line, never holding its whole text.
+
+    The same ops, errors and warnings as :func:`read_jsonl` on the file's
+    text; a line that is not UTF-8 is a :class:`FormatError` naming the line
+    and the byte. Reading a 200 MB history this way keeps only the ops in
+    memory, not the file's bytes and their decoded copy besides.
+    """
+    name = str(path)
+    with open(path, "rb") as fh:
+        return _parse(_file_lines(fh, name), path=name, warnings=warnings)
+
+
+def _text_lines(text: str) -> Iterator[tuple[str, bool]]:
+    """Each line of ``text`` (no newline), and whether it is a last line with no newline."""
+    pos = 0
+    end = len(text)
+    find = text.find
+    while pos < end:
+        nl = find("\n", pos)
+        if nl < 0:
+            yield text[pos:], True
+            return
+        yield text[pos:nl], False
+        pos = nl + 1
+
+
+def _file_lines(fh: IO[bytes], path: str) -> Iterator[tuple[str, bool]]:
+    offset = 0
+    for lineno, raw in enumerate(fh, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise FormatError(f"not UTF-8 text (byte {offset + e.start}, column {e.start + 1})",
+                              path=path, line=lineno) from None
+        offset += len(raw)
+        if line.endswith("\n"):
+            yield line[:-1], False
+        else:
+            yield line, True
+
+
+def _parse(
+    lines: Iterator[tuple[str, bool]], *, path: str | None,
+    warnings: list[FormatWarning] | None
+) -> History:
     ops: list[Op] = []
-    linenos: list[int] = []
-    torn_tail = not text.endswith("\n")
+    linenos = array("q")  # 8 bytes a line, not an int object each
     fast = _FAST.fullmatch
     decode = _decode
     types = _TYPE
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
     new_op = Op
-    pos = 0
-    end = len(text)
     lineno = 0
     append_op, append_line = ops.append, linenos.append
-    while pos < end:
-        nl = text.find("\n", pos)
-        if nl < 0:
-            nl = end
-        raw = text[pos:nl]
-        pos = nl + 1
+    for raw, torn_tail in lines:
         lineno += 1
         m = fast(raw)
         if m is not None:
@@ -162,7 +206,7 @@ def read_jsonl(
         try:
             rec = _decode(s)
         except json.JSONDecodeError as e:
-            if torn_tail and nl == end:
+            if torn_tail:
                 # The writer was killed mid-line: everything before it stands.
                 if warnings is not None:
                     warnings.append(FormatWarning(
