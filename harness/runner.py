@@ -518,7 +518,8 @@ def _drive(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: R
     promises: dict[str, Any] = {}
     promise = availability_promise(system)
     if promise is not None:
-        promises["availability"] = promise
+        # the cluster's size decides which faults leave a majority (a failover grace's windows)
+        promises["availability"] = {**promise, "nodes": [str(n) for n in cluster.nodes]}
     if getattr(system, "delivery", None) == "at-least-once":
         # a broker that redelivers by design: duplicates are counted, not anomalies
         promises["delivery"] = "at-least-once"

@@ -288,6 +288,11 @@ class PromisesAvailability(Protocol):
         election, a restarted node's start and catch-up)."""
         ...
 
+    # Optional, read with getattr: ``failover_grace_ms``, a promise that a majority
+    # up and connected keeps serving once this long has passed since a node died,
+    # froze or was cut off (an election, the load balancer dropping the node). A
+    # system that states it is judged in those windows too.
+
 
 @runtime_checkable
 class StatesTimeouts(Protocol):
@@ -323,9 +328,13 @@ def availability_promise(system: object) -> dict[str, Any] | None:
     """The system's :class:`PromisesAvailability`, JSON-ready for the history, or None."""
     if not isinstance(system, PromisesAvailability):
         return None
-    return {"refusals": {str(f): [str(e) for e in errs]
-                         for f, errs in system.refusals().items()},
-            "recovery_grace_ms": float(system.recovery_grace_ms)}
+    out: dict[str, Any] = {"refusals": {str(f): [str(e) for e in errs]
+                                        for f, errs in system.refusals().items()},
+                           "recovery_grace_ms": float(system.recovery_grace_ms)}
+    failover = getattr(system, "failover_grace_ms", None)
+    if isinstance(failover, int | float) and not isinstance(failover, bool) and failover >= 0:
+        out["failover_grace_ms"] = float(failover)
+    return out
 
 
 def peer_addressing(system: object) -> str:

@@ -226,7 +226,7 @@ def test_overlapping_faults_apply_in_time_order_and_each_end_undoes_only_its_own
     # latency goes to the follower it still talks with; the kill hits the cut-off one
     assert ops["start-partition"]["grudge"] == {"n1": ["n2"], "n2": ["n1"], "n3": []}
     assert ops["start-latency"]["links"] == ["n2-to-n3-peer"]
-    assert ops["start-kill"] == {"fault": "kill", "node": "n1"}
+    assert ops["start-kill"] == {"fault": "kill", "node": "n1", "faulty": ["n1"]}
     assert cluster.calls == [("kill", "n1"), ("restart", "n1")]
     cuts = {tuple(a.split("/")) for a in ops["start-partition"]["added"]}
     slow = {tuple(a.split("/")) for a in ops["start-latency"]["added"]}

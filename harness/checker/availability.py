@@ -1,4 +1,4 @@
-"""Availability: did a healthy cluster serve the requests made while no fault was in force?
+"""Availability: did a healthy cluster, or a healthy majority, serve the requests made?
 
 Safety checkers pass a system that refuses everything: a definite failure
 changes nothing, so nothing is lost, duplicated or stale. A cluster that turns
@@ -21,6 +21,20 @@ completed in it). The windows are read from the history's nemesis ops:
 * ``recovered`` (the runner saw every node healthy and, behind a load
   balancer, every server up) opens one at once; ``not-recovered`` closes it.
 
+A cluster that keeps a majority up and connected promises more: the product
+brief's load balancer drops a dead or unresponsive node and the majority
+elects a leader and serves. When the promise states ``failover_grace_ms`` and
+the cluster's ``nodes``, the checker also judges *minority windows*
+(:func:`minority_windows`): every fault in force names its ``faulty`` nodes
+in its start record (the fault kind says which: a killed, paused or crashed
+node, the nodes a partition leaves outside its largest fully connected
+group), they are fewer than half, and the failover grace has passed since
+the last such fault started. A fault that names no faulty nodes (latency,
+flaky links, clocks: their effect on serving is the system's to promise, not
+ours to guess) closes the window. The two kinds of window are tallied apart,
+so a cluster that serves while quiet but not while one node is down is not
+averaged away.
+
 A call is *served* when it is ``ok``, or a ``fail`` whose error is one of the
 system's refusals on the merits for that ``f`` (a CAS on another value, a
 stale token). Everything else (a definite "no leader", a timeout, a reset
@@ -41,16 +55,16 @@ is valid, with the counts.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from harness.checker.details import AvailabilityDetails
 from harness.checker.result import UNKNOWN, Result
-from harness.history import History, OpType
+from harness.history import Call, History, OpType
 
 __all__ = ["MAX_UNSERVED_FRACTION", "MIN_BAD_SECONDS", "MIN_CALLS", "PROMISES", "availability",
            "error_text",
-           "has_availability_promise", "promise_of", "quiet_windows"]
+           "has_availability_promise", "minority_windows", "promise_of", "quiet_windows"]
 
 PROMISES = "promises"
 """The ``f`` of the nemesis op in which the runner records what the system promises."""
@@ -136,27 +150,76 @@ def error_text(error: Any) -> str:
     return str(error)
 
 
-def availability(history: History) -> Result:
-    """Judge the calls made in quiet windows (see the module docstring)."""
-    promise = promise_of(history.nemesis_ops())
-    if promise is None:
-        return Result(UNKNOWN, details=AvailabilityDetails.of({
-            "reason": "the history states no availability promise (a nemesis op "
-                      f"{PROMISES!r}): nothing to judge against"}))
-    refusals = {str(f): {str(e) for e in errs}
-                for f, errs in dict(promise.get("refusals") or {}).items()
-                if isinstance(errs, list | tuple)}
+def _ms(promise: Mapping[str, Any], key: str) -> float | None:
     try:
-        grace_ms = max(0.0, float(promise.get("recovery_grace_ms", 0.0)))
+        v = promise.get(key)
+        return None if v is None else max(0.0, float(v))
     except (TypeError, ValueError):
-        grace_ms = 0.0
-    windows = quiet_windows(history, int(grace_ms * 1_000_000))
+        return None
+
+
+def minority_windows(history: History, grace_ns: int, recovery_ns: int,
+                     nodes: Sequence[str]) -> list[tuple[int, int]]:
+    """Windows ``(start, end)`` in which faults were in force but every one of them
+    left a majority of ``nodes`` up and connected (each start record's ``faulty``
+    nodes, together fewer than half): they open ``grace_ns`` after such a fault
+    starts (an election, the load balancer dropping the faulty node), or
+    ``recovery_ns`` after a fault stops while another stays; any other fault,
+    a fault whose record names no ``faulty`` nodes (latency, a clock), and a
+    heal close them. See the module docstring."""
+    n = len(nodes)
+    windows: list[tuple[int, int]] = []
+    active: list[tuple[str, frozenset[str] | None]] = []  # (kind, faulty nodes) in start order
+    opens: int | None = None
+
+    def close(at: int) -> None:
+        nonlocal opens
+        if opens is not None and at > opens:
+            windows.append((opens, at))
+        opens = None
+
+    def tolerated() -> bool:
+        if not active or any(f is None for _, f in active):
+            return False
+        down: set[str] = set()
+        for _, f in active:
+            down |= f or set()
+        return 2 * len(down) < n
+
+    for op in history.nemesis_ops():
+        f = str(op.f)
+        if f.startswith("start-"):
+            close(op.time)
+            v = op.value if isinstance(op.value, Mapping) else {}
+            faulty = v.get("faulty")
+            named = (frozenset(str(x) for x in faulty)
+                     if isinstance(faulty, list | tuple) and "error" not in v else None)
+            active.append((f[6:], named))
+            if tolerated():
+                opens = op.time + grace_ns
+        elif f.startswith("stop-"):
+            close(op.time)
+            kind = f[5:]
+            i = next((i for i, (k, _) in enumerate(active) if k == kind), None)
+            if i is not None:
+                active.pop(i)
+            if tolerated():
+                opens = op.time + recovery_ns
+        elif f == "heal-all":
+            close(op.time)
+            active.clear()
+    return [w for w in windows if w[1] > w[0]]
+
+
+def _judge(calls: Sequence[Call], windows: Sequence[tuple[int, int]],
+           refusals: Mapping[str, set[str]]) -> dict[str, Any]:
+    """The calls invoked and completed inside ``windows``: how many, which were not
+    served, and the judged and bad seconds (see the module docstring)."""
     judged = 0
     unserved: list[dict[str, Any]] = []
     by_error: Counter[str] = Counter()
     by_node: Counter[str] = Counter()
     seconds: dict[int, list[int]] = {}  # second of the run -> [judged, unserved]
-    calls = history.calls()
     wi = 0
     for call in calls:  # in invocation order, as are the windows
         comp = call.complete
@@ -186,27 +249,66 @@ def availability(history: History) -> Result:
             unserved.append({"index": call.invoke.index, "process": call.process, "f": call.f,
                              "type": comp.type.value, "error": err, "node": comp.node,
                              "at_s": round(t0 / _NS, 3)})
-    n = sum(by_error.values())
-    details: dict[str, Any] = {
-        "recovery_grace_ms": grace_ms,
+    out: dict[str, Any] = {
         "windows": [[round(a / _NS, 3), None if b == 2**63 - 1 else round(b / _NS, 3)]
                     for a, b in windows],
-        "judged": judged, "unserved_count": n, "unserved": unserved,
+        "judged": judged, "unserved_count": sum(by_error.values()), "unserved": unserved,
         "unserved_by_error": dict(by_error.most_common()),
     }
     if by_node:
-        details["unserved_by_node"] = dict(by_node.most_common())
+        out["unserved_by_node"] = dict(by_node.most_common())
     judged_s = sorted(s for s, (k, _) in seconds.items() if k >= MIN_CALLS)
-    bad_s = [s for s in judged_s if seconds[s][1] >= MAX_UNSERVED_FRACTION * seconds[s][0]]
-    details["judged_seconds"] = len(judged_s)
-    details["bad_seconds"] = bad_s
-    if len(bad_s) >= MIN_BAD_SECONDS and 2 * len(bad_s) >= len(judged_s):
+    out["judged_seconds"] = len(judged_s)
+    out["bad_seconds"] = [s for s in judged_s
+                          if seconds[s][1] >= MAX_UNSERVED_FRACTION * seconds[s][0]]
+    return out
+
+
+def _persistent(part: Mapping[str, Any]) -> bool:
+    bad = len(part["bad_seconds"])
+    return bad >= MIN_BAD_SECONDS and 2 * bad >= part["judged_seconds"]
+
+
+def _why(part: Mapping[str, Any], when: str) -> str:
+    top = ", ".join(f"{k} ({v})" for k, v in list(part["unserved_by_error"].items())[:3])
+    return (f"{part['unserved_count']} of {part['judged']} requests made {when} were not "
+            f"served, in {len(part['bad_seconds'])} of {part['judged_seconds']} seconds: {top}")
+
+
+def availability(history: History) -> Result:
+    """Judge the calls made in quiet windows, and in windows where only a minority
+    was faulty when the system states a failover grace (see the module docstring)."""
+    promise = promise_of(history.nemesis_ops())
+    if promise is None:
+        return Result(UNKNOWN, details=AvailabilityDetails.of({
+            "reason": "the history states no availability promise (a nemesis op "
+                      f"{PROMISES!r}): nothing to judge against"}))
+    refusals = {str(f): {str(e) for e in errs}
+                for f, errs in dict(promise.get("refusals") or {}).items()
+                if isinstance(errs, list | tuple)}
+    grace_ms = _ms(promise, "recovery_grace_ms") or 0.0
+    calls = history.calls()
+    quiet = _judge(calls, quiet_windows(history, int(grace_ms * 1_000_000)), refusals)
+    details: dict[str, Any] = {"recovery_grace_ms": grace_ms, **quiet}
+    failover_ms = _ms(promise, "failover_grace_ms")
+    nodes = promise.get("nodes")
+    minority: dict[str, Any] | None = None
+    if failover_ms is not None and isinstance(nodes, list | tuple) and len(nodes) >= 3:
+        windows = minority_windows(history, int(failover_ms * 1_000_000),
+                                   int(grace_ms * 1_000_000), [str(n) for n in nodes])
+        minority = {"failover_grace_ms": failover_ms, **_judge(calls, windows, refusals)}
+        details["minority"] = minority
+    reasons = []
+    if _persistent(quiet):
+        reasons.append(_why(quiet, f"while no fault was in force (after a recovery grace "
+                                   f"of {grace_ms / 1000:g} s)"))
+    if minority is not None and failover_ms is not None and _persistent(minority):
+        reasons.append(_why(minority, "while only a minority of nodes was faulty (after a "
+                                      f"failover grace of {failover_ms / 1000:g} s)"))
+    if reasons:
         details["progress"] = ["unavailable"]
-        details["reason"] = (f"{n} of {judged} requests made while no fault was in force "
-                             f"(after a recovery grace of {grace_ms / 1000:g} s) were not "
-                             f"served, in {len(bad_s)} of {len(judged_s)} seconds: "
-                             + ", ".join(f"{k} ({v})" for k, v in by_error.most_common(3)))
+        details["reason"] = "; ".join(reasons)
         return Result(UNKNOWN, details=AvailabilityDetails.of(details))
-    if not judged:
+    if not quiet["judged"] and not (minority or {}).get("judged"):
         details["note"] = "no request was made while the cluster was quiet: nothing judged"
     return Result(True, details=AvailabilityDetails.of(details))

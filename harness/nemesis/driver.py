@@ -192,7 +192,12 @@ class FaultDriver:
             self.recorder.nemesis(f"start-{fault.kind}", {"error": str(e), **tag})
             return
         unknown = {"leader": None} if self._leader_asked and self._leader_found is None else {}
-        self.recorder.nemesis(f"start-{fault.kind}", {**started[i], **unknown, **tag})
+        try:  # a record the kind cannot read names no faulty nodes: never judged
+            faulty = registry.get(fault.kind).faulty_nodes(started[i], list(self.cluster.nodes))
+        except Exception:
+            faulty = None
+        named = {} if faulty is None else {"faulty": faulty}
+        self.recorder.nemesis(f"start-{fault.kind}", {**started[i], **unknown, **named, **tag})
         self.active.append(fault.kind)
 
     def _finish(self, i: int, started: dict[int, dict[str, Any]]) -> None:

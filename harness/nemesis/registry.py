@@ -189,6 +189,16 @@ class FaultKind:
     def draw(self, rng: random.Random, nodes: Sequence[str]) -> dict[str, Any]:
         raise NotImplementedError
 
+    def faulty_nodes(self, started: Mapping[str, Any],
+                     nodes: Sequence[str]) -> list[str] | None:
+        """The nodes this fault, as ``started`` records it, takes down or cuts off from
+        the largest fully connected group; None when its effect on serving is not a
+        set of nodes (a slow link, a moved clock). The driver records the answer as
+        ``faulty``, from which the availability checker tells a fault that leaves a
+        majority up and connected (which must keep being served) from one that does
+        not. Default: None."""
+        return None
+
     def missing_variants(self, drawn: Sequence[Mapping[str, Any]], rng: random.Random,
                          nodes: Sequence[str]) -> list[dict[str, Any]]:
         """Parameters a random schedule holding this kind should also hold, given the

@@ -19,24 +19,39 @@ __all__ = ["availability_view", "idempotency_view"]
 
 
 def availability_view(result: Any) -> dict[str, Any] | None:
-    """The requests a quiet cluster did not serve, when that was a finding."""
+    """The requests a quiet cluster, or a majority while a minority was faulty, did not
+    serve, when that was a finding: one part per kind of window with a finding."""
     r = checker_result(result, "availability")
     if r is None:
         return None
     d = AvailabilityDetails.coerce(r.details)
     if not d.progress:
         return None
+    parts = [_availability_part(
+        dict(d), "while no fault was in force",
+        "after the last fault ended", float(d.recovery_grace_ms or 0) / 1000)]
+    minority = d.get("minority")
+    if isinstance(minority, Mapping) and minority.get("unserved_count"):
+        parts.append(_availability_part(
+            minority, "while only a minority of nodes was faulty",
+            "after such a fault started", float(minority.get("failover_grace_ms") or 0) / 1000))
+    parts = [p for p in parts if p["total"]] or parts[:1]
+    return {"reason": str(d.reason or ""), "parts": parts, **parts[0]}
+
+
+def _availability_part(d: Mapping[str, Any], title: str, after: str,
+                       grace_s: float) -> dict[str, Any]:
     rows = [{"index": u.get("index"), "at_s": u.get("at_s"), "process": u.get("process"),
              "f": u.get("f"), "type": u.get("type"), "error": str(u.get("error"))[:80],
              "node": u.get("node") or ""}
-            for u in d.unserved or [] if isinstance(u, Mapping)]
-    by_error = d.unserved_by_error or {}
+            for u in d.get("unserved") or [] if isinstance(u, Mapping)]
+    by_error = d.get("unserved_by_error") or {}
     return {
-        "reason": str(d.reason or ""),
-        "windows": [w for w in d.windows or [] if isinstance(w, list)],
-        "grace_s": float(d.recovery_grace_ms or 0) / 1000,
+        "title": title, "after": after,
+        "windows": [w for w in d.get("windows") or [] if isinstance(w, list)],
+        "grace_s": grace_s,
         "rows": rows,
-        "total": int(d.unserved_count or len(rows)),
+        "total": int(d.get("unserved_count") or len(rows)),
         "by_error": [{"what": str(k), "count": v} for k, v in by_error.items()]
         if isinstance(by_error, Mapping) else [],
     }

@@ -80,6 +80,14 @@ class ReferenceSystem:
         return 3000.0 + 5 * self.election_timeout_ms
 
     @property
+    def failover_grace_ms(self) -> float:
+        """With a minority down or cut off: the load balancer's health checks drop the
+        node (``fall`` checks), the others time out and elect (pre-vote, then a
+        ballot; a few timeouts when votes split), and a busy machine's second."""
+        hc = self.health_check
+        return 1000.0 + 5 * self.election_timeout_ms + hc.fall * hc.interval_ms
+
+    @property
     def takeover_grace_ms(self) -> float:
         """After a lease runs out, a leader expires the item only once it has led
         for a whole lease (a new leader after a fault waits that long), then an

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -154,3 +155,75 @@ def test_a_damaged_promise_does_not_crash(value: Any) -> None:
     ops += call(0.1, 0, "write", "fail", error="x", value=["k", 1])
     r = availability(build(*ops))
     assert r.valid in (True, "unknown")
+
+
+# ------------------------------------------------------------ a majority up and connected
+
+MAJORITY = {"availability": {"refusals": {"cas": ["mismatch"]}, "recovery_grace_ms": 2000.0,
+                             "failover_grace_ms": 1000.0, "nodes": ["n1", "n2", "n3"]}}
+
+
+def fault(t_s: float, f: str, **value: Any) -> Op:
+    return at(t_s, info(NEMESIS, f, value, error=None))
+
+
+def served_until(t0: float, t1: float, outcome: str, error: Any = None) -> list[Op]:
+    """Three clients' calls every 0.25 s over [t0, t1)."""
+    ops: list[Op] = []
+    t = t0
+    while t < t1:
+        for p in range(3):
+            ops += call(t + p * 0.01, p, "write", outcome, error=error)
+        t += 0.25
+    return ops
+
+
+def minority(faulty: Any = ("n1",), outcome: str = "fail", **extra: Any) -> History:
+    """A 10 s fault from 1 s to 11 s; calls served before and after, ``outcome`` in it."""
+    start = {"faulty": list(faulty)} if faulty is not None else {}
+    return build(promise(0.0, MAJORITY), *served_until(0.0, 1.0, "ok"),
+                 fault(1.0, "start-kill", **start, **extra),
+                 *served_until(1.0, 11.0, outcome, error="no-leader"),
+                 fault(11.0, "stop-kill"), *served_until(11.0, 12.0, "ok"))
+
+
+def test_a_majority_that_stops_serving_while_one_node_is_down_is_a_finding() -> None:
+    r = availability(minority())
+    assert r.valid == "unknown" and r.details["progress"] == ["unavailable"]
+    m = r.details["minority"]
+    assert m["windows"] == [[2.0, 11.0]]  # the failover grace after the fault started
+    assert len(m["bad_seconds"]) == 9 and "only a minority of nodes" in r.details["reason"]
+    assert "while no fault was in force" not in r.details["reason"]  # the quiet part served
+
+
+def test_a_majority_that_serves_while_one_node_is_down_is_valid() -> None:
+    r = availability(minority(outcome="ok"))
+    assert r.valid is True and r.details["minority"]["judged"] > 0
+
+
+@pytest.mark.parametrize("faulty", [("n1", "n2"), None])
+def test_a_fault_that_takes_a_majority_or_names_no_nodes_is_not_judged(faulty: Any) -> None:
+    r = availability(minority(faulty=faulty))
+    assert r.valid is True and r.details["minority"]["judged"] == 0
+
+
+def test_a_start_that_failed_is_not_judged() -> None:
+    r = availability(minority(error="no such node"))
+    assert r.valid is True and r.details["minority"]["judged"] == 0
+
+
+def test_overlapping_faults_are_judged_on_their_union() -> None:
+    h = build(promise(0.0, MAJORITY), fault(1.0, "start-kill", faulty=["n1"]),
+              fault(3.0, "start-partition", faulty=["n2"]),
+              *served_until(1.0, 11.0, "fail", error="no-leader"),
+              fault(9.0, "stop-partition"), fault(11.0, "stop-kill"))
+    # n1 alone from 2 s; n1 and n2 (a majority) from 3 s; n1 alone again only a
+    # recovery grace after 9 s, when the kill ends too
+    assert availability(h).details["minority"]["windows"] == [[2.0, 3.0]]
+
+
+def test_without_a_failover_grace_only_quiet_windows_are_judged() -> None:
+    h = build(promise(0.0), fault(1.0, "start-kill", faulty=["n1"]),
+              *served_until(1.0, 11.0, "fail", error="no-leader"), fault(11.0, "stop-kill"))
+    r = availability(h)
+    assert r.valid is True and "minority" not in r.details

@@ -257,3 +257,29 @@ def test_a_short_local_run_under_flaky_is_valid(tmp_path: Path) -> None:
     assert r.results["queue"].valid is True, r.results["queue"].to_dict()
     assert r.valid is not False, {k: v.to_dict() for k, v in r.results.items()
                                   if v.valid is False}
+
+
+def test_faulty_nodes_a_partition_leaves_outside_its_largest_connected_group() -> None:
+    from harness.nemesis import grudge as grudges
+
+    part = registry.get("partition")
+    five = ["n1", "n2", "n3", "n4", "n5"]
+
+    def faulty(g: Any, nodes: list[str]) -> Any:
+        return part.faulty_nodes({"grudge": {k: sorted(v) for k, v in g.items()}}, nodes)
+
+    assert faulty(grudges.isolate("n2", five[:3]), five[:3]) == ["n2"]
+    halves = grudges.random_halves(five, random.Random(3))
+    assert len(faulty(halves, five)) == 2  # two against three
+    assert len(faulty(grudges.bridge(five[:3], random.Random(1)), five[:3])) == 1
+    # a ring of majorities: no majority hears itself both ways
+    assert 2 * len(faulty(grudges.majorities_ring(five, random.Random(2)), five)) >= 5
+    assert part.faulty_nodes({}, five) is None
+
+
+def test_faulty_nodes_of_a_process_fault_is_the_node_it_holds() -> None:
+    nodes = ["n1", "n2", "n3"]
+    assert registry.get("kill").faulty_nodes({"node": "n2"}, nodes) == ["n2"]
+    assert registry.get("lose-unsynced").faulty_nodes({"node": "all", "nodes": nodes},
+                                                      nodes) == nodes
+    assert registry.get("latency").faulty_nodes({"node": "n2"}, nodes) is None

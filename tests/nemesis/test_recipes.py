@@ -336,8 +336,9 @@ def test_the_driver_records_a_leader_rule_that_fell_back() -> None:
                        Fault("kill", 0.1, 0.05, {"node": "n3"})))
     ops, _ = _drive(s, None)
     assert ops[0] == ("start-pause", {"fault": "pause", "node": "n1", "leader": None,
-                                      "recipe": "pause-leader"})
-    assert ops[2] == ("start-kill", {"fault": "kill", "node": "n3"})  # no leader was asked
+                                      "faulty": ["n1"], "recipe": "pause-leader"})
+    # no leader was asked
+    assert ops[2] == ("start-kill", {"fault": "kill", "node": "n3", "faulty": ["n3"]})
 
 
 # ------------------------------------------------------------------ a real run

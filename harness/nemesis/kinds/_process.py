@@ -28,6 +28,15 @@ class ProcessFault(FaultKind):
     def undo(self, ctx: FaultContext, node: str) -> dict[str, Any]:
         raise NotImplementedError
 
+    def faulty_nodes(self, started: Mapping[str, Any],
+                     nodes: Sequence[str]) -> list[str] | None:
+        """The node it holds (every node, for a crash of ``all``)."""
+        many = started.get("nodes")
+        if isinstance(many, list | tuple):
+            return [str(n) for n in many]
+        node = started.get("node")
+        return [str(node)] if isinstance(node, str) and node in nodes else None
+
     def start(self, ctx: FaultContext, params: Mapping[str, Any]) -> dict[str, Any]:
         node = ctx.node(params.get("node", "leader"))
         ctx.hold(node, self.name)

@@ -12,6 +12,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import networkx as nx
 from hypothesis import strategies as st
 
 from harness.nemesis import grudge as grudges
@@ -61,6 +62,21 @@ class Partition(FaultKind):
         out = {**ctx.nemesis.partition(g), "plan": plan}
         ctx.grudge = g
         return out
+
+    def faulty_nodes(self, started: Mapping[str, Any],
+                     nodes: Sequence[str]) -> list[str] | None:
+        """The nodes outside a largest group whose members all hear each other both
+        ways (any largest group: only its size decides whether a majority serves)."""
+        raw = started.get("grudge")
+        if not isinstance(raw, Mapping):
+            return None
+        grudge = {str(k): frozenset(map(str, v)) for k, v in raw.items()
+                  if isinstance(v, list | tuple | set | frozenset)}
+        heard = grudges.connectivity(list(nodes), grudge)
+        both = nx.Graph((a, b) for a, b in heard.edges if heard.has_edge(b, a))
+        both.add_nodes_from(nodes)
+        group = max(nx.find_cliques(both), key=lambda c: (len(c), sorted(c)))
+        return sorted(set(nodes) - set(group))
 
     def end(self, ctx: FaultContext, params: Mapping[str, Any],
             started: Mapping[str, Any]) -> dict[str, Any]:
