@@ -256,7 +256,12 @@ def summarize(result: Result) -> str:
             return str(d.reason or "requests not served while no fault was in force")
         if valid == "unknown":
             return str(d.reason or "not judged")
-        return f"{d.judged} requests made while quiet, {d.unserved_count} not served"
+        text = f"{d.judged} requests made while quiet, {d.unserved_count} not served"
+        m = d.get("minority")
+        if isinstance(m, Mapping) and m.get("judged"):
+            text += (f"; {m['judged']} while a minority was faulty, "
+                     f"{m.get('unserved_count', 0)} not served")
+        return text
     return ""
 
 
