@@ -213,6 +213,11 @@ def _child(path: str, model: str, workers: int | None, parse_only: bool,
     out["verdict"] = r.verdict
     out["reason"] = r.details.get("reason") or r.error
     out["peak_mb"] = round(_vm_hwm_mb(), 1)
+    out["workers"] = r.details.get("workers", 1)
+    import resource
+
+    # the largest worker's peak: its pages shared with this process count in both
+    out["worker_peak_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
     return out
 
 
@@ -245,10 +250,18 @@ _CASES: tuple[tuple[str, dict[str, Any], str], ...] = (
 )
 
 
+def _workers(res: dict[str, Any]) -> str:
+    """"1", or "2, 410 MB": how many processes checked, and the largest worker's peak."""
+    n = res.get("workers", 1)
+    return str(n) if n <= 1 else f"{n}, {res['worker_peak_mb']:.0f} MB"
+
+
 def _cases(scale: float) -> Iterator[tuple[str, dict[str, Any], str]]:
-    for name, kw, expected in _CASES:
+    for _, kw, expected in _CASES:
         kw = dict(kw)
         kw["ops"] = max(1000, int(kw["ops"] * scale))
+        name = f"{kw['ops']:,} ops, {kw['keys']} key{'s' if kw['keys'] > 1 else ''}, " \
+               f"c={kw['concurrency']}" + (" +stale" if kw.get("stale_read") else "")
         yield name, kw, expected
 
 
@@ -276,10 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="harness-large-") as tmp:
         folder = Path(args.keep or tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        print(f"seed {args.seed}; each history checked in its own process "
-              f"(peak = that process's VmHWM); {os.cpu_count()} cores")
+        print(f"seed {args.seed}; each history parsed and checked in a process of its own "
+              f"(peak MB = its VmHWM; workers: processes checking partitions, with the largest "
+              f"one's peak RSS, which counts pages shared with the parent again); "
+              f"{os.cpu_count()} cores")
         print(f"{'history':28} {'MB':>6} {'verdict':>8} {'expect':>8} {'parse s':>8} "
-              f"{'check s':>8} {'peak MB':>8}")
+              f"{'check s':>8} {'peak MB':>8} {'workers':>8}")
         bad = 0
         first: Path | None = None
         for n, (name, kw, expected) in enumerate(_cases(args.scale)):
@@ -297,8 +312,8 @@ def main(argv: list[str] | None = None) -> int:
             ok = res["verdict"] == expected
             bad += not ok
             print(f"{name:28} {size:>6.0f} {res['verdict']:>8} {expected:>8} "
-                  f"{res['parse_s']:>8.2f} {res['check_s']:>8.2f} {res['peak_mb']:>8.0f}"
-                  + ("" if ok else f"  WRONG ({res.get('reason')})"))
+                  f"{res['parse_s']:>8.2f} {res['check_s']:>8.2f} {res['peak_mb']:>8.0f} "
+                  f"{_workers(res):>8}" + ("" if ok else f"  WRONG ({res.get('reason')})"))
             if gen["stale_read"]:
                 print(f"{'':28} stale read: {gen['stale_read']}")
             if args.speedup and n == 0:
@@ -306,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                 if "error" not in one:
                     print(f"{'  same, one process':28} {size:>6.0f} {one['verdict']:>8} "
                           f"{expected:>8} {one['parse_s']:>8.2f} {one['check_s']:>8.2f} "
-                          f"{one['peak_mb']:>8.0f}")
+                          f"{one['peak_mb']:>8.0f} {_workers(one):>8}")
                     print(f"{'':28} parallel speed-up: {one['check_s'] / res['check_s']:.2f}x")
         if args.parse_mb:
             path = folder / "parse.jsonl"

@@ -82,6 +82,7 @@ linearized.
 from __future__ import annotations
 
 import itertools
+from array import array
 from collections.abc import Hashable, Sequence
 from typing import Any, NamedTuple
 
@@ -100,10 +101,10 @@ _SEEN_BYTES = 150
 _CACHE_BYTES = 130
 _STATE_BYTES = 150
 _STACK_BYTES = 90
-_OP_BYTES = 160
+_OP_BYTES = 100
 _RETIRED = -2
 """The stack's ``alt`` of a retired indeterminate op (an eager step is -1)."""
-_CACHE_CAP = 1 << 18
+_CACHE_CAP = 1 << 15
 """Model-step cache entries kept before the caches are emptied: they only save calls of
 ``step``, so dropping them is always exact, and without a cap a million-op check spent
 half its memory remembering steps it would never take again."""
@@ -151,8 +152,8 @@ class Search:
         resets = bytearray(n)
         blind = bytearray(n)
         has_ret = bytearray(n)
-        prereq = [-1] * n
-        evpos = [big] * m
+        prereq = array("q", [-1]) * n  # arrays: 8 bytes a slot, no int object each
+        evpos = array("q", [big]) * m
         rets: list[tuple[int, int]] = []
         last_in_group: dict[Hashable, int] = {}
         for k, e in enumerate(ents):
@@ -183,8 +184,8 @@ class Search:
         self.reach: dict[int, bool] = {}
         # The event list: entries arrive in call order, so merge calls with sorted returns.
         rets.sort()
-        nxt = [-1] * m
-        prv = [-1] * m
+        nxt = array("q", [-1]) * m
+        prv = array("q", [-1]) * m
         prev_ev = head
         ri = 0
         nr = len(rets)
@@ -556,8 +557,8 @@ class Search:
         return self.n_seen if self.released else len(self.seen)
 
     def release(self) -> None:
-        """Drop the memo, the caches and the event list once the search has passed (its
-        stats and :meth:`linearization` stay readable)."""
+        """Drop the memo, the caches, the event list and the stack once the search has
+        passed (its stats stay readable; :meth:`linearization` is empty after it)."""
         if self.released:
             return
         self.n_seen = len(self.seen)
@@ -565,14 +566,15 @@ class Search:
         self.seen = set()
         self.tables = {}
         self.reach = {}
-        self.nxt = self.prv = self.evpos = []
+        self.nxt = self.prv = self.evpos = array("q")
+        self.stack = []  # the linearization is not kept: nothing reads it after a pass
 
     def memory_bytes(self) -> int:
         """An estimate of what this search holds, in bytes: per op, the memo, the step
         caches, the interned states and the stack (constants measured with tracemalloc).
         """
         if self.released:
-            return self.n * _STACK_BYTES
+            return 0
         return (self.n * _OP_BYTES + len(self.seen) * _SEEN_BYTES
                 + (len(self.tables) + len(self.reach)) * _CACHE_BYTES
                 + len(self.states) * _STATE_BYTES + len(self.stack) * _STACK_BYTES)
