@@ -19,7 +19,8 @@ step as one of 100: the linearized set is a *window*, ``(lo, Lr)`` with
 ``lo`` the first op (in invocation order) not linearized and ``Lr`` the
 bitset of the linearized ops from ``lo`` on (bit ``i`` is op ``lo + i``).
 Every op before ``lo`` is linearized, so that prefix is one int however long
-it is, and the memo key ``(lo, Lr, state)`` is as small as the window of
+it is, and the memo key (``Lr``, ``lo`` and the state id packed in one int) is
+as small as the window of
 concurrent ops. Linearizing ``lo`` itself shifts the window past the run of
 linearized ops after it. Nothing per step is O(ops): no per-op bit masks,
 no state ids shifted past the whole partition. The search stack is a chain
@@ -97,7 +98,7 @@ ILLEGAL = 2
 # Bytes per structure, for :meth:`Search.memory_bytes`: measured with tracemalloc on
 # register partitions (a memo entry is a 3-tuple in a set with its window int; a cache
 # entry an int key and a tuple in a dict), rounded up.
-_SEEN_BYTES = 150
+_SEEN_BYTES = 80
 _CACHE_BYTES = 130
 _STATE_BYTES = 150
 _STACK_BYTES = 90
@@ -222,7 +223,8 @@ class Search:
         # (op k, previous state, alt or -1 if eager or _RETIRED, the node below): a chain, so the
         # deepest prefix reached is kept by reference.
         self.stack: list[tuple[int, int, int, Any]] = []
-        self.seen: set[tuple[int, int, int]] = set()
+        self.seen: set[int] = set()
+        self.lo_bits = (n + 1).bit_length()  # memo key: ((Lr << lo_bits | lo) << 40) | state
         self.alt = 0
         self.steps = 0
         self.status = RUNNING
@@ -246,6 +248,8 @@ class Search:
         sid = self.state_ids.get(state)
         if sid is None:
             sid = len(self.states)
+            if sid >= 1 << 40:  # the memo key holds 40 bits of state id
+                raise MemoryError("more than 2**40 distinct states")
             self.states.append(state)
             self.state_ids[state] = sid
         return sid
@@ -465,6 +469,7 @@ class Search:
         seen, stack, has_ret = self.seen, self.stack, self.has_ret
         head = self.head
         inL = self.inL
+        lo_bits = self.lo_bits
         e, alt, s = self.e, self.alt, self.s
         blind = self.blind
         # Just after an indeterminate op that no read-only op observed, a blind op
@@ -490,7 +495,7 @@ class Search:
                 moved = False
                 while alt < len(succ):
                     ns = succ[alt]
-                    key = (lo2, lr2, ns)
+                    key = ((lr2 << lo_bits | lo2) << 40) | ns
                     if key in seen:
                         alt += 1
                         continue
@@ -503,7 +508,7 @@ class Search:
                     count, dead = self._close()
                     dead_k = self.dead_k if dead else -1
                     if count and not dead:
-                        key2 = (self.lo, self.Lr, ns)
+                        key2 = ((self.Lr << lo_bits | self.lo) << 40) | ns
                         if key2 in seen:
                             dead = True
                         else:

@@ -138,3 +138,17 @@ def test_check_command_takes_max_memory(tmp_path: Path, capsys: pytest.CaptureFi
     with pytest.raises(SystemExit) as e:
         main(["check", str(path), "--max-memory", "lots"])
     assert e.value.code == 2
+
+
+def test_the_default_bound_is_what_the_cli_sets_for_run_and_check() -> None:
+    from harness.checker.linearizable import DEFAULT_MEMORY_BYTES, set_default_max_memory
+
+    h = _generated(3_000, 1, 5)
+    prev = set_default_max_memory(50_000)
+    try:
+        r = linearizable(h, model=get_model(MODEL))
+    finally:
+        assert set_default_max_memory(prev) == 50_000
+    assert r.valid == "unknown" and "memory bound reached" in r.details["reason"]
+    assert set_default_max_memory(None) == DEFAULT_MEMORY_BYTES
+    assert linearizable(h, model=get_model(MODEL)).valid is True
