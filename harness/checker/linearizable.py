@@ -24,6 +24,7 @@ illegal one, so a huge partition cannot starve a small bad one.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import threading
@@ -224,6 +225,10 @@ def linearizable(
     deadline = None if time_limit_s is None else t0 + time_limit_s
     details: dict[str, Any] = {"model": getattr(model, "name", type(model).__name__)}
     bound = _default_max_memory if max_memory is None else max_memory
+    # The cyclic GC would walk the entries and the memo (millions of tuples, none in a
+    # cycle) again and again as they grow: paused for the check, restored after.
+    was = gc.isenabled()
+    gc.disable()
     try:
         return _check(history, model, deadline, bound, details, t0, collect_s, workers)
     except HarnessError as e:
@@ -236,6 +241,9 @@ def linearizable(
         tb = traceback.format_exception_only(type(e), e)[-1].strip()
         return Result(UNKNOWN, CHECKER, LinearizableDetails.of(details),
                       error=f"checker raised {tb}")
+    finally:
+        if was:
+            gc.enable()
 
 
 PARALLEL_MIN_OPS = 100_000
