@@ -196,24 +196,26 @@ class History(Sequence[Op]):
         # One Call per invocation, made once its completion is known (or at the end):
         # a placeholder slot per call keeps them in invocation order.
         calls: list[Call | None] = []
-        call_pos: dict[int, int] = {}
+        slot = array("q", [-1]) * n  # invocation position -> its call's place in `calls`
         invoke = OpType.INVOKE
         ops_ = self._ops
         new_call = _new_call
+        pop_open = open_by_process.pop
         for pos, op in enumerate(ops_):
             if op.type is invoke:
-                if op.process in open_by_process:
-                    prev = ops_[open_by_process[op.process]]
+                p = op.process
+                if p in open_by_process:
+                    prev = ops_[open_by_process[p]]
                     raise HistoryError(
-                        f"process {op.process!r} invokes {op.f!r} while its "
+                        f"process {p!r} invokes {op.f!r} while its "
                         f"invocation at index {prev.index} is still open",
-                        index=op.index, position=pos, related=open_by_process[op.process],
+                        index=op.index, position=pos, related=open_by_process[p],
                     )
-                open_by_process[op.process] = pos
-                call_pos[pos] = len(calls)
+                open_by_process[p] = pos
+                slot[pos] = len(calls)
                 calls.append(None)
             else:
-                inv_pos = open_by_process.pop(op.process, None)
+                inv_pos = pop_open(op.process, None)
                 if inv_pos is None:
                     if not isinstance(op.process, int):
                         # Jepsen's nemesis often logs bare :info events; keep them unpaired.
@@ -231,9 +233,9 @@ class History(Sequence[Op]):
                     )
                 partner[inv_pos] = pos
                 partner[pos] = inv_pos
-                calls[call_pos.pop(inv_pos)] = new_call(inv, op)
-        for inv_pos, ci in call_pos.items():  # never completed
-            calls[ci] = new_call(ops_[inv_pos], None)
+                calls[slot[inv_pos]] = new_call(inv, op)
+        for inv_pos in open_by_process.values():  # never completed
+            calls[slot[inv_pos]] = new_call(ops_[inv_pos], None)
         done: list[Call] = calls  # type: ignore[assignment]  # every slot is filled now
         self._calls: tuple[Call, ...] = tuple(done)
         self._client_calls: tuple[Call, ...] = tuple(
