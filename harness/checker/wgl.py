@@ -105,6 +105,10 @@ _STACK_BYTES = 90
 _OP_BYTES = 100
 _RETIRED = -2
 """The stack's ``alt`` of a retired indeterminate op (an eager step is -1)."""
+_RETIRE_MIN_OPS = 500
+"""Partitions smaller than this retire nothing: finding the observers costs more than
+it saves there (the search of a few hundred ops never grows a long candidate list).
+The property tests set it to 0, so the brute-force comparison covers retirement."""
 _CACHE_CAP = 1 << 15
 """Model-step cache entries kept before the caches are emptied: they only save calls of
 ``step``, so dropping them is always exact, and without a cap a million-op check spent
@@ -133,7 +137,10 @@ class Search:
         ents = list(entries)
         if any(a.call > b.call for a, b in itertools.pairwise(ents)):
             ents.sort(key=lambda e: e.call)  # the event list is built in call order
-        ents, obs_of, cnt = _observers(model, ents)
+        if len(ents) >= _RETIRE_MIN_OPS:
+            ents, obs_of, cnt = _observers(model, ents)
+        else:
+            obs_of, cnt = {}, {}
         self.entries = ents
         self.dropped_unobserved = len(entries) - len(ents)
         n = len(ents)
@@ -491,8 +498,16 @@ class Search:
                 succ = tables.get(s * n + k)
                 if succ is None:
                     succ = self._compute(k, s)
-                lo2, lr2 = self._window_with(k)
                 moved = False
+                if succ:  # the window with k added (as _window_with, inlined: hot)
+                    lo2 = self.lo
+                    if k == lo2:
+                        x = self.Lr | 1
+                        t = (x ^ (x + 1)).bit_length() - 1
+                        lo2 += t
+                        lr2 = x >> t
+                    else:
+                        lr2 = self.Lr | (1 << (k - lo2))
                 while alt < len(succ):
                     ns = succ[alt]
                     key = ((lr2 << lo_bits | lo2) << 40) | ns
