@@ -253,14 +253,14 @@ MAX_WORKERS = 8
 
 
 def _choose_workers(workers: int | None, parts: dict[Hashable, list[Entry]]) -> int:
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1  # the workers read the partitions from a forked copy of this process
     if workers is not None:
         return max(1, min(workers, len(parts)))
     if len(parts) < 2 or sum(len(v) for v in parts.values()) < PARALLEL_MIN_OPS:
         return 1
     if threading.active_count() > 1:
         return 1  # forking a process with threads can copy a held lock: stay in-process
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return 1
     return max(1, min(os.cpu_count() or 1, MAX_WORKERS, len(parts)))
 
 
@@ -362,7 +362,10 @@ def _parallel(
     finally:
         _FORK_INPUT = None
     got: dict[int, tuple[bool | str, dict[str, Any], list[dict[str, Any]]]] = {}
+    stop_at: float | None = None  # once one worker found an illegal partition
     while len(got) < len(procs):
+        if stop_at is not None and time.perf_counter() >= stop_at:
+            stop.set()
         if results.empty():
             if all(not pr.is_alive() for pr in procs) and results.empty():
                 break
@@ -370,8 +373,8 @@ def _parallel(
             continue
         i, verdict, wdetails, stats = results.get()
         got[i] = (verdict, wdetails, stats)
-        if verdict is False:
-            stop.set()
+        if verdict is False and stop_at is None:
+            stop_at = time.perf_counter() + collect_s  # the others collect, then stop
     for pr in procs:
         pr.join(timeout=5)
         if pr.is_alive():
