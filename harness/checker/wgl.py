@@ -343,11 +343,38 @@ class Search:
             prv[q] = c
 
     def _push_eager(self, k: int, s: int, kind: int = -1) -> None:
+        """Linearize (or retire) k with no choice: _window_with, _lift and _mark in one
+        frame, since small checks spend a good part of their time here."""
+        lo = self.lo
+        if k == lo:
+            x = self.Lr | 1
+            t = (x ^ (x + 1)).bit_length() - 1
+            self.lo, self.Lr = lo + t, x >> t
+        else:
+            self.Lr |= 1 << (k - lo)
+        self.inL[k] = 1
+        nxt, prv = self.nxt, self.prv
+        c = 2 * k
+        p, q = prv[c], nxt[c]
+        nxt[p] = q
+        if q >= 0:
+            prv[q] = p
+        if self.has_ret[k]:
+            r = c + 1
+            p, q = prv[r], nxt[r]
+            nxt[p] = q
+            if q >= 0:
+                prv[q] = p
+            self.remaining -= 1
+        if self.obs_of:
+            obs = self.obs_of.get(k)
+            if obs is not None:
+                cnt = self.cnt
+                for b in obs:
+                    cnt[b] -= 1
+                    if cnt[b] == 0:
+                        self.retire_q.append(b)
         stack = self.stack
-        lo, lr = self._window_with(k)
-        self._lift(k)
-        self._mark(k, lo, lr)
-        self.remaining -= self.has_ret[k]
         stack.append((k, s, kind, stack[-1] if stack else None))
 
     def _close(self) -> tuple[int, bool]:
@@ -446,24 +473,49 @@ class Search:
 
     def _pop_choice(self) -> tuple[int, int, int]:
         """Undo the eager steps on top, then the choice under them; returns that choice."""
-        stack, has_ret = self.stack, self.has_ret
+        stack = self.stack
         while True:
             k, s, alt, _ = stack.pop()
-            self._unlift(k)
-            self._unmark(k)
-            self.remaining += has_ret[k]
+            self._undo(k)
             if alt >= 0:
                 self.s = s
                 return k, s, alt
 
     def _undo_to_choice(self) -> None:
         """Pop the eager steps on top of the stack (they were not choices)."""
-        stack, has_ret = self.stack, self.has_ret
+        stack = self.stack
         while stack and stack[-1][2] < 0:
-            k, _, _, _ = stack.pop()
-            self._unlift(k)
-            self._unmark(k)
-            self.remaining += has_ret[k]
+            self._undo(stack.pop()[0])
+
+    def _undo(self, k: int) -> None:
+        """_unlift and _unmark in one frame (the inverse of :meth:`_push_eager`)."""
+        nxt, prv = self.nxt, self.prv
+        c = 2 * k
+        if self.has_ret[k]:
+            r = c + 1
+            p, q = prv[r], nxt[r]
+            nxt[p] = r
+            if q >= 0:
+                prv[q] = r
+            self.remaining += 1
+        p, q = prv[c], nxt[c]
+        nxt[p] = c
+        if q >= 0:
+            prv[q] = c
+        self.inL[k] = 0
+        lo = self.lo
+        if k > lo:
+            self.Lr ^= 1 << (k - lo)
+        else:  # every op from k to lo was linearized: k becomes the window's start
+            d = lo - k
+            self.Lr = (self.Lr << d) | ((1 << d) - 2)
+            self.lo = k
+        if self.obs_of:
+            obs = self.obs_of.get(k)
+            if obs is not None:
+                cnt = self.cnt
+                for b in obs:
+                    cnt[b] += 1
 
     # ------------------------------------------------------------------ the search
 
