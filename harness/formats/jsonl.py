@@ -148,18 +148,56 @@ def _text_lines(text: str) -> Iterator[tuple[str, bool]]:
 
 
 def _file_lines(fh: IO[bytes], path: str) -> Iterator[tuple[str, bool]]:
-    offset = 0
-    for lineno, raw in enumerate(fh, start=1):
+    """The lines of a binary file as text, read in blocks of whole lines.
+
+    A block is decoded and split in C; only a block that is not UTF-8 is
+    gone through line by line, to name the line and the byte.
+    """
+    offset = 0  # bytes before the current block
+    lineno = 0  # lines before the current block
+    rest = b""
+    while True:
+        chunk = fh.read(_BLOCK)
+        if not chunk:
+            break
+        data = rest + chunk if rest else chunk
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            rest = data
+            continue
+        block, rest = data[:cut], data[cut:]
         try:
-            line = raw.decode("utf-8")
+            text = block.decode("utf-8")
+        except UnicodeDecodeError:
+            _name_bad_line(block, offset, lineno, path)
+            raise  # not reached: _name_bad_line raises
+        lines = text.split("\n")
+        lines.pop()  # the block ends with a newline: nothing after it
+        for line in lines:
+            yield line, False
+        offset += cut
+        lineno += len(lines)
+    if rest:
+        try:
+            yield rest.decode("utf-8"), True
+        except UnicodeDecodeError:
+            _name_bad_line(rest, offset, lineno, path)
+
+
+def _name_bad_line(block: bytes, offset: int, lineno: int, path: str) -> None:
+    """Raise the FormatError for the first line of ``block`` that is not UTF-8."""
+    for raw in block.split(b"\n"):
+        lineno += 1
+        try:
+            raw.decode("utf-8")
         except UnicodeDecodeError as e:
             raise FormatError(f"not UTF-8 text (byte {offset + e.start}, column {e.start + 1})",
                               path=path, line=lineno) from None
-        offset += len(raw)
-        if line.endswith("\n"):
-            yield line[:-1], False
-        else:
-            yield line, True
+        offset += len(raw) + 1
+    raise FormatError("not UTF-8 text", path=path)
+
+
+_BLOCK = 1 << 22
 
 
 _NOT_PARSED: Any = object()

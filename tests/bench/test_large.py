@@ -114,3 +114,13 @@ def test_a_line_that_is_not_utf8_is_named(tmp_path: Path) -> None:
         load_for_check(str(path))
     assert e.value.line == 7
     assert "not UTF-8" in str(e.value)
+
+
+def test_streaming_names_a_line_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    good = _text(ops=3, keys=1, concurrency=1, seed=1).encode()
+    path.write_bytes(good + b'{"f":"\r\xff"}\n' + good)
+    with pytest.raises(FormatError) as e:
+        stream_jsonl(path)
+    assert e.value.line == 7
+    assert f"byte {len(good) + 7}, column 8" in str(e.value)
