@@ -11,18 +11,16 @@ order. An op whose call comes before the first remaining return may be
 linearized next; doing so "lifts" its entries out of the list. Reaching a
 return whose call is still in the list means the current prefix is a dead
 end: backtrack. ``(linearized set, state)`` pairs already explored are
-memoized (the linearized set is an int bitset), so no configuration is
-searched twice.
+memoized, so no configuration is searched twice.
 
 Representation, so that a partition of 100,000 ops costs about as much per
 step as one of 100: the linearized set is a *window*, ``(lo, Lr)`` with
 ``lo`` the first op (in invocation order) not linearized and ``Lr`` the
 bitset of the linearized ops from ``lo`` on (bit ``i`` is op ``lo + i``).
 Every op before ``lo`` is linearized, so that prefix is one int however long
-it is, and the memo key (``Lr``, ``lo`` and the state id packed in one int) is
-as small as the window of
-concurrent ops. Linearizing ``lo`` itself shifts the window past the run of
-linearized ops after it. Nothing per step is O(ops): no per-op bit masks,
+it is, and the memo key (``Lr``, ``lo`` and the state id packed in one int)
+is as small as the window of concurrent ops. Linearizing ``lo`` itself shifts
+the window past the run of linearized ops after it. Nothing per step is O(ops): no per-op bit masks,
 no state ids shifted past the whole partition. The search stack is a chain
 of tuples, each pointing at the one below, so the longest prefix reached
 (the counterexample) is kept by reference, not copied at every new depth.
@@ -60,7 +58,6 @@ checks them against a brute-force checker on random histories:
   prefix is dead now, not only once that op's return is reached. For a KV
   store only puts reset and a get stays reachable while the value is a
   prefix of what it read, which cuts the append orders that no read saw.
-
 * **retired indeterminate ops.** With the model's ``results`` (the states an
   op leads to, whatever the state before: a write's or a cas's new value)
   and ``requires`` (the one state an op is legal in, :data:`ANY_STATE` or
@@ -73,7 +70,8 @@ checks them against a brute-force checker on random histories:
   legality or result. An op with no observers at all is dropped at once. So
   a long history's timed-out writes that nobody read stop being candidates
   at every later step, which is what kept the candidate list (and the memo)
-  growing with the partition.
+  growing with the partition. Partitions under ``_RETIRE_MIN_OPS`` skip it:
+  there finding the observers costs more than it saves.
 
 Indeterminate ops have no return entry: they may take effect at any point
 after their call, or never. The search succeeds when every ``ok`` op is
@@ -96,8 +94,8 @@ OK = 1
 ILLEGAL = 2
 
 # Bytes per structure, for :meth:`Search.memory_bytes`: measured with tracemalloc on
-# register partitions (a memo entry is a 3-tuple in a set with its window int; a cache
-# entry an int key and a tuple in a dict), rounded up.
+# register partitions (a memo entry is an int in a set; a cache entry an int key and a
+# tuple in a dict; per op, the arrays and flags), rounded up.
 _SEEN_BYTES = 80
 _CACHE_BYTES = 130
 _STATE_BYTES = 150
@@ -299,21 +297,6 @@ class Search:
                 if cnt[b] == 0:
                     self.retire_q.append(b)
 
-    def _unmark(self, k: int) -> None:
-        self.inL[k] = 0
-        lo = self.lo
-        if k > lo:
-            self.Lr ^= 1 << (k - lo)
-        else:  # every op from k to lo was linearized: k becomes the window's start
-            d = lo - k
-            self.Lr = (self.Lr << d) | ((1 << d) - 2)
-            self.lo = k
-        obs = self.obs_of.get(k)
-        if obs is not None:
-            cnt = self.cnt
-            for b in obs:
-                cnt[b] += 1
-
     def _lift(self, k: int) -> None:
         nxt, prv = self.nxt, self.prv
         c = 2 * k
@@ -327,20 +310,6 @@ class Search:
             nxt[p] = q
             if q >= 0:
                 prv[q] = p
-
-    def _unlift(self, k: int) -> None:
-        nxt, prv = self.nxt, self.prv
-        c = 2 * k
-        if self.has_ret[k]:
-            r = c + 1
-            p, q = prv[r], nxt[r]
-            nxt[p] = r
-            if q >= 0:
-                prv[q] = r
-        p, q = prv[c], nxt[c]
-        nxt[p] = c
-        if q >= 0:
-            prv[q] = c
 
     def _push_eager(self, k: int, s: int, kind: int = -1) -> None:
         """Linearize (or retire) k with no choice: _window_with, _lift and _mark in one
