@@ -98,13 +98,17 @@ class Clock(FaultKind):
                          nodes: Sequence[str]) -> list[dict[str, Any]]:
         # The leader's wall clock jumping ahead past every timeout a system states
         # (leases, elections: seconds): what a leader that ages anything on the
-        # wall clock (leases, TTLs, timers) gets wrong at once. A skew moves the
-        # leader too, but by a random share of the step, possibly backwards.
+        # wall clock (leases, TTLs, timers) gets wrong at once. A strobe jumps
+        # ahead again every other period for the whole fault, so a jump that
+        # lands while nothing is held (the cluster still recovering from the
+        # previous fault) is not the only one. A skew moves the leader too, but
+        # by a random share of the step, possibly backwards.
         if any(p.get("mode") in ("bump", "strobe") and p.get("node") == "leader"
                and float(p.get("delta_s", 0)) >= FORWARD_JUMP_S for p in drawn):
             return []
-        return [{"mode": "bump", "node": "leader",
-                 "delta_s": rng.choice([s for s in STEPS_S if s >= FORWARD_JUMP_S])}]
+        return [{"mode": "strobe", "node": "leader",
+                 "delta_s": rng.choice([s for s in STEPS_S if s >= FORWARD_JUMP_S]),
+                 "period_ms": rng.choice(STROBE_PERIODS_MS)}]
 
     def strategy(self, nodes: Sequence[str]) -> st.SearchStrategy[dict[str, Any]]:
         delta = st.sampled_from(STEPS_S)
