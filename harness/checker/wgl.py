@@ -107,6 +107,7 @@ _RETIRE_MIN_OPS = 500
 """Partitions smaller than this retire nothing: finding the observers costs more than
 it saves there (the search of a few hundred ops never grows a long candidate list).
 The property tests set it to 0, so the brute-force comparison covers retirement."""
+_ARRAY_MIN_OPS = 2048
 _CACHE_CAP = 1 << 15
 """Model-step cache entries kept before the caches are emptied: they only save calls of
 ``step``, so dropping them is always exact, and without a cap a million-op check spent
@@ -158,8 +159,11 @@ class Search:
         resets = bytearray(n)
         blind = bytearray(n)
         has_ret = bytearray(n)
-        prereq = array("q", [-1]) * n  # arrays: 8 bytes a slot, no int object each
-        evpos = array("q", [big]) * m
+        # Large partitions keep these in arrays (8 bytes a slot, no int object each);
+        # small ones in lists, which index faster.
+        seq: Any = array if n >= _ARRAY_MIN_OPS else _list
+        prereq = seq("q", [-1]) * n
+        evpos = seq("q", [big]) * m
         rets: list[tuple[int, int]] = []
         last_in_group: dict[Hashable, int] = {}
         for k, e in enumerate(ents):
@@ -190,8 +194,8 @@ class Search:
         self.reach: dict[int, bool] = {}
         # The event list: entries arrive in call order, so merge calls with sorted returns.
         rets.sort()
-        nxt = array("q", [-1]) * m
-        prv = array("q", [-1]) * m
+        nxt = seq("q", [-1]) * m
+        prv = seq("q", [-1]) * m
         prev_ev = head
         ri = 0
         nr = len(rets)
@@ -285,32 +289,6 @@ class Search:
             return lo + t, x >> t
         return lo, self.Lr | (1 << (k - lo))
 
-    def _mark(self, k: int, lo: int, lr: int) -> None:
-        """Op k is linearized (or retired); the window becomes (lo, lr)."""
-        self.inL[k] = 1
-        self.lo, self.Lr = lo, lr
-        obs = self.obs_of.get(k)
-        if obs is not None:
-            cnt = self.cnt
-            for b in obs:
-                cnt[b] -= 1
-                if cnt[b] == 0:
-                    self.retire_q.append(b)
-
-    def _lift(self, k: int) -> None:
-        nxt, prv = self.nxt, self.prv
-        c = 2 * k
-        p, q = prv[c], nxt[c]
-        nxt[p] = q
-        if q >= 0:
-            prv[q] = p
-        if self.has_ret[k]:
-            r = c + 1
-            p, q = prv[r], nxt[r]
-            nxt[p] = q
-            if q >= 0:
-                prv[q] = p
-
     def _push_eager(self, k: int, s: int, kind: int = -1) -> None:
         """Linearize (or retire) k with no choice: _window_with, _lift and _mark in one
         frame, since small checks spend a good part of their time here."""
@@ -336,15 +314,20 @@ class Search:
                 prv[q] = p
             self.remaining -= 1
         if self.obs_of:
-            obs = self.obs_of.get(k)
-            if obs is not None:
-                cnt = self.cnt
-                for b in obs:
-                    cnt[b] -= 1
-                    if cnt[b] == 0:
-                        self.retire_q.append(b)
+            self._count_down(k)
         stack = self.stack
         stack.append((k, s, kind, stack[-1] if stack else None))
+
+    def _count_down(self, k: int) -> None:
+        """Op k is linearized: the indeterminate ops it observes have one observer less
+        left; those with none left are queued for retirement."""
+        obs = self.obs_of.get(k)
+        if obs is not None:
+            cnt = self.cnt
+            for b in obs:
+                cnt[b] -= 1
+                if cnt[b] == 0:
+                    self.retire_q.append(b)
 
     def _close(self) -> tuple[int, bool]:
         """Linearize every legal read-only candidate now, retire what nobody can observe,
@@ -359,6 +342,7 @@ class Search:
         """
         nxt, prv, ro, tables, s = self.nxt, self.prv, self.ro, self.tables, self.s
         resets, has_ret, reach = self.resets, self.has_ret, self.reach
+        inL, obs_of, stack = self.inL, self.obs_of, self.stack
         sn = s * self.n
         count = 0
         e = nxt[self.head]
@@ -368,8 +352,28 @@ class Search:
                 succ = tables.get(sn + k)
                 if succ is None:
                     succ = self._compute(k, s)
-                if succ:
-                    self._push_eager(k, s)
+                if succ:  # _push_eager, inlined (hot)
+                    lo = self.lo
+                    if k == lo:
+                        x = self.Lr | 1
+                        t = (x ^ (x + 1)).bit_length() - 1
+                        self.lo, self.Lr = lo + t, x >> t
+                    else:
+                        self.Lr |= 1 << (k - lo)
+                    inL[k] = 1
+                    p_, q_ = prv[e], nxt[e]
+                    nxt[p_] = q_
+                    if q_ >= 0:
+                        prv[q_] = p_
+                    if has_ret[k]:
+                        p_, q_ = prv[e + 1], nxt[e + 1]
+                        nxt[p_] = q_
+                        if q_ >= 0:
+                            prv[q_] = p_
+                        self.remaining -= 1
+                    if obs_of:
+                        self._count_down(k)
+                    stack.append((k, s, -1, stack[-1] if stack else None))
                     count += 1
                     e = nxt[prv[e]]  # a lifted entry keeps its links: resume after its predecessor
                     continue
@@ -492,8 +496,9 @@ class Search:
         """Search for at most ``budget`` steps; returns RUNNING, OK or ILLEGAL."""
         if self.status != RUNNING:
             return self.status
-        nxt, prereq, tables = self.nxt, self.prereq, self.tables
+        nxt, prv, prereq, tables = self.nxt, self.prv, self.prereq, self.tables
         n = self.n
+        obs_of = self.obs_of
         seen, stack, has_ret = self.seen, self.stack, self.has_ret
         head = self.head
         inL = self.inL
@@ -537,9 +542,22 @@ class Search:
                         continue
                     seen.add(key)
                     stack.append((k, s, alt, stack[-1] if stack else None))
-                    self._lift(k)
-                    self._mark(k, lo2, lr2)
-                    self.remaining -= has_ret[k]
+                    # _lift and _mark, inlined (hot)
+                    c = 2 * k
+                    p_, q_ = prv[c], nxt[c]
+                    nxt[p_] = q_
+                    if q_ >= 0:
+                        prv[q_] = p_
+                    if has_ret[k]:
+                        p_, q_ = prv[c + 1], nxt[c + 1]
+                        nxt[p_] = q_
+                        if q_ >= 0:
+                            prv[q_] = p_
+                        self.remaining -= 1
+                    inL[k] = 1
+                    self.lo, self.Lr = lo2, lr2
+                    if obs_of:
+                        self._count_down(k)
                     self.s = ns
                     count, dead = self._close()
                     dead_k = self.dead_k if dead else -1
@@ -731,6 +749,11 @@ def _observers(
     obs_of = {k: v for k, v in obs_of.items() if v}
     cnt = {new_pos[b]: c for b, c in counts.items() if b not in drop}
     return ents, obs_of, cnt
+
+
+def _list(_typecode: str, items: list[int]) -> list[int]:
+    """``array(typecode, items)``'s stand-in for small partitions: a plain list."""
+    return items
 
 
 def _group_key(op: Any) -> Hashable | None:
