@@ -124,3 +124,16 @@ def test_streaming_names_a_line_that_is_not_utf8(tmp_path: Path) -> None:
         stream_jsonl(path)
     assert e.value.line == 7
     assert f"byte {len(good) + 7}, column 8" in str(e.value)
+
+
+def test_the_bench_prints_right_verdicts_at_a_small_scale(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from harness.bench.large import main
+
+    assert main(["--scale", "0.002", "--parse-mb", "0"]) == 0
+    out = capsys.readouterr().out
+    rows = [ln for ln in out.splitlines() if " ops, " in ln]
+    assert len(rows) == 3
+    assert [ln.split()[-6:-4] for ln in rows] == [
+        ["valid", "valid"], ["invalid", "invalid"], ["valid", "valid"]]
