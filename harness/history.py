@@ -238,9 +238,10 @@ class History(Sequence[Op]):
             calls[slot[inv_pos]] = new_call(ops_[inv_pos], None)
         done: list[Call] = calls  # type: ignore[assignment]  # every slot is filled now
         self._calls: tuple[Call, ...] = tuple(done)
-        self._client_calls: tuple[Call, ...] = tuple(
-            c for c in done if isinstance(c.invoke.process, int)
-        )
+        client = tuple(c for c in done if isinstance(c.invoke.process, int))
+        # Usually every call is a client's: then one tuple serves both.
+        self._client_calls: tuple[Call, ...] = (
+            self._calls if len(client) == len(done) else client)
 
     # Sequence protocol
     def __len__(self) -> int:

@@ -133,9 +133,11 @@ class Search:
 
     def __init__(self, model: Any, entries: Sequence[Entry]):
         self.model = model
-        ents = list(entries)
+        # The event list is built in call order; the caller's list is kept as it is (not
+        # copied: a long partition's list is megabytes) unless it must be sorted.
+        ents = entries if isinstance(entries, list) else list(entries)
         if any(a.call > b.call for a, b in itertools.pairwise(ents)):
-            ents.sort(key=lambda e: e.call)  # the event list is built in call order
+            ents = sorted(ents, key=lambda e: e.call)
         if len(ents) >= _RETIRE_MIN_OPS:
             ents, obs_of, cnt = _observers(model, ents)
         else:
