@@ -287,7 +287,10 @@ def _check(
     if nw > 1:
         verdict, stats = _parallel(parts, inner, nw, deadline, max_memory, details, collect_s)
     else:
-        searches = [(key, Search(inner, entries)) for key, entries in parts.items()]
+        searches = []
+        for key in list(parts):
+            searches.append((key, Search(inner, parts[key])))
+            parts[key] = []  # each search holds what it needs of the entries
         verdict = _schedule(searches, deadline, max_memory, details, collect_s)
         stats = _stats(searches)
         searches.clear()  # free the per-key memo tables: their stats are recorded

@@ -142,7 +142,10 @@ class Search:
             ents, obs_of, cnt = _observers(model, ents)
         else:
             obs_of, cnt = {}, {}
-        self.entries = ents
+        # What the search needs of each entry, without the Entry tuples: the caller may
+        # drop those (a million-op check keeps 72 bytes an op less).
+        self.ops: list[Any] = [e.op for e in ents]
+        self.op_ids = array("q", [e.op_id for e in ents])
         self.dropped_unobserved = len(entries) - len(ents)
         n = len(ents)
         self.n = n
@@ -267,7 +270,7 @@ class Search:
 
     def _compute(self, k: int, s: int) -> tuple[int, ...]:
         state = self.states[s]
-        op = self.entries[k].op
+        op = self.ops[k]
         out: tuple[int, ...]
         if self._successors is not None:
             out = tuple(self._intern(x) for x in self._successors(state, op))
@@ -417,7 +420,7 @@ class Search:
     def _reach(self, k: int, s: int) -> bool:
         mr = self._may_reach
         if mr is not None:
-            r = bool(mr(self.states[s], self.entries[k].op))
+            r = bool(mr(self.states[s], self.ops[k]))
         else:
             succ = self.tables.get(s * self.n + k)
             r = bool(succ if succ is not None else self._compute(k, s))
@@ -652,7 +655,7 @@ class Search:
         """The op ids in linearization order (after OK; eager and chosen alike).
 
         Retired indeterminate ops ("never took effect") are left out."""
-        return [self.entries[k].op_id for k, _, alt, _ in self.stack if alt != _RETIRED]
+        return [self.op_ids[k] for k, _, alt, _ in self.stack if alt != _RETIRED]
 
     def counterexample(self) -> dict[str, Any]:
         """The longest linearizable prefix found and what could not come next."""
@@ -661,8 +664,8 @@ class Search:
         assert self.best is not None
         top, blocked, s = self.best
         return {
-            "linearized_prefix": [self.entries[k].op_id for k in self._chain(top)],
-            "could_not_place": sorted({self.entries[k].op_id for k in blocked}),
+            "linearized_prefix": [self.op_ids[k] for k in self._chain(top)],
+            "could_not_place": sorted({self.op_ids[k] for k in blocked}),
             "state": self.model.describe(self.states[s]),
         }
 

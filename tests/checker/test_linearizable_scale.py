@@ -72,7 +72,7 @@ def test_an_unobserved_indeterminate_write_is_dropped_and_an_observed_one_kept(
     parts, _, _ = prepare(h, model)
     s = Search(model, parts[None])
     assert s.dropped_unobserved == 1
-    assert [e.op.value for e in s.entries] == [1, 2, 1]
+    assert [op.value for op in s.ops] == [1, 2, 1]
 
 
 def test_a_retired_write_cannot_take_effect_twice(monkeypatch: pytest.MonkeyPatch) -> None:
