@@ -166,6 +166,19 @@ def test_generated_schedules_without_recipes_stay_sequential(s: FaultSchedule) -
     assert not s.overlapping
 
 
+def _drawn_without(step: str, seed: int, kw: dict[str, Any]) -> FaultSchedule:
+    """The schedule ``seed`` draws with the generator's ``step`` (a pass over the
+    drawn faults) left out: what the pass changed, against what was drawn."""
+    import harness.generator as gen
+
+    real = getattr(gen, step)
+    try:
+        setattr(gen, step, lambda faults, *_: faults)
+        return gen.random_schedule(random.Random(seed), **kw)
+    finally:
+        setattr(gen, step, real)
+
+
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_every_kind_asked_for_is_drawn_when_the_schedule_has_room(seed: int) -> None:
@@ -178,12 +191,7 @@ def test_every_kind_asked_for_is_drawn_when_the_schedule_has_room(seed: int) -> 
                               mean_interval_s=5, min_duration_s=2, max_duration_s=6,
                               election_timeout_s=0.3, recipe_rate=0.0, seed=seed)
     covered = gen.random_schedule(random.Random(seed), **kw)
-    real = gen._cover
-    try:
-        gen._cover = lambda faults, *_: faults  # type: ignore[assignment]
-        drawn = gen.random_schedule(random.Random(seed), **kw)
-    finally:
-        gen._cover = real  # type: ignore[assignment]
+    drawn = _drawn_without("_cover", seed, kw)
     assert [(f.start_s, f.duration_s) for f in covered.faults] == \
         [(f.start_s, f.duration_s) for f in drawn.faults]
     have = {f.kind for f in covered.faults}
@@ -203,12 +211,7 @@ def test_a_schedule_holding_a_kind_holds_its_decisive_variant(seed: int) -> None
     kw: dict[str, Any] = dict(kinds=["clock", "lose-unsynced", "flaky"], nodes=["n1", "n2", "n3"],
                               time_limit_s=30, seed=seed)
     covered = gen.random_schedule(random.Random(seed), **kw)
-    real = gen._cover_variants
-    try:
-        gen._cover_variants = lambda faults, *_: faults  # type: ignore[assignment]
-        drawn = gen.random_schedule(random.Random(seed), **kw)
-    finally:
-        gen._cover_variants = real  # type: ignore[assignment]
+    drawn = _drawn_without("_cover_variants", seed, kw)
     assert [(f.kind, f.start_s, f.duration_s) for f in covered.faults] == \
         [(f.kind, f.start_s, f.duration_s) for f in drawn.faults]
     params = {k: [f.params for f in covered.faults if f.kind == k]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -596,36 +596,46 @@ def item_trails(
         anomalies = set(fe.anomalies or [])
         for field_, name, desc in _FENCING_GROUPS:
             found = [x for x in getattr(fe, field_) or [] if isinstance(x, Mapping)]
-            if not found:
-                continue
-            ids, notes, flags = [], {}, {}
-            for x in found:
-                iid = item_key(x.get("item"))
-                if iid not in notes:
-                    ids.append(iid)
-                notes[iid] = _fencing_note(name, x)
-                flags.setdefault(iid, set()).update(_fencing_ops(x))
-            groups.append(_group("fencing", name, name in anomalies, desc, len(found), ids,
-                                 notes, flags, index, intervals, max_items))
+            if found:
+                groups.append(_finding_group(
+                    "fencing", name, name in anomalies, desc, len(found), found,
+                    _fencing_note, _fencing_ops, index, intervals, max_items))
     if le_result is not None:
         le = LeaseDetails.coerce(le_result.details)
         for field_, name, desc in _LEASE_GROUPS:
             found = [x for x in getattr(le, field_) or [] if isinstance(x, Mapping)]
-            if not found:
-                continue
-            ids, notes, flags = [], {}, {}
-            for x in found:
-                iid = item_key(x.get("item"))
-                if iid not in notes:
-                    ids.append(iid)
-                notes[iid] = _lease_note(name, x)
-                flags.setdefault(iid, set()).update(
-                    i for k in ("first_claim_op", "second_claim_op", "claim_op", "op")
-                    if isinstance(i := x.get(k), int))
-            count = int(getattr(le, f"{field_}_count") or len(found))
-            groups.append(_group("lease", name, True, desc, count, ids, notes, flags, index,
-                                 intervals, max_items))
+            if found:
+                count = int(getattr(le, f"{field_}_count") or len(found))
+                groups.append(_finding_group(
+                    "lease", name, True, desc, count, found, _lease_note, _lease_ops,
+                    index, intervals, max_items))
     return groups
+
+
+def _finding_group(checker: str, name: str, anomaly: bool, desc: str, count: int,
+                   found: Sequence[Mapping[str, Any]],
+                   note: Callable[[str, Mapping[str, Any]], str],
+                   ops: Callable[[Mapping[str, Any]], set[int]],
+                   index: Mapping[str, list[Call]], intervals: Sequence[FaultInterval],
+                   max_items: int) -> TrailGroup:
+    """A group of findings that each name an ``item`` (fencing, lease): one trail per
+    item, its note from its last finding, its flagged ops from all of them."""
+    ids: list[str] = []
+    notes: dict[str, str] = {}
+    flags: dict[str, set[int]] = {}
+    for x in found:
+        iid = item_key(x.get("item"))
+        if iid not in notes:
+            ids.append(iid)
+        notes[iid] = note(name, x)
+        flags.setdefault(iid, set()).update(ops(x))
+    return _group(checker, name, anomaly, desc, count, ids, notes, flags, index, intervals,
+                  max_items)
+
+
+def _lease_ops(x: Mapping[str, Any]) -> set[int]:
+    return {i for k in ("first_claim_op", "second_claim_op", "claim_op", "op")
+            if isinstance(i := x.get(k), int)}
 
 
 _LEASE_GROUPS = (
