@@ -39,6 +39,22 @@ What it checks, each a test of its own so a failure names the broken part:
 * teardown leaves nothing behind (no container, network or volume of the
   run; no process for the local backend).
 
+Two optional statements an adapter may make (plain attributes, read with
+``getattr``), so the kit asks what the system documents and no more:
+
+* ``restart_after``: the faults (``"pause"``, ``"partition"``) after which the
+  system documents that the node they hit stays split from the others until
+  an operator restarts it (RabbitMQ under ``pause_minority``: a node frozen
+  past ``net_ticktime`` never sees the others vanish, so it never pauses, and
+  comes back partitioned). The kit then restarts that node once the fault
+  ends, as the documentation tells an operator to, and asks for readiness
+  after that;
+* ``fsync_interval_s``: the system makes its writes durable on a timer, at
+  least this often, not before it answers (NATS JetStream 2.9: 120 s; it
+  relies on replication instead). The lose-unsynced section then waits up
+  to that long (plus a margin) for the node's first fsync before the crash,
+  rather than asking for one at once.
+
 The kit only uses the public interface (``harness.system``, the cluster
 backends, the runner); passing it is what "the adapter plugs in" means.
 """
@@ -136,6 +152,13 @@ def _ready(cluster: Any, system: Any) -> bool:
         nodes = {n: {r: cluster.address(n, r) for r in roles} for n in cluster.nodes}
         return bool(system.ready(nodes, timeout_s=1.0))
     return all(_healthy(cluster, system, n) for n in cluster.nodes)
+
+
+def _restart_if_stated(cluster: Any, system: Any, fault: str, node: str) -> None:
+    """The recovery the system documents after ``fault`` (its ``restart_after``): restart
+    the node it hit. A system that states nothing must heal by itself."""
+    if fault in tuple(getattr(system, "restart_after", ()) or ()):
+        cluster.restart(node)
 
 
 def _healthy(cluster: Any, system: Any, node: str) -> bool:
@@ -257,6 +280,7 @@ def test_pause_and_resume(cluster: Any, system: Any) -> None:
                   f"paused {node} to fail its health check", timeout_s=30)
     finally:
         cluster.resume(node)
+    _restart_if_stated(cluster, system, "pause", node)
     _wait(lambda: _ready(cluster, system), "the cluster to be ready after a resume")
 
 
@@ -283,6 +307,7 @@ def test_partition_and_heal(cluster: Any, system: Any) -> None:
                   f"isolated {target} (is peer traffic really going through the proxies?)")
     finally:
         nemesis.heal_network()
+    _restart_if_stated(cluster, system, "partition", target)
     _wait(lambda: _ready(cluster, system), "the cluster to be ready after healing")
 
 
@@ -333,8 +358,9 @@ def test_flaky_links(cluster: Any, system: Any) -> None:
 
 def test_lose_unsynced_drops_an_unsynced_write(system: Any, backend: str) -> None:
     """Under ``lose-unsynced`` an unsynced write vanishes after the crash and a synced one
-    stays; the node really keeps its data on the layer (it fsyncs through it); the
-    cluster is ready again after the restart."""
+    stays; the node really keeps its data on the layer (it fsyncs through it, within
+    its stated ``fsync_interval_s`` if it states one); the cluster is ready again after
+    the restart."""
     import os
 
     from harness.nemesis.kinds.lose_unsynced import LAYER
@@ -346,6 +372,12 @@ def test_lose_unsynced_drops_an_unsynced_write(system: Any, backend: str) -> Non
     with c:
         c.wait_ready(timeout_s=READY_S)
         node = c.nodes[-1]
+        # a system that syncs on a timer (its stated fsync_interval_s) gets that long
+        interval_s = float(getattr(system, "fsync_interval_s", 0.0) or 0.0)
+        if interval_s > 0:
+            with contextlib.suppress(pytest.fail.Exception):
+                _wait(lambda: c.lose_unsynced_stats(node)["fsyncs"] >= 1,
+                      f"{node}'s first fsync", timeout_s=interval_s + 30.0)
         c.kill(node)
         data = Path(c.data_dir(node))
         stats = c.lose_unsynced_stats(node)

@@ -35,6 +35,15 @@ Two workloads (see :mod:`harness.systems.nats_client`):
   a get is served: ``"leader"`` (the stream leader answers) or ``"direct"``
   (the bucket has ``allow_direct`` and any replica may answer from its own
   copy, which NATS documents may lag).
+
+Durability. JetStream 2.9 writes every message to its file store at once but
+fsyncs it only on a 2-minute timer (``sync_interval``, configurable from 2.10
+on; NATS documents that it relies on the stream's replicas to survive a
+node's crash). The adapter states that timer (``fsync_interval_s``), so the
+conformance kit's lose-unsynced section waits for it instead of asking for an
+fsync at once. What it means: a crash of one node is healed from the other
+replicas, but a power loss of every node within the interval loses
+acknowledged messages (the ``lose-unsynced`` fault's ``"node": "all"``).
 """
 
 from __future__ import annotations
@@ -77,6 +86,11 @@ class NatsJetStream:
     #: JetStream's consumer delivery is at-least-once (a message whose AckWait ran
     #: out is delivered again, and either holder may ack it): duplicates are counted
     delivery: ClassVar[str] = "at-least-once"
+    #: JetStream 2.9 fsyncs its file store on a timer, every 2 minutes, not before a
+    #: PubAck (the ``sync_interval`` that 2.10 made configurable; fixed in 2.9): NATS
+    #: relies on the stream's replicas for durability. The conformance kit's
+    #: lose-unsynced section waits this long for the node's first fsync
+    fsync_interval_s: ClassVar[float] = 120.0
     #: redelivery happens when the consumer leader's AckWait timer checks; a
     #: consumer leader change in between restarts its clock
     takeover_grace_ms: float = 4000.0

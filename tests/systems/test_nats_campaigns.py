@@ -136,27 +136,21 @@ def test_nats_kv_register_under_partitions(kv_reads: str, tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("system", "deselect"), [
-    # NATS 2.9 fsyncs JetStream files on a 2-minute timer (documented: "sync_interval",
-    # default 2m), so within the kit's kill window it has made nothing durable and the
-    # lose-unsynced section says so; that is the system's documented durability, asserted
-    # below rather than skipped, while the rest of the kit must pass
-    ("nats", "lose_unsynced"),
-    ("zookeeper", None),
+@pytest.mark.parametrize("system", [
+    # NATS 2.9 fsyncs JetStream files on a 2-minute timer (its fixed "sync_interval"):
+    # the adapter states it (fsync_interval_s), so the lose-unsynced section waits that
+    # long for the first fsync (about 2 more minutes) instead of failing at once
+    "nats",
+    "zookeeper",
 ])
-def test_conformance_kit_passes(system: str, deselect: str | None) -> None:
-    """``harness conform`` on the adapter, as an adapter author runs it."""
+def test_conformance_kit_passes(system: str) -> None:
+    """``harness conform`` on the adapter, as an adapter author runs it: every section."""
     import subprocess
     import sys
 
-    def conform(*extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "harness", "conform", system,
-                               "--backend", "docker", "-v", *extra],
-                              capture_output=True, text=True, timeout=1500)
-
-    r = conform(*(("-k", f"not {deselect}") if deselect else ()))
+    r = subprocess.run([sys.executable, "-m", "harness", "conform", system,
+                        "--backend", "docker", "-v"],
+                       capture_output=True, text=True, timeout=1500)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     assert "test_serves_workload" in r.stdout and " FAILED" not in r.stdout
-    if deselect:
-        r = conform("-k", deselect)
-        assert r.returncode == 1 and "never fsynced" in r.stdout, r.stdout[-3000:]
+    assert "test_lose_unsynced_drops_an_unsynced_write PASSED" in r.stdout, r.stdout[-3000:]
