@@ -48,7 +48,7 @@ import http.client
 import json
 import shlex
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -89,12 +89,50 @@ def management(address: Address, method: str, path: str, body: Any = None, *,
         return resp.status, raw.decode(errors="replace")[:200]
 
 
-def join_eval(first: str) -> str:
-    """The Erlang the CLI runs on a fresh node to make it join ``rabbit@first``: what
-    ``stop_app``, ``reset``, ``join_cluster`` and ``start_app`` call, in one go."""
-    return ("ok = rabbit:stop(), ok = rabbit_mnesia:reset(), "
-            f"case rabbit_mnesia:join_cluster('rabbit@{first}', disc) of "
-            "ok -> ok; {ok, already_member} -> ok end, ok = rabbit:start().")
+def member_eval(name: str, nodes: Sequence[str], marker: str) -> str:
+    """The Erlang the CLI runs on every start of node ``name`` so that it ends up a member
+    of the cluster of ``nodes`` (seeded by the first), in one CLI call (each call starts
+    a CLI VM: seconds apiece on a loaded machine).
+
+    * Already clustered: an ordinary restart, nothing to do.
+    * Alone, and ``marker`` (written, and fsynced, once the node was a member) is
+      missing: the node's first start. The first node seeds the cluster; the
+      others join it (what ``stop_app``, ``reset``, ``join_cluster`` and
+      ``start_app`` call).
+    * Alone although ``marker`` says it was a member: the node lost its data
+      (RabbitMQ never fsyncs a directory, so a crash that loses what was not
+      synced takes every name it created; see the module docstring). What an
+      operator does for a node whose disk was lost: on a peer that still lists
+      it, ``forget_cluster_node`` and drop it from the quorum queues
+      (``rabbitmq-queues shrink``); then reset, join, and add it back to the
+      quorum queues (``rabbitmq-queues grow``), where it catches up from the
+      leader. Without this the blank node booted as a cluster of its own
+      while the others kept listing it: never ready again.
+    """
+    me = f"rabbit@{name}"
+    peers = ", ".join(f"'rabbit@{n}'" for n in nodes if n != name)
+    return (
+        f"Me = '{me}', First = 'rabbit@{nodes[0]}', Peers = [{peers}], "
+        "Lists = fun(P) -> case rpc:call(P, rabbit_mnesia, cluster_nodes, [all], 5000) of "
+        "L when is_list(L) -> lists:member(Me, L); _ -> false end end, "
+        f"Stale = case filelib:is_file(\"{marker}\") of "
+        "true -> [P || P <- Peers, Lists(P)]; false -> [] end, "
+        # read after asking the peers: a peer that joined us meanwhile is then listed here
+        "Alone = rabbit_mnesia:cluster_nodes(all) =:= [Me], "
+        "case {Alone, Stale, Me =:= First} of "
+        "{false, _, _} -> ok; "
+        "{true, [], true} -> ok; "
+        "{true, _, _} -> "
+        "To = case Stale of [S | _] -> S; [] -> First end, "
+        "ok = rabbit:stop(), ok = rabbit_mnesia:reset(), "
+        "case Stale of [] -> ok; _ -> "
+        "ok = rpc:call(To, rabbit_mnesia, forget_cluster_node, [Me, false], 30000) end, "
+        "_ = rpc:call(To, rabbit_quorum_queue, shrink_all, [Me], 30000), "
+        "case rabbit_mnesia:join_cluster(To, disc) of "
+        "ok -> ok; {ok, already_member} -> ok end, "
+        "ok = rabbit:start(), "
+        "_ = rabbit_quorum_queue:grow(Me, <<\"/\">>, <<\".*\">>, all), ok end."
+    )
 
 
 @dataclass
@@ -108,6 +146,25 @@ class RabbitMQ:
     partition_handling: str = "pause_minority"
     #: Erlang's net_ticktime: a silent peer is declared down after 0.75-1.25 of it
     net_ticktime_s: int = 8
+
+    @property
+    def restart_after(self) -> tuple[str, ...]:
+        """The faults after which RabbitMQ documents that the node they hit stays split
+        from the others until an operator restarts it ("Recovering from a split-brain"
+        in its partitions guide), for the conformance kit.
+
+        * ``pause_minority``: a pause longer than ``net_ticktime``. The frozen node
+          never sees the others vanish, so it never pauses itself; on resume it is
+          reconnected at once and Mnesia reports a partition that nothing heals.
+          The guide says so: pause_minority "will do nothing to defend against
+          partitions caused by cluster nodes being suspended". A partition, by
+          contrast, is healed: the cut-off node sees itself in a minority, pauses,
+          and starts again once the others are back.
+        * ``ignore``: pauses and partitions alike (nothing heals a split).
+        * ``autoheal``: nothing; it restarts the losing side itself.
+        """
+        return {"pause_minority": ("pause",), "ignore": ("pause", "partition")}.get(
+            self.partition_handling, ())
     name: str = "rabbitmq"
     ports: Mapping[str, int] = field(default_factory=lambda: {
         "epmd": 4369, "dist": 25672, "amqp": 5672, "http": 15672})
@@ -171,24 +228,22 @@ class RabbitMQ:
             f"echo '[rabbitmq_management].' > {d}/enabled_plugins",
             f"mkdir -p {d}/log",
         ]
-        first = ctx.nodes[0]
-        if ctx.name == first:
-            lines.append("exec rabbitmq-server")
-        else:
-            # Every node boots at once; the others then join the first, once: the
-            # join is remembered on the data volume, so a restart just boots.
-            # (Peer discovery at boot raced the first node's own first boot.)
-            lines += [
-                f"if [ -f {d}/joined ]; then exec rabbitmq-server; fi",
-                "rabbitmq-server &",
-                "pid=$!",
-                "rabbitmqctl -q wait --timeout 120 --pid $pid",
-                # stop_app, reset, join_cluster, start_app in one CLI call (each
-                # call starts a CLI VM: seconds apiece on a loaded machine)
-                f"until rabbitmqctl -q eval {shlex.quote(join_eval(first))}; do sleep 1; done",
-                f"touch {d}/joined",
-                "wait $pid",
-            ]
+        # Every node boots at once, then makes sure it is a member (member_eval: the
+        # first seeds, the others join it; a node that lost its data rejoins). Peer
+        # discovery at boot raced the first node's own first boot. The marker is the
+        # adapter's own record that the node was a member, fsynced with its directory
+        # so that it outlives a crash that loses what RabbitMQ did not sync.
+        marker = f"{d}/joined"
+        lines += [
+            "rabbitmq-server &",
+            "pid=$!",
+            "until rabbitmqctl -q wait --timeout 60 --pid $pid; do kill -0 $pid; done",
+            f"until rabbitmqctl -q eval {shlex.quote(member_eval(ctx.name, ctx.nodes, marker))}"
+            "; do kill -0 $pid; sleep 1; done",
+            f"touch {marker}",
+            f"sync {marker} {d}",
+            "wait $pid",
+        ]
         return NodeLaunch(("/bin/sh", "-c", "\n".join(lines)), env)
 
     def image(self) -> ImageSpec:

@@ -4,6 +4,7 @@ classification of what it could not even send. (The campaigns are in
 
 from __future__ import annotations
 
+import shlex
 import socket
 
 import pytest
@@ -47,19 +48,35 @@ def test_bad_options_are_a_clear_error(queue: str, handling: str) -> None:
         get_system("rabbitmq", queue=queue, partition_handling=handling)
 
 
-def test_launch_joins_the_first_node_once_with_a_pinned_dist_port() -> None:
+def test_launch_makes_every_node_a_member_with_a_pinned_dist_port() -> None:
     first, second = RabbitMQ().launch(ctx("n1")), RabbitMQ().launch(ctx("n2"))
     for launch, name in ((first, "n1"), (second, "n2")):
-        assert f"export RABBITMQ_NODENAME=rabbit@{name}\n" in launch.argv[-1]
+        script = launch.argv[-1]
+        assert f"export RABBITMQ_NODENAME=rabbit@{name}\n" in script
         assert launch.env["RABBITMQ_DIST_PORT"] == "25672"
         assert "net_ticktime 8" in launch.env["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"]
-        assert ".erlang.cookie" in launch.argv[-1]
-    assert "join_cluster" not in first.argv[-1]
-    script = second.argv[-1]
-    assert "rabbit_mnesia:join_cluster(" in script and "rabbit@n1" in script
-    assert "/data/joined" in script
+        assert ".erlang.cookie" in script
+        # the first node seeds, the others join it; a node that lost its data is
+        # forgotten by a peer that still lists it, rejoins and is added back to the
+        # quorum queues
+        words = " ".join(shlex.split(script))  # the eval as the shell hands it over
+        assert f"Me = 'rabbit@{name}', First = 'rabbit@n1'" in words
+        for call in ("rabbit_mnesia:join_cluster(", "forget_cluster_node",
+                     "rabbit_quorum_queue, shrink_all", "rabbit_quorum_queue:grow("):
+            assert call in words, call
+        # the adapter's membership marker outlives a crash that loses unsynced names
+        assert "sync /data/joined /data\n" in script
     assert "cluster_partition_handling = autoheal" in RabbitMQ(
         partition_handling="autoheal").launch(ctx("n3")).argv[-1]
+
+
+@pytest.mark.parametrize(("handling", "restart_after"), [
+    ("pause_minority", ("pause",)), ("autoheal", ()), ("ignore", ("pause", "partition"))])
+def test_restart_after_states_the_documented_recovery(handling: str,
+                                                      restart_after: tuple[str, ...]) -> None:
+    """RabbitMQ's partitions guide: pause_minority does nothing against a suspended node,
+    ignore heals nothing, autoheal restarts the losers itself."""
+    assert RabbitMQ(partition_handling=handling).restart_after == restart_after
 
 
 def closed_port() -> Address:
