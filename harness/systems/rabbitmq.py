@@ -19,10 +19,33 @@ the peer's ``epmd`` (port 4369) for the node's distribution port, which is
 pinned to 25672, so both are peer roles with a proxy per directed link and
 a partition cuts them both; ``net_ticktime`` is lowered to 8 s so that a cut
 is noticed in about that long, not a minute. All nodes share one Erlang
-cookie. ``n1`` starts alone; the others, on their first start only, join
-it (``rabbitmqctl join_cluster``). The management plugin's HTTP API (port
-15672) serves readiness, the queue's declaration and leader discovery.
-Only the Docker backend runs it (named peer addressing needs it).
+cookie. ``n1`` starts alone; the others, on their first start, join it
+(``join_cluster``), one at a time; every start checks membership again
+(:func:`member_eval`). The management plugin's HTTP API (port 15672) serves
+readiness, the queue's declaration and leader discovery. Only the Docker
+backend runs it (named peer addressing needs it).
+
+What RabbitMQ documents about faults, and what the adapter does with it:
+
+* a node frozen (``pause``) longer than ``net_ticktime`` comes back split
+  from the others, and ``pause_minority`` never heals that: the frozen node
+  never saw the others vanish, so it never paused (the partitions guide:
+  pause_minority "will do nothing to defend against partitions caused by
+  cluster nodes being suspended"). The documented recovery is to restart the
+  nodes outside the trusted side; the adapter states it for the conformance
+  kit (:attr:`RabbitMQ.restart_after`). Any suspend longer than the tick
+  does this, so ``net_ticktime`` stays 8 s: short enough that a 10 s
+  partition makes ``pause_minority`` act;
+* RabbitMQ fsyncs files (its Raft log, before it confirms) but never, in
+  any run here, a directory. Under the lose-unsynced layer's strict rule (a
+  name is durable once its directory is fsynced) a crash takes every name it
+  created: the node comes back blank. The adapter then does what an
+  operator does for a node whose disk was lost (forget it on a peer, drop it
+  from the quorum queues, rejoin, add it back: :func:`member_eval`), so one
+  node's crash is healed from the others; a power loss of every node loses
+  every confirmed message not yet consumed, a finding the campaigns report
+  (a file system that journals names every few seconds, as ext4 does,
+  narrows it to that window).
 
 The work-queue mapping is in :mod:`harness.systems.rabbitmq_client`. What
 it means for the checkers: RabbitMQ hands out no fencing token and no
@@ -99,10 +122,10 @@ def member_eval(name: str, nodes: Sequence[str], marker: str) -> str:
       missing: the node's first start. The first node seeds the cluster; the
       others join it (what ``stop_app``, ``reset``, ``join_cluster`` and
       ``start_app`` call) one at a time, in node order: two nodes joining at
-      once can abort Mnesia's schema merge (``combine_error``, seen once in
-      seven formations), which leaves the second one down for good.
+      once can abort Mnesia's schema merge (``combine_error``, seen in one
+      formation), which leaves the second one down for good.
     * Alone although ``marker`` says it was a member: the node lost its data
-      (RabbitMQ never fsyncs a directory, so a crash that loses what was not
+      (RabbitMQ fsyncs no directory, so a crash that loses what was not
       synced takes every name it created; see the module docstring). What an
       operator does for a node whose disk was lost: on a peer that still lists
       it, ``forget_cluster_node`` and drop it from the quorum queues
