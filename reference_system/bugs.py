@@ -67,6 +67,16 @@ BUGS: dict[str, str] = {
         "back without promises and accepted values it voted with; two values chosen "
         "for one slot, or acknowledged writes lost (lost enqueue, not linearizable)."
     ),
+    "retry_fsync": (
+        "storage.py: when fsync of the log fails, Storage.sync() retries until an "
+        "fsync succeeds and reports the records durable (PostgreSQL until 2018, "
+        "'fsyncgate'): after a failed writeback the kernel marks the dirty pages "
+        "clean, so the retry succeeds with the records never written. Anomaly, only "
+        "under disk errors (the disk-error fault) on enough nodes at once that no "
+        "healthy replica holds the records: after the repair restarts the nodes, "
+        "acknowledged writes are gone (lost enqueue, not linearizable). A correct "
+        "node stops at the first failed fsync."
+    ),
     "wall_clock_lease": (
         "leases.py: the leader measures lease ages on its wall clock (time.time()) "
         "instead of its monotonic clock. Anomaly, under clock faults only: a step of "

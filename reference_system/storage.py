@@ -6,7 +6,11 @@ payload``. On recovery a record that runs past the end of the file, or the
 an append): the file is truncated there. A bad checksum with valid data after
 it is not a torn write but corruption of something that was acknowledged, so
 recovery refuses (:class:`CorruptLog`) instead of silently forgetting a
-promise.
+promise. A damaged record followed only by zero bytes is a torn tail too: a
+file system that extended the file but never wrote the data (a failed fsync
+whose pages were dropped, a crash under delayed allocation) leaves zeros, and
+eight zero bytes would otherwise read as an empty record with a valid
+checksum (crc32 of nothing is 0), so no record is ever empty.
 
 Group commit: :meth:`Storage.append` only writes; one :meth:`Storage.sync`
 makes everything appended so far durable. An fsync error is fatal
@@ -20,9 +24,11 @@ the acceptor state above the snapshot, so the log does not grow without bound.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
+import time
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -53,7 +59,9 @@ class CorruptLog(RuntimeError):
 
 
 def frame(payload: bytes) -> bytes:
-    """One log record on disk: length, CRC32, payload."""
+    """One log record on disk: length, CRC32, payload (never empty: see the module)."""
+    if not payload:
+        raise ValueError("a log record cannot be empty: it would read as a zeroed tail")
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
@@ -74,9 +82,9 @@ def scan(data: bytes) -> tuple[list[bytes], int]:
         if length > MAX_RECORD_BYTES or end > n:
             break  # torn: the record runs past the end
         payload = data[pos + _HEADER.size : end]
-        if zlib.crc32(payload) != crc:
-            if end == n:
-                break  # the last record, partly written
+        if length == 0 or zlib.crc32(payload) != crc:
+            if end == n or not any(memoryview(data)[end:]):
+                break  # the last record, partly written, or a zero-filled tail
             raise CorruptLog(f"bad checksum at offset {pos} with {n - end} bytes after it")
         out.append(payload)
         pos = end
@@ -113,6 +121,9 @@ class Storage:
         self.dir = Path(data_dir)
         #: seeded bug ``no_fsync``: :meth:`sync` returns without fsyncing
         self._no_fsync = "no_fsync" in bugs
+        #: the seeded bugs switched on (``retry_fsync``: :meth:`sync` retries a failed
+        #: fsync until one succeeds and takes that as durable)
+        self.bugs = bugs
         self.dir.mkdir(parents=True, exist_ok=True)
         self.wal_path = self.dir / WAL_NAME
         self.snapshot_path = self.dir / SNAPSHOT_NAME
@@ -187,6 +198,13 @@ class Storage:
         try:
             os.fsync(self._fd)
         except OSError as e:
+            if "retry_fsync" in self.bugs:  # seeded bug: PostgreSQL until 2018
+                while True:  # a later fsync "succeeds": the failed pages were marked clean
+                    time.sleep(0.05)
+                    with contextlib.suppress(OSError):
+                        os.fsync(self._fd)
+                        self.fsyncs += 1
+                        return
             self._failed = True
             raise StorageFailed(f"fsync of {self.wal_path} failed: {e}") from e
         self.fsyncs += 1

@@ -29,6 +29,9 @@ Why each recipe is shaped as it is, in one line each (details in the recipe):
 * ``no_fsync``: only a crash that loses unsynced writes shows it; every node
   crashes at once (``lose-unsynced``: a power loss), so the cluster comes
   back without the log it acknowledged from.
+* ``retry_fsync``: only a disk error under enough replicas at once shows it;
+  every node's disk fails its fsyncs (``disk-error``, ``node: all``), and the
+  restart after the repair finds what the retried fsyncs "made durable" gone.
 * ``wall_clock_lease``: only a moved wall clock shows it; the leader's clock
   jumps 30 s ahead, then strobes (``clock``), with items held.
 
@@ -84,10 +87,11 @@ class Campaign:
 
 
 def anomalies(result: RunResult) -> dict[str, list[str]]:
-    """The anomalies each checker of a run named (linearizable: ``nonlinearizable``)."""
+    """The anomalies each checker of a run named (linearizable: ``nonlinearizable``),
+    progress findings (``unavailable``, ``not-recovered``, ...) included."""
     out: dict[str, list[str]] = {}
     for name, r in result.results.items():
-        names = list(r.details.get("anomalies") or [])
+        names = [*(r.details.get("anomalies") or []), *(r.details.get("progress") or [])]
         if name == "linearizable" and r.valid is False and r.details.get("counterexample"):
             names.append("nonlinearizable")
         out[name] = names
@@ -95,10 +99,16 @@ def anomalies(result: RunResult) -> dict[str, list[str]]:
 
 
 def caught(result: RunResult, campaign: Campaign) -> bool:
-    """The run is invalid, by the campaign's checker, naming the campaign's anomaly."""
+    """The run is invalid, by the campaign's checker, naming the campaign's anomaly; or,
+    for a progress finding (which is never invalid: a finite run proves no liveness
+    violation), the checker is unknown naming it."""
     r = result.results.get(campaign.checker)
-    return (result.error is None and result.valid is False and r is not None
-            and r.valid is False and campaign.anomaly in anomalies(result)[campaign.checker])
+    if result.error is not None or r is None \
+            or campaign.anomaly not in anomalies(result)[campaign.checker]:
+        return False
+    if campaign.anomaly in (r.details.get("progress") or ()):
+        return r.valid == "unknown" and result.valid in (False, "unknown")
+    return result.valid is False and r.valid is False
 
 
 @dataclass
@@ -255,6 +265,24 @@ def _no_fsync(seed: int) -> dict[str, Any]:
                           "drain_quiet_s": 0.5})
 
 
+def _retry_fsync(seed: int) -> dict[str, Any]:
+    # Every node's disk fails its fsyncs for two seconds (a storage hiccup under
+    # the whole cluster). A correct node stops at its first failed fsync and is
+    # started again at the repair, with nothing acknowledged that its disk lacks.
+    # A node that retries the fsync sees it "succeed" once the disk is repaired and
+    # goes on appending after the hole the lost writes left in its log; restarted a
+    # second later, every node finds its log damaged before its tail, and the
+    # reference system's recovery refuses to guess (CorruptLog), so the cluster
+    # never comes back: the progress finding ``not-recovered``. (A system whose
+    # recovery skipped the hole would lose acknowledged writes instead.)
+    return dict(
+        workload="queue", nemesis=("disk-error",), time_limit_s=7.0, concurrency=5,
+        rate_hz=80.0, op_timeout_s=1.0,
+        schedule=_sched(seed, Fault("disk-error", 2.0, 2.0, {"node": "all", "mode": "fsync"})),
+        workload_options={"weights": {"enqueue": 4.0, "claim": 1.0, "complete": 1.0},
+                          "drain_quiet_s": 0.5})
+
+
 def under_lose_unsynced(campaign: Campaign) -> Campaign:
     """The same recipe with every ``kill`` a crash that drops unsynced writes.
 
@@ -319,6 +347,8 @@ CAMPAIGNS: dict[str, Campaign] = {
                             "divergent-replicas", _local_clock),
     "no_fsync": Campaign("queue-power-loss", "no_fsync", "queue", "lost",
                          _no_fsync),
+    "retry_fsync": Campaign("queue-disk-errors", "retry_fsync", "availability",
+                            "not-recovered", _retry_fsync),
     "wall_clock_lease": Campaign("queue-clock-jump", "wall_clock_lease", "lease",
                                  "lease-overlap", _wall_clock_lease),
 }

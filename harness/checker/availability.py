@@ -50,6 +50,12 @@ when at least :data:`MIN_BAD_SECONDS` seconds, and at least half of the judged
 seconds, were bad: the verdict is then **unknown** with that finding named,
 never invalid, because a finite run proves no liveness violation. Otherwise it
 is valid, with the counts.
+
+A cluster that never came back at all is judged too: the runner records
+``not-recovered`` when, after the last fault was healed, the cluster was not
+ready within its recovery timeout (a node that will not start, a load balancer
+with no server up). With a stated promise that is the progress finding
+``not-recovered``, with the runner's words; the verdict is unknown, as above.
 """
 
 from __future__ import annotations
@@ -299,14 +305,23 @@ def availability(history: History) -> Result:
         minority = {"failover_grace_ms": failover_ms, **_judge(calls, windows, refusals)}
         details["minority"] = minority
     reasons = []
+    progress = []
+    stuck = next((op for op in history.nemesis_ops() if op.f == "not-recovered"), None)
+    if stuck is not None:
+        progress.append("not-recovered")
+        said = error_text(stuck.value) if stuck.value else "no reason recorded"
+        reasons.append(f"the cluster did not recover after every fault was healed: {said}")
+        details["not_recovered"] = said
     if _persistent(quiet):
         reasons.append(_why(quiet, f"while no fault was in force (after a recovery grace "
                                    f"of {grace_ms / 1000:g} s)"))
     if minority is not None and failover_ms is not None and _persistent(minority):
         reasons.append(_why(minority, "while only a minority of nodes was faulty (after a "
                                       f"failover grace of {failover_ms / 1000:g} s)"))
+    if len(reasons) > len(progress):
+        progress.append("unavailable")
     if reasons:
-        details["progress"] = ["unavailable"]
+        details["progress"] = progress
         details["reason"] = "; ".join(reasons)
         return Result(UNKNOWN, details=AvailabilityDetails.of(details))
     if not quiet["judged"] and not (minority or {}).get("judged"):

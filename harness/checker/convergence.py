@@ -147,6 +147,12 @@ def convergence(history: History) -> Result:
     if not order:
         return Result(UNKNOWN, details=ConvergenceDetails.of(
             {"reason": "no replica states were recorded", "nodes": {}}))
+    if not read:  # every node was asked, none answered (a cluster that did not come back)
+        return Result(UNKNOWN, details=ConvergenceDetails.of({
+            "reason": "no replica's state could be read: " + "; ".join(
+                f"{n}: {unreadable.get(n, 'no answer')}" for n in order),
+            "nodes": {n: {"status": "unreadable", "reason": unreadable.get(n, "no answer")}
+                      for n in order}}))
     nodes: dict[str, dict[str, Any]] = {}
     for n in order:
         if n in unreadable:

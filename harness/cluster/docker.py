@@ -64,6 +64,7 @@ from harness.cluster.image import BaseSpec, ImageSpec, ensure_image
 from harness.cluster.local import (
     ClusterError,
     crash_layer,
+    fail_layer,
     free_port,
     http_status,
     layer_stats,
@@ -510,6 +511,11 @@ class DockerCluster:
         node = self._check(node)
         return crash_layer(self._layers, node, running=self.is_running(node), mode=mode,
                            seed=seed)
+
+    def disk_errors(self, node: str, mode: str) -> dict[str, int]:
+        """Make ``node``'s disk fail with EIO (see :mod:`harness.lazyfs.model`):
+        ``"fsync"``, ``"all"`` (writes too) or ``"none"``; needs the layer."""
+        return fail_layer(self._layers, self._check(node), mode)
 
     def lose_unsynced_stats(self, node: str) -> dict[str, int]:
         """What a crash of ``node`` would lose now, and how often it fsynced."""

@@ -55,7 +55,8 @@ from harness.system import (
     project_root,
 )
 
-__all__ = ["ClusterError", "LocalCluster", "free_port", "gc", "records"]
+__all__ = ["ClusterError", "LocalCluster", "crash_layer", "fail_layer", "free_port", "gc",
+           "layer_stats", "records"]
 
 HOST = "127.0.0.1"
 
@@ -76,6 +77,19 @@ def crash_layer(layers: Mapping[str, Any], node: str, *, running: bool, mode: st
         raise ClusterError(f"{node} is running: kill it before dropping its unsynced writes")
     try:
         return dict(layer.crash(mode=mode, seed=seed))
+    except LazyFSError as e:
+        raise ClusterError(str(e)) from None
+
+
+def fail_layer(layers: Mapping[str, Any], node: str, mode: str) -> dict[str, int]:
+    """Make ``node``'s disk fail fsyncs (``"fsync"``), fsyncs and writes (``"all"``) or
+    nothing (``"none"``) on its lose-unsynced layer (both backends); answers what
+    failed since the last call."""
+    from harness.lazyfs import LazyFSError
+
+    layer = _layer(layers, node)
+    try:
+        return dict(layer.fail(mode))
     except LazyFSError as e:
         raise ClusterError(str(e)) from None
 
@@ -352,6 +366,11 @@ class LocalCluster:
         node = self._check(node)
         return crash_layer(self._layers, node, running=self._procs[node].running(),
                            mode=mode, seed=seed)
+
+    def disk_errors(self, node: str, mode: str) -> dict[str, int]:
+        """Make ``node``'s disk fail with EIO (see :mod:`harness.lazyfs.model`):
+        ``"fsync"``, ``"all"`` (writes too) or ``"none"``; needs the layer."""
+        return fail_layer(self._layers, self._check(node), mode)
 
     def data_dir(self, node: str) -> Path:
         """Where ``node`` keeps its data (on the lose-unsynced layer when it is on)."""

@@ -23,6 +23,15 @@ The rules (POSIX's promise, taken strictly, as lazyfs does for data):
   behaviour) or, with ``mode="tear"``, a random prefix of them reaches the
   disk, the last of those possibly cut in the middle: a torn tail, as when
   writeback got part of the way before power went;
+* with disk errors on (:meth:`LazyFS.fail`, the ``disk-error`` fault), every
+  ``fsync`` and directory fsync fails with EIO, and the writes it was asked to
+  make durable are lost: the file keeps its size, but every byte they wrote
+  now reads as the disk holds it (the old data, or zeros past the durable
+  end). That is what Linux does after a failed writeback, taken strictly: the
+  dirty pages are marked clean and may be evicted at any time (PostgreSQL's
+  "fsyncgate"), so a node that retries the fsync, or ignores the error, goes
+  on with a hole in its file and acknowledges data no disk holds. With
+  ``mode="all"`` writes fail with EIO too (a disk that has gone away);
 * durable directory entries are kept per directory: a file renamed from one
   directory to another whose two directories are fsynced at different times
   may be in both, or neither, after a crash (a real file system orders this
@@ -44,9 +53,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["CrashReport", "FsError", "Inode", "LazyFS", "Mode"]
+__all__ = ["FAIL_MODES", "CrashReport", "FsError", "Inode", "LazyFS", "Mode"]
 
 Mode = Literal["drop", "tear"]
+#: what :meth:`LazyFS.fail` can make fail: nothing, every fsync, or fsyncs and writes
+FAIL_MODES = ("none", "fsync", "all")
 ROOT = 1
 
 
@@ -102,6 +113,10 @@ class LazyFS:
         self._next = ROOT + 1
         self.fsyncs = 0
         self.crashes = 0
+        #: which operations fail with EIO now (:data:`FAIL_MODES`)
+        self.failing = "none"
+        self.failed_ops = 0
+        self.failed_bytes = 0
 
     # --- paths ---------------------------------------------------------------------
 
@@ -234,6 +249,9 @@ class LazyFS:
         if offset < 0:
             raise FsError(errno.EINVAL)
         node = self._file(ino)
+        if self.failing == "all":
+            self.failed_ops += 1
+            raise FsError(errno.EIO, "the disk fails writes (disk-error fault)")
         if data:
             node.pending.append((offset, bytes(data)))
             node.size = max(node.size, offset + len(data))
@@ -285,10 +303,13 @@ class LazyFS:
         node = self.inodes.get(ino)
         if node is None:
             raise FsError(errno.EBADF)
-        self.fsyncs += 1
         if node.is_dir:
             self.fsyncdir(ino)
             return
+        if self.failing != "none":
+            self._lose_pending(node)
+            raise FsError(errno.EIO, "fsync failed (disk-error fault)")
+        self.fsyncs += 1
         self._apply(node, node.pending, sync=True)
         node.pending.clear()
 
@@ -322,7 +343,36 @@ class LazyFS:
         node = self.inodes.get(ino)
         if node is None or not node.is_dir:
             raise FsError(errno.ENOTDIR)
+        if self.failing != "none":
+            self.failed_ops += 1
+            raise FsError(errno.EIO, "directory fsync failed (disk-error fault)")
+        self.fsyncs += 1
         node.durable_entries = dict(node.entries)
+
+    # --- disk errors ---------------------------------------------------------------
+
+    def fail(self, mode: str) -> dict[str, int]:
+        """Make fsyncs (``"fsync"``), or fsyncs and writes (``"all"``), fail with EIO
+        from now on; ``"none"`` ends it. Answers what failed since the last call."""
+        if mode not in FAIL_MODES:
+            raise ValueError(f"disk-error mode must be one of {FAIL_MODES}, not {mode!r}")
+        done = {"failed_ops": self.failed_ops, "lost_bytes": self.failed_bytes,
+                "was_failing": int(self.failing != "none")}
+        self.failing = mode
+        self.failed_ops = self.failed_bytes = 0
+        return done
+
+    def _lose_pending(self, node: Inode) -> None:
+        """A failed fsync: the writes it should have made durable are gone (see the
+        module's docstring). The size stays; the content is the durable content,
+        cut at the lowest pending truncation, then zeros up to the size."""
+        self.failed_ops += 1
+        self.failed_bytes += sum(len(d) for _, d in node.pending if d is not None)
+        cut = min((at for at, d in node.pending if d is None), default=node.durable_size)
+        base = min(cut, node.durable_size)
+        node.pending = [(base, None)] if base < node.durable_size else []
+        if node.size > base:
+            node.pending.append((node.size, None))
 
     # --- the crash -----------------------------------------------------------------
 

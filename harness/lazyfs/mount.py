@@ -148,6 +148,13 @@ class LazyMount:
         answer.pop("ok", None)
         return answer
 
+    def fail(self, mode: str) -> dict[str, Any]:
+        """Fail fsyncs (``"fsync"``), fsyncs and writes (``"all"``), or nothing
+        (``"none"``) from now on; answers what failed since the last call."""
+        answer = self.command({"op": "fail", "mode": mode})
+        answer.pop("ok", None)
+        return answer
+
     def stats(self) -> dict[str, Any]:
         answer = self.command({"op": "stats"})
         answer.pop("ok", None)

@@ -7,6 +7,10 @@ JSON commands on the Unix socket ``SOCKET``:
 * ``{"op": "crash", "mode": "drop"|"tear", "seed": N}``: drop everything not
   fsynced (see :meth:`LazyFS.crash`); answers what was dropped. The harness
   sends it while the node is dead, so no request of the node's is in flight;
+* ``{"op": "fail", "mode": "fsync"|"all"|"none"}``: from now on fail every
+  fsync (and with ``all`` every write) with EIO, losing what each failed fsync
+  should have made durable, or stop doing so (see :meth:`LazyFS.fail`);
+  answers what failed since the previous ``fail``;
 * ``{"op": "stats"}``: what a crash now would lose.
 
 The control channel is a socket beside the mount, not a file inside it, so
@@ -53,6 +57,9 @@ def serve_control(path: Path, fs: LazyFS, lock: threading.Lock) -> socket.socket
                 with lock:
                     report = fs.crash(mode, random.Random(seed))
                 return {"ok": True, **report.to_dict()}
+            if op == "fail":
+                with lock:
+                    return {"ok": True, **fs.fail(str(cmd.get("mode", "none")))}
             if op == "stats":
                 with lock:
                     return {"ok": True, **fs.unsynced()}

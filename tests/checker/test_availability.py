@@ -227,3 +227,21 @@ def test_without_a_failover_grace_only_quiet_windows_are_judged() -> None:
               *served_until(1.0, 11.0, "fail", error="no-leader"), fault(11.0, "stop-kill"))
     r = availability(h)
     assert r.valid is True and "minority" not in r.details
+
+
+@settings(max_examples=30, deadline=None)
+@given(served=st.integers(0, 20), why=st.sampled_from(["n1, n2, n3 exited", ""]))
+def test_a_cluster_that_never_came_back_is_a_progress_finding_whatever_it_served(
+        served: int, why: str) -> None:
+    ops = [promise(), nem(1.0, "start-kill"), nem(2.0, "stop-kill"), nem(3.0, "heal-all"),
+           at(4.0, info(NEMESIS, "not-recovered", {"error": why} if why else {}, error=None))]
+    for i in range(served):  # served well before the fault: still no excuse for the end
+        ops += call(0.05 + i * 0.04, i % 3, "write", "ok", value=["k", i])
+    r = availability(build(*ops))
+    assert r.valid == "unknown"
+    assert r.details["progress"] == ["not-recovered"]
+    assert "did not recover" in r.details["reason"]
+    assert (why or "no reason recorded") in r.details["reason"]
+    # without a stated promise there is nothing to judge against, as for unavailability
+    assert availability(build(*ops[1:])).valid == "unknown"
+    assert "progress" not in availability(build(*ops[1:])).details

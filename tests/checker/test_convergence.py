@@ -87,6 +87,16 @@ def test_an_unreadable_node_is_unknown_with_its_reason() -> None:
     assert "n3: connection refused" in r.details["reason"]
 
 
+def test_no_node_readable_is_unknown_naming_each_not_a_crash() -> None:
+    ops = reads(("n1", "connection refused"), ("n2", "connection refused"))
+    ops.append(invoke(REPLICAS, REPLICA_STATE, {"node": "n3"}))
+    r = convergence(history(*ops))
+    assert r.valid == "unknown" and "error" not in r.details
+    assert r.details["reason"] == ("no replica's state could be read: n1: connection refused; "
+                                   "n2: connection refused; n3: never answered")
+    assert {d["status"] for d in r.details["nodes"].values()} == {"unreadable"}
+
+
 def test_a_node_never_read_to_completion_is_unknown() -> None:
     ops = reads(state("n1"), state("n2"))
     ops.append(invoke(REPLICAS, REPLICA_STATE, {"node": "n3"}))

@@ -1,7 +1,10 @@
 """The layer's semantics against a plain model: random writes, truncations, fsyncs,
 renames, unlinks and directory fsyncs, then a crash; what survives is exactly the
 last fsynced content under the last fsynced names (drop), or that plus a prefix of
-the unsynced writes, the last one possibly cut (tear)."""
+the unsynced writes, the last one possibly cut (tear). Disk errors come and go among
+the steps: while they are on, every fsync fails with EIO and loses the file's unsynced
+writes (the file keeps its size; their bytes read as the disk holds them), directory
+fsyncs fail, and in mode ``all`` writes fail too."""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ op_st = st.one_of(
     st.tuples(st.just("rename"), st.sampled_from(NAMES), st.sampled_from(NAMES)),
     st.tuples(st.just("unlink"), st.sampled_from(NAMES)),
     st.tuples(st.just("crash"), st.integers(0, 2**16)),
+    st.tuples(st.just("fail"), st.sampled_from(["none", "fsync", "all"])),
 )
 
 
@@ -62,8 +66,43 @@ def _run(ops: list[tuple], tmp: Path, mode: str) -> None:
     fs = LazyFS(tmp)
     m = Model()
     ino_of: dict[int, int] = {}  # model inode -> fs inode
+    failing = "none"
+    failed = lost = 0
     for op in ops:
         kind = op[0]
+        if kind == "fail":
+            assert fs.fail(op[1]) == {"failed_ops": failed, "lost_bytes": lost,
+                                      "was_failing": int(failing != "none")}
+            failing, failed, lost = op[1], 0, 0
+            continue
+        if failing != "none" and kind in ("write", "append", "truncate", "fsync",
+                                          "fsyncdir") and (kind == "fsyncdir"
+                                                           or op[1] in m.names):
+            if kind == "fsyncdir":
+                with pytest.raises(FsError) as e:
+                    fs.fsyncdir(1)
+                assert e.value.errno == errno.EIO
+                failed += 1
+                continue
+            mi = m.names[op[1]]
+            ino = fs.lookup("/" + op[1]).ino
+            if kind == "fsync":  # fails, and what it should have made durable is gone:
+                with pytest.raises(FsError) as e:  # the size stays, the bytes are the disk's
+                    fs.fsync(ino)
+                assert e.value.errno == errno.EIO
+                failed += 1
+                lost += sum(len(d) for _, d in m.pending[mi] if d is not None)
+                size = len(m.current(mi))
+                cuts = [at for at, d in m.pending[mi] if d is None]
+                kept = m.durable[mi][: min(cuts)] if cuts else m.durable[mi]
+                m.pending[mi] = [(0, None), (0, kept.ljust(size, b"\0"))]
+                continue
+            if failing == "all" and kind in ("write", "append"):
+                with pytest.raises(FsError) as e:
+                    fs.write(ino, op[2] if kind == "write" else 0, op[-1])
+                assert e.value.errno == errno.EIO
+                failed += 1
+                continue
         if kind == "create":
             node = fs.create("/" + op[1])
             if op[1] in m.names:

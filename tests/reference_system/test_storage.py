@@ -95,7 +95,8 @@ def test_corruption_before_the_tail_refuses_to_start(tmp_path: Path) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(payloads=st.lists(st.binary(max_size=40), max_size=8), garbage=st.binary(max_size=30))
+@given(payloads=st.lists(st.binary(min_size=1, max_size=40), max_size=8),
+       garbage=st.binary(max_size=30))
 def test_scan_returns_every_intact_record_before_a_torn_tail(
     payloads: list[bytes], garbage: bytes
 ) -> None:
@@ -106,6 +107,30 @@ def test_scan_returns_every_intact_record_before_a_torn_tail(
         return  # garbage that looks like a complete bad record followed by more
     assert got[: len(payloads)] == payloads
     assert good >= len(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(payloads=st.lists(st.binary(min_size=1, max_size=40), max_size=8),
+       zeros=st.integers(1, 300), cut=st.integers(0, 60),
+       more=st.binary(min_size=1, max_size=40).filter(lambda b: b[-1] != 0))
+def test_a_zero_filled_tail_is_torn_but_zeros_before_a_record_are_corruption(
+    payloads: list[bytes], zeros: int, cut: int, more: bytes
+) -> None:
+    """What a failed fsync or a crash under delayed allocation leaves: the file's size
+    grew but its last writes read as zeros, maybe after part of a record. Recovery
+    keeps every record before them; records written after such a hole (a node that
+    went on after its fsync failed) are corruption, never silently dropped."""
+    data = b"".join(frame(p) for p in payloads)
+    # part of one more record (its last byte is not zero, so zeros cannot complete it)
+    partial = frame(more)[: min(cut, len(frame(more)) - 1)]
+    assert scan(data + partial + bytes(zeros)) == (payloads, len(data))
+    with pytest.raises(CorruptLog):
+        scan(data + bytes(zeros + 8) + frame(more))
+
+
+def test_an_empty_record_cannot_be_written() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        frame(b"")
 
 
 def test_snapshot_is_atomic_and_compacts_the_log(tmp_path: Path) -> None:

@@ -172,6 +172,21 @@ def _register_leaders_down() -> dict[str, Any]:
                         Fault("kill", 5.0, 7.0, {"node": "leader"})))
 
 
+def _queue_disk_errors() -> dict[str, Any]:
+    # The leader's disk fails its fsyncs for longer than the failover grace, then a
+    # follower's fails writes too. A fail-stop node exits at its first failed fsync
+    # and the others elect and serve (availability's minority window); a node that
+    # retries or ignores the error acknowledges what its disk lost, which its
+    # restart at the repair shows (lost items, divergent replicas); a node whose
+    # writer died of the error but which goes on leading stops the cluster serving.
+    return dict(
+        workload="queue", nemesis=("disk-error",), time_limit_s=11.0, concurrency=5,
+        rate_hz=60.0, op_timeout_s=1.0, system_options={"extra_args": _SNAPSHOTS},
+        schedule=_sched(18, Fault("disk-error", 1.0, 7.0, {"node": "leader", "mode": "fsync"}),
+                        Fault("disk-error", 8.5, 1.5, {"node": "follower", "mode": "all"})),
+        workload_options={"drain_quiet_s": 1.5})
+
+
 BATTERY: tuple[Recipe, ...] = (
     Recipe("queue-kill-pause", _queue_kill_pause, 11),
     Recipe("register-partition", _register_partition, 12),
@@ -180,6 +195,7 @@ BATTERY: tuple[Recipe, ...] = (
     Recipe("queue-partition", _queue_partition, 15),
     Recipe("register-partition-5", _register_partition_five, 16),
     Recipe("register-leaders-down", _register_leaders_down, 17),
+    Recipe("queue-disk-errors", _queue_disk_errors, 18),
 )
 
 #: anomalies that break a progress promise (the system stopped doing its work);
