@@ -118,13 +118,17 @@ def member_eval(name: str, nodes: Sequence[str], marker: str) -> str:
     a CLI VM: seconds apiece on a loaded machine).
 
     * Already clustered: an ordinary restart, nothing to do.
-    * Alone, and ``marker`` (written, and fsynced, once the node was a member) is
-      missing: the node's first start. The first node seeds the cluster; the
+    * Alone, and no peer lists it (the first node, the seed: and its ``marker``,
+      written and fsynced once it was a member, is missing): the node's first
+      start, or a power loss that blanked every node. The first node seeds the
+      cluster; the
       others join it (what ``stop_app``, ``reset``, ``join_cluster`` and
       ``start_app`` call) one at a time, in node order: two nodes joining at
       once can abort Mnesia's schema merge (``combine_error``, seen in one
       formation), which leaves the second one down for good.
-    * Alone although ``marker`` says it was a member: the node lost its data
+    * Alone although a peer still lists it as a member (the seed also needs its
+      marker; the others need none: one killed after joining and before writing
+      its marker would otherwise look new and be refused): the node lost its data
       (RabbitMQ fsyncs no directory, so a crash that loses what was not
       synced takes every name it created; see the module docstring). What an
       operator does for a node whose disk was lost: on a peer that still lists
@@ -142,7 +146,9 @@ def member_eval(name: str, nodes: Sequence[str], marker: str) -> str:
         f"Earlier = [{earlier}], "
         "Lists = fun(P) -> case rpc:call(P, rabbit_mnesia, cluster_nodes, [all], 5000) of "
         "L when is_list(L) -> lists:member(Me, L); _ -> false end end, "
-        f"Stale = case filelib:is_file(\"{marker}\") of "
+        # alone while a peer still lists it: the node lost its data. Only the seed asks
+        # its marker too (a peer that joined it is listed here by then anyway)
+        f"Stale = case (Me =/= First) orelse filelib:is_file(\"{marker}\") of "
         "true -> [P || P <- Peers, Lists(P)]; false -> [] end, "
         # read after asking the peers: a peer that joined us meanwhile is then listed here
         "Alone = rabbit_mnesia:cluster_nodes(all) =:= [Me], "
