@@ -173,17 +173,18 @@ def _register_leaders_down() -> dict[str, Any]:
 
 
 def _queue_disk_errors() -> dict[str, Any]:
-    # The leader's disk fails its fsyncs for longer than the failover grace, then a
-    # follower's fails writes too. A fail-stop node exits at its first failed fsync
-    # and the others elect and serve (availability's minority window); a node that
-    # retries or ignores the error acknowledges what its disk lost, which its
-    # restart at the repair shows (lost items, divergent replicas); a node whose
-    # writer died of the error but which goes on leading stops the cluster serving.
+    # Every node's disk fails its fsyncs at once, then the leader's fails writes too.
+    # A fail-stop node exits at its first failed fsync and is started at the repair
+    # with a log whose unwritten tail reads as zeros (a torn tail). A node that
+    # retries or ignores the error acknowledges what its disk lost and writes past
+    # the hole; restarted after the repair it either refuses its damaged log (the
+    # cluster never comes back: not-recovered) or has forgotten acknowledged items
+    # (lost, divergent replicas).
     return dict(
-        workload="queue", nemesis=("disk-error",), time_limit_s=11.0, concurrency=5,
+        workload="queue", nemesis=("disk-error",), time_limit_s=6.0, concurrency=5,
         rate_hz=60.0, op_timeout_s=1.0, system_options={"extra_args": _SNAPSHOTS},
-        schedule=_sched(18, Fault("disk-error", 1.0, 7.0, {"node": "leader", "mode": "fsync"}),
-                        Fault("disk-error", 8.5, 1.5, {"node": "follower", "mode": "all"})),
+        schedule=_sched(18, Fault("disk-error", 1.0, 1.5, {"node": "all", "mode": "fsync"}),
+                        Fault("disk-error", 3.8, 1.0, {"node": "leader", "mode": "all"})),
         workload_options={"drain_quiet_s": 1.5})
 
 
@@ -300,7 +301,7 @@ def _not_started(result: RunResult) -> bool:
     return result.error is not None and result.op_count == 0
 
 
-def run_battery(mutant_path: Path, reports_dir: Path, *, label: str, budget_s: float = 120.0,
+def run_battery(mutant_path: Path, reports_dir: Path, *, label: str, budget_s: float = 150.0,
                 nominal_s: dict[str, float] | None = None,
                 battery: tuple[Recipe, ...] = BATTERY,
                 runner: Callable[[RunConfig], RunResult] | None = None,

@@ -57,8 +57,8 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"comma-separated modules of {PACKAGE} (default: {','.join(MODULES)})")
     p.add_argument("--quick", action="store_true",
                    help=f"the fixed small sample {QUICK} (a slow-tier test runs it)")
-    p.add_argument("--budget-s", type=float, default=120.0,
-                   help="campaign seconds per mutant at most (default 120)")
+    p.add_argument("--budget-s", type=float, default=150.0,
+                   help="campaign seconds per mutant at most (default 150)")
     p.add_argument("--judgements", type=Path, default=None,
                    help="JSON file: mutant id -> judgement of a survivor; one starting "
                         "with 'equivalent' leaves the mutant out of the score")
