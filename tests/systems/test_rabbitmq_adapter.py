@@ -101,3 +101,46 @@ def test_nothing_sent_is_a_definite_fail() -> None:
         assert client.invoke("renew", {"id": "i3", "token": None}).type is OpType.FAIL
     finally:
         client.close()
+
+
+class _FakeConn:
+    is_open = True
+
+    def process_data_events(self, time_limit: float = 0.0) -> None:
+        return None
+
+
+class _FakeChannel:
+    """Answers a publish as RabbitMQ does when no queue is bound: a ``basic.return``
+    (mandatory publishes only), then an ack all the same."""
+
+    is_open, is_closed, is_closing = True, False, False
+
+    def __init__(self, client: RabbitQueueClient, *, routed: bool) -> None:
+        self.client, self.routed = client, routed
+        self.mandatory: bool | None = None
+        self.tag = 0
+
+    def basic_publish(self, *, exchange: str, routing_key: str, body: bytes,
+                      mandatory: bool = False, properties: object = None) -> None:
+        from types import SimpleNamespace
+
+        self.mandatory, self.tag = mandatory, self.tag + 1
+        if mandatory and not self.routed:
+            self.client._on_return(self, None, properties, body)
+        self.client._on_confirm(SimpleNamespace(method=SimpleNamespace(
+            NAME="Basic.Ack", delivery_tag=self.tag, multiple=False)))
+
+
+@pytest.mark.parametrize("routed", [True, False])
+def test_an_unroutable_publish_is_a_definite_fail(routed: bool) -> None:
+    """RabbitMQ acks a publish that reached no queue; only a mandatory publish's
+    ``basic.return`` tells, and the client must not call that enqueue ok."""
+    client = RabbitQueueClient(closed_port(), worker="w0", timeout_s=1.0)
+    ch = _FakeChannel(client, routed=routed)
+    client._conn, client._ch = _FakeConn(), ch
+    out = client.invoke("enqueue", {"id": "i7", "payload": 7})
+    assert ch.mandatory is True
+    assert out.type is (OpType.OK if routed else OpType.FAIL), out
+    if not routed:
+        assert "unroutable" in str(out.error)
