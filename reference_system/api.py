@@ -23,7 +23,9 @@ Routes (bodies are JSON objects; ``request_id`` is optional on every mutation):
 * ``GET /replica``: this node's applied state, from this node alone (no log, no
   leader): ``{"node", "applied", "digest", "kv", "items", "queue"}``, for
   comparing replicas; a lagging or divergent node answers with what it holds
-* ``GET /health``: 200 when a live leader is known and this node is caught up, else 503
+* ``GET /health``: 200 when a live leader is known and this node is caught up, else 503;
+  ``GET /health?role=leader``: the same, and 503 also when this node is not the leader
+  (as Vault's standby code: a load balancer may prefer the node that commits)
 """
 
 from __future__ import annotations
@@ -144,6 +146,8 @@ class Api:
         if seg == ["health"] and m == "GET":
             # Cheap on purpose (no item counts): the load balancer asks often.
             ok = node.healthy()
+            if ok and req.query.get("role") == ["leader"]:
+                ok = node.leads()
             return json_response(200 if ok else 503, {"ok": ok, **node.status(brief=True)})
         if seg == ["status"] and m == "GET":
             return json_response(200, node.status())

@@ -104,7 +104,16 @@ def haproxy_config(*, lb_port: int, node_ports: dict[int, int], socket_path: Pat
     """An HAProxy configuration: active checks on /health every 250 ms, out of
     rotation after 2 failures (about a second, well inside the 2 s goal),
     back after 2 passes; sessions to a node marked down are cut so clients
-    do not hang on a paused node; connection failures retried elsewhere."""
+    do not hang on a paused node; connection failures retried elsewhere.
+
+    Requests go to the leader while one passes ``/health?role=leader`` (backend
+    ``leader``, as load balancers in front of Vault route to its active node),
+    else round robin over every healthy node (backend ``nodes``), which forwards
+    to the leader. A follower answers a write only by forwarding it to the
+    leader, one more hop of HTTP parsing and message framing in two Python
+    processes; sending it to the leader in the first place saves that. The
+    ``nodes`` backend keeps the product's promise when the leader is gone:
+    every healthy node is in rotation until a new leader passes its check."""
     servers = "\n".join(
         f"    server n{i} 127.0.0.1:{p} check" for i, p in sorted(node_ports.items())
     )
@@ -120,6 +129,8 @@ def haproxy_config(*, lb_port: int, node_ports: dict[int, int], socket_path: Pat
         for status, code in LB_ERRORS.items())
     no_server = ("503 content-type application/json string "
                  "'{\"error\":\"lb-no-server\",\"definite\":true,\"source\":\"lb\"}'")
+    # the leader's check: rise 1, so a new leader takes the traffic at its first pass
+    lead_opts = server_opts.replace("rise 2", "rise 1")
     return f"""global
     stats socket {socket_path} mode 600 level admin
     maxconn 4096
@@ -137,7 +148,14 @@ defaults
 
 frontend fe
     bind 127.0.0.1:{lb_port}
+    use_backend leader if {{ nbsrv(leader) ge 1 }}
     default_backend nodes
+
+backend leader
+    option httpchk GET /health?role=leader
+    http-check expect status 200
+    default-server {lead_opts}
+{servers}
 
 backend nodes
     balance roundrobin

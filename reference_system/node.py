@@ -468,6 +468,11 @@ class Node:
         assert core is not None
         return {"node": self.id, "applied": core.applied, **self.machine.contents()}
 
+    def leads(self) -> bool:
+        """This node is the leader now (what a load balancer that prefers it asks)."""
+        core = self.core
+        return core is not None and self.fatal is None and core.role is Role.LEADER
+
     def healthy(self) -> bool:
         """Serving-ready: a live leader is known and this node is caught up."""
         core = self.core

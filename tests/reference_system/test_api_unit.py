@@ -100,6 +100,7 @@ def test_bug_names_are_validated() -> None:
         "local_clock",
         "wall_clock_lease",
         "no_fsync",
+        "retry_fsync",
     }
 
 

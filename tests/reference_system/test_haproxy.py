@@ -87,3 +87,28 @@ def test_paused_node_leaves_rotation_within_two_seconds_and_returns(
     finally:
         c.resume(victim)
     wait(lambda: server_states(c)[f"n{victim}"] == "UP", 5)
+
+
+def test_lb_sends_requests_to_the_leader_and_to_any_healthy_node_without_one(
+    lb_cluster: LocalCluster,
+) -> None:
+    """Only the leader passes ``/health?role=leader``; while it does, the load balancer
+    sends it every request (a follower would forward it, one more hop); with the
+    leader dead, every healthy node is in rotation until the next leader passes."""
+    c = lb_cluster
+    assert c.lb_port is not None
+    wait(lambda: set(server_states(c).values()) == {"UP"}, 5)
+    leader = c.wait_for_leader()
+    wait(lambda: {i: http_json(c.http_port(i), "GET", "/health?role=leader")[0]
+                  for i in c.ids} == {i: 200 if i == leader else 503 for i in c.ids}, 3)
+    wait(lambda: http_json(c.lb_port, "GET", "/health")[1]["id"] == leader, 3)
+    answered = {http_json(c.lb_port, "GET", "/health")[1]["id"] for _ in range(12)}
+    assert answered == {leader}
+    c.kill(leader)
+    for k in range(10):  # served all along: by followers, then by the new leader
+        status, _ = http_json(c.lb_port, "POST", f"/kv/after{k}", {"value": k})
+        if status != 200:
+            time.sleep(0.3)
+            assert http_json(c.lb_port, "POST", f"/kv/after{k}", {"value": k})[0] == 200
+    new = c.wait_for_leader(exclude=leader)
+    wait(lambda: http_json(c.lb_port, "GET", "/health")[1]["id"] == new, 3)
