@@ -64,3 +64,31 @@ class NemesisRecorder:
 
     def nemesis(self, f: str, value: Any) -> None:
         self.ops.append((f, value))
+
+
+class LeaderN2:
+    """A system whose leader is always n2 (what the fault kinds' rules resolve against)."""
+
+    def leader(self, client_addresses: dict[str, Any], *, timeout_s: float) -> str | None:
+        return "n2"
+
+
+def drive_one(cluster: Any, kind: str, params: dict[str, Any]) -> tuple[NemesisRecorder, Any]:
+    """Start one fault of ``kind`` on ``cluster`` and, as the driver's loop does when it
+    started, end it; the recorder and the driver (for its errors and held nodes)."""
+    import threading
+
+    from harness.generator import Fault, FaultSchedule
+    from harness.nemesis.driver import FaultDriver
+    from harness.nemesis.faults import Nemesis
+
+    nem = Nemesis(cluster)
+    nem.tp = FakeToxiproxy()  # type: ignore[assignment]
+    rec = NemesisRecorder()
+    driver = FaultDriver(nem, cluster, LeaderN2(), rec,  # type: ignore[arg-type]
+                         FaultSchedule((Fault(kind, 0.0, 1.0, params),)), threading.Event())
+    started: dict[int, dict[str, Any]] = {}
+    driver._begin(0, started)
+    if 0 in started:
+        driver._finish(0, started)
+    return rec, driver

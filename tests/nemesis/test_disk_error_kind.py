@@ -5,17 +5,13 @@ when it kept running); a backend without the layer is refused before a run."""
 from __future__ import annotations
 
 import random
-import threading
 from typing import Any
 
-from fault_fakes import NODES, FakeCluster, FakeToxiproxy, NemesisRecorder
+from fault_fakes import NODES, FakeCluster, LeaderN2, NemesisRecorder, drive_one
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.generator import Fault, FaultSchedule
 from harness.nemesis import registry
-from harness.nemesis.driver import FaultDriver
-from harness.nemesis.faults import Nemesis
 from harness.nemesis.kinds.disk_error import KIND
 
 
@@ -49,25 +45,11 @@ class FailingDiskCluster(FakeCluster):
         return {"failed_ops": 3, "lost_bytes": 40, "was_failing": int(was != "none")}
 
 
-class _System:
-    def leader(self, client_addresses: dict[str, Any], *, timeout_s: float) -> str | None:
-        return "n2"
-
-
 def _drive(params: dict[str, Any], *, stops_itself: bool
-           ) -> tuple[FailingDiskCluster, NemesisRecorder, FaultDriver]:
+           ) -> tuple[FailingDiskCluster, NemesisRecorder, Any]:
     params = {**params, "restart_after_s": 0.0}  # the fakes need no time to acknowledge
     cluster = FailingDiskCluster(stops_itself=stops_itself)
-    nem = Nemesis(cluster)
-    nem.tp = FakeToxiproxy()
-    rec = NemesisRecorder()
-    driver = FaultDriver(nem, cluster, _System(), rec,
-                         FaultSchedule((Fault("disk-error", 0.0, 1.0, params),)),
-                         threading.Event())
-    started: dict[int, dict[str, Any]] = {}
-    driver._begin(0, started)
-    if 0 in started:  # as the driver's loop: only a fault that started ends
-        driver._finish(0, started)
+    rec, driver = drive_one(cluster, "disk-error", params)
     return cluster, rec, driver
 
 
@@ -135,6 +117,6 @@ def test_heal_turns_off_a_disk_left_failing() -> None:
 
 def test_a_backend_without_the_layer_is_refused() -> None:
     assert registry.get("disk-error") is KIND
-    lacks = {a.name for a in registry.missing_abilities(KIND, _System(), FakeCluster)}
+    lacks = {a.name for a in registry.missing_abilities(KIND, LeaderN2(), FakeCluster)}
     assert {a.name for a in KIND.needs[1:]} <= lacks
     assert KIND.cluster_options == {"lose_unsynced": True}

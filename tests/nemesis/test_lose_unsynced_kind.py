@@ -5,17 +5,13 @@ layer is refused before a run; the report says what was dropped."""
 from __future__ import annotations
 
 import random
-import threading
 from typing import Any
 
-from fault_fakes import NODES, FakeCluster, FakeToxiproxy, NemesisRecorder
+from fault_fakes import NODES, FakeCluster, LeaderN2, NemesisRecorder, drive_one
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.generator import Fault, FaultSchedule
 from harness.nemesis import registry
-from harness.nemesis.driver import FaultDriver
-from harness.nemesis.faults import Nemesis
 from harness.nemesis.kinds.lose_unsynced import KIND
 
 
@@ -45,23 +41,9 @@ class LayeredCluster(FakeCluster):
                 "reverted_files": 1}
 
 
-class _System:
-    def leader(self, client_addresses: dict[str, Any], *, timeout_s: float) -> str | None:
-        return "n2"
-
-
-def _drive(params: dict[str, Any]) -> tuple[LayeredCluster, NemesisRecorder, FaultDriver]:
+def _drive(params: dict[str, Any]) -> tuple[LayeredCluster, NemesisRecorder, Any]:
     cluster = LayeredCluster()
-    nem = Nemesis(cluster)
-    nem.tp = FakeToxiproxy()
-    rec = NemesisRecorder()
-    driver = FaultDriver(nem, cluster, _System(), rec,
-                         FaultSchedule((Fault("lose-unsynced", 0.0, 1.0, params),)),
-                         threading.Event())
-    started: dict[int, dict[str, Any]] = {}
-    driver._begin(0, started)
-    if 0 in started:  # as the driver's loop: only a fault that started ends
-        driver._finish(0, started)
+    rec, driver = drive_one(cluster, "lose-unsynced", params)
     return cluster, rec, driver
 
 
@@ -101,6 +83,6 @@ def test_a_bad_mode_is_recorded_as_not_applied_and_the_node_is_not_held() -> Non
 
 def test_a_backend_without_the_layer_is_refused() -> None:
     assert registry.get("lose-unsynced") is KIND
-    lacks = registry.missing_abilities(KIND, _System(), FakeCluster)
+    lacks = registry.missing_abilities(KIND, LeaderN2(), FakeCluster)
     assert [a.name for a in lacks] == [KIND.needs[-1].name]
     assert KIND.cluster_options == {"lose_unsynced": True}
