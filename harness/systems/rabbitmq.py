@@ -123,9 +123,10 @@ def member_eval(name: str, nodes: Sequence[str], marker: str) -> str:
       start, or a power loss that blanked every node. The first node seeds the
       cluster; the
       others join it (what ``stop_app``, ``reset``, ``join_cluster`` and
-      ``start_app`` call) one at a time, in node order: two nodes joining at
-      once can abort Mnesia's schema merge (``combine_error``, seen in one
-      formation), which leaves the second one down for good.
+      ``start_app`` call), the joins one at a time in node order (the stops
+      before them overlap): two nodes joining at once can abort Mnesia's
+      schema merge (``combine_error``, seen in one formation), which leaves
+      the second one down for good.
     * Alone although a peer still lists it as a member (the seed also needs its
       marker; the others need none: one killed after joining and before writing
       its marker would otherwise look new and be refused): the node lost its data
@@ -157,15 +158,19 @@ def member_eval(name: str, nodes: Sequence[str], marker: str) -> str:
         "{true, [], true} -> ok; "
         "{true, _, _} -> "
         "To = case Stale of [S | _] -> S; [] -> First end, "
-        # a first join waits for the nodes before it (the eval fails; the shell retries)
-        "Running = case rpc:call(To, rabbit_mnesia, cluster_nodes, [running], 5000) of "
-        "R when is_list(R) -> R; _ -> [] end, "
-        "true = (Stale =/= []) orelse lists:all(fun(N) -> lists:member(N, Running) end, "
-        "Earlier), "
         "ok = rabbit:stop(), ok = rabbit_mnesia:reset(), "
         "case Stale of [] -> ok; _ -> "
         "ok = rpc:call(To, rabbit_mnesia, forget_cluster_node, [Me, false], 30000) end, "
         "_ = rpc:call(To, rabbit_quorum_queue, shrink_all, [Me], 30000), "
+        # a first join waits until the nodes before it are in the schema (their merge
+        # is done; their start need not be); the stops above overlap. Past 60 s the
+        # eval fails and the shell retries
+        "Joined = fun() -> case rpc:call(To, rabbit_mnesia, cluster_nodes, [all], 5000) of "
+        "R when is_list(R) -> lists:all(fun(N) -> lists:member(N, R) end, Earlier); "
+        "_ -> false end end, "
+        "WaitEarlier = fun W(0) -> error(earlier_nodes_not_joined); "
+        "W(K) -> case Joined() of true -> ok; false -> timer:sleep(500), W(K - 1) end end, "
+        "ok = case Stale of [] -> WaitEarlier(120); _ -> ok end, "
         "case rabbit_mnesia:join_cluster(To, disc) of "
         "ok -> ok; {ok, already_member} -> ok end, "
         "ok = rabbit:start(), "
