@@ -34,6 +34,7 @@ from harness.system import (
     LoadBalanced,
     NodeContext,
     NodeLaunch,
+    ReadsReplicaAt,
     System,
 )
 from harness.systems import get_system, installed_systems
@@ -64,6 +65,7 @@ __all__ = [
     "Op",
     "OpType",
     "Outcome",
+    "ReadsReplicaAt",
     "Result",
     "RunConfig",
     "RunResult",

@@ -7,7 +7,11 @@ one; instead each node is polled until all answer at one applied position
 that holds still between two polls (bounded: a node that never catches up is
 recorded as it is, and the checker says "unknown" for it, never "invalid").
 Then each node is read once more, and that read is recorded as an invocation
-and a completion of the non-client process ``"replicas"``.
+and a completion of the non-client process ``"replicas"``. When the nodes never
+agreed and the system can show a node's state at an earlier position
+(:class:`harness.system.ReadsReplicaAt`, etcd's revisions), that last read is
+made at the lowest position every node reached (the invocation says ``at``),
+so even a node left behind is compared with the others up to where it got.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from typing import Any
 
 from harness.checker.convergence import REPLICA_STATE, REPLICAS
 from harness.history import Op, OpType
-from harness.system import Address, HasReplicaState
+from harness.system import Address, HasReplicaState, ReadsReplicaAt
 
-__all__ = ["read_replica", "record_replica_states", "wait_caught_up"]
+__all__ = ["common_position", "read_replica", "read_replica_at", "record_replica_states",
+           "wait_caught_up"]
 
 Record = Callable[[OpType, str, str, Any, Any], Op]
 """How an event is written to the history: (type, process, f, value, error)."""
@@ -36,6 +41,31 @@ def read_replica(system: HasReplicaState, node: str, addresses: Mapping[str, Add
     if not isinstance(state, Mapping) or "applied" not in state:
         return None, f"the adapter answered {type(state).__name__} without 'applied'"
     return dict(state), None
+
+
+def read_replica_at(system: ReadsReplicaAt, node: str, addresses: Mapping[str, Address],
+                    at: int, *, timeout_s: float) -> tuple[dict[str, Any] | None, str | None]:
+    """One node's state at position ``at``, or None and why not."""
+    try:
+        state = system.replica_state_at(node, addresses, at, timeout_s=timeout_s)
+    except Exception as e:
+        return None, f"{type(e).__name__}: {e}"
+    if not isinstance(state, Mapping) or state.get("applied") != at:
+        return None, f"the adapter answered {type(state).__name__} not at position {at}"
+    return dict(state), None
+
+
+def common_position(wait: Mapping[str, Any], system: object) -> int | None:
+    """The position to read every node at when they never agreed: the lowest one each
+    reached, if the system can read there and every node answered an integer."""
+    seen = wait.get("applied")
+    if wait.get("caught_up") is not False or not isinstance(system, ReadsReplicaAt) \
+            or not isinstance(seen, Mapping) or not seen:
+        return None
+    values = list(seen.values())
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return None
+    return min(values)
 
 
 def wait_caught_up(system: HasReplicaState, nodes: Mapping[str, Mapping[str, Address]], *,
@@ -78,9 +108,15 @@ def record_replica_states(system: object, record: Record,
     if not isinstance(system, HasReplicaState):
         return
     wait = wait_caught_up(system, nodes, timeout_s=timeout_s, wait_s=wait_s, poll_s=poll_s)
+    at = common_position(wait, system)
     for node, addresses in nodes.items():
-        record(OpType.INVOKE, REPLICAS, REPLICA_STATE, {"node": node, "wait": wait}, None)
-        state, why = read_replica(system, node, addresses, timeout_s=timeout_s)
+        asked = {"node": node, "wait": wait, **({} if at is None else {"at": at})}
+        record(OpType.INVOKE, REPLICAS, REPLICA_STATE, asked, None)
+        if at is None:
+            state, why = read_replica(system, node, addresses, timeout_s=timeout_s)
+        else:
+            state, why = read_replica_at(system, node, addresses, at,  # type: ignore[arg-type]
+                                         timeout_s=timeout_s)
         if state is None:
             record(OpType.FAIL, REPLICAS, REPLICA_STATE, {"node": node}, why)
         else:

@@ -36,6 +36,7 @@ __all__ = [
     "NodeContext",
     "NodeLaunch",
     "PromisesAvailability",
+    "ReadsReplicaAt",
     "StatesTimeouts",
     "System",
     "availability_promise",
@@ -255,6 +256,26 @@ class HasReplicaState(Protocol):
         (any exception) when the node cannot be read: the runner records a
         ``fail`` and the checker says "unknown" for that node, never "invalid".
         """
+        ...
+
+
+@runtime_checkable
+class ReadsReplicaAt(Protocol):
+    """A system whose nodes can show their applied state as it was at an earlier
+    position (a multi-version store: etcd's ranges at a ``revision``).
+
+    Without it, nodes at different positions are never compared (their states
+    may legitimately differ), so a node that stays behind leaves the run's
+    convergence unknown. With it, the runner reads every node at the lowest
+    position they all reached and the checker compares them there.
+    """
+
+    def replica_state_at(self, node: str, addresses: Mapping[str, Address], at: int, *,
+                         timeout_s: float) -> Mapping[str, Any]:
+        """``node``'s applied state at position ``at`` (not past its own), read from it
+        alone, in :meth:`HasReplicaState.replica_state`'s form with ``applied`` equal to
+        ``at`` and ``now`` the node's current position. Raise when it cannot be read (a
+        compacted revision, say)."""
         ...
 
 

@@ -75,3 +75,49 @@ def test_an_unreadable_node_is_a_fail_with_the_reason() -> None:
     assert failed.value == {"node": "n2"}
     assert failed.error == "ConnectionRefusedError: connection refused"
     assert convergence(h).valid == "unknown"
+
+
+class Versioned:
+    """A multi-version store: n3 is stuck at ``n3_at``; ``bad`` holds another value from
+    position ``bad_from`` on. Any node shows its state at an earlier position."""
+
+    def __init__(self, *, n3_at: int, top: int = 10, bad: str | None = None,
+                 bad_from: int = 0) -> None:
+        self.n3_at, self.top, self.bad, self.bad_from = n3_at, top, bad, bad_from
+        self.asked_at: list[tuple[str, int]] = []
+
+    def _state(self, node: str, at: int) -> dict[str, Any]:
+        value = "x" if node == self.bad and at >= self.bad_from else "ok"
+        return {"applied": at, "digest": f"{value}@{at}", "state": {"k": value}}
+
+    def replica_state(self, node: str, addresses: Mapping[str, Address], *,
+                      timeout_s: float) -> Mapping[str, Any]:
+        return self._state(node, self.n3_at if node == "n3" else self.top)
+
+    def replica_state_at(self, node: str, addresses: Mapping[str, Address], at: int, *,
+                         timeout_s: float) -> Mapping[str, Any]:
+        now = self.n3_at if node == "n3" else self.top
+        assert at <= now, "asked past the node's own position"
+        self.asked_at.append((node, at))
+        return {**self._state(node, at), "now": now}
+
+
+def test_nodes_that_never_agree_are_compared_at_the_lowest_position_they_reached() -> None:
+    """A node left behind no longer leaves convergence unknown for want of a comparison:
+    every node is read at the lowest common position; the stuck node is still named
+    lagging (a progress finding), and a divergence below it is invalid."""
+    fake = Versioned(n3_at=6)
+    h = recorded(fake, wait_s=0.1)
+    assert sorted(fake.asked_at) == [("n1", 6), ("n2", 6), ("n3", 6)]
+    assert all(op.value["at"] == 6 for op in h if op.type is OpType.INVOKE)
+    r = convergence(h)
+    assert r.valid == "unknown" and r.details["lagging"] == ["n3"]
+    assert r.details["progress"] == ["lagging-replica"]
+    assert {d["status"] for d in r.details["nodes"].values()} == {"same"}
+    # n2 diverged at position 4, below where n3 got: found although n3 is behind
+    r = convergence(recorded(Versioned(n3_at=6, bad="n2", bad_from=4), wait_s=0.1))
+    assert r.valid is False and r.details["anomalies"] == ["divergent-replicas"]
+    assert r.details["nodes"]["n2"]["status"] == "differs"
+    # a divergence past the common position cannot be seen there: not invalid
+    r = convergence(recorded(Versioned(n3_at=6, bad="n2", bad_from=8), wait_s=0.1))
+    assert r.valid == "unknown"

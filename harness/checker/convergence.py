@@ -28,6 +28,14 @@ The verdict:
   wait proves no liveness violation;
 * **valid** when every node was read, all at one position, with one state.
 
+A system that can show a node's state at an earlier position
+(:class:`harness.system.ReadsReplicaAt`) is read, when the wait ran out, at
+the lowest position every node reached (the reads' invocations say ``at``;
+each answer's ``now`` is the node's own current position): every node is
+then compared up to where it got, so a divergence is found even with a node
+left behind. A node whose ``now`` is below the others' and equal to its
+position at the wait's last poll is still ``lagging-replica``.
+
 Only equality is judged, never which state is right: the reference is a
 majority of equal states (ties go to the node named first), not a truth.
 """
@@ -118,6 +126,23 @@ def _lagging(nodes: Mapping[str, Mapping[str, Any]], read: Mapping[str, Mapping[
     return [n for n, d in nodes.items()
             if d.get("status") == "behind" and n in last
             and last[n] is not None and last[n] == read[n].get("applied")]
+
+
+def _lagging_now(read: Mapping[str, Mapping[str, Any]], wait: Mapping[str, Any] | None
+                 ) -> list[str]:
+    """With reads at a common position: nodes whose current position (``now``) is
+    below the most advanced one's and has not moved since the wait's last poll."""
+    if not wait or wait.get("caught_up") is not False:
+        return []
+    last = wait.get("applied")
+    nows: dict[str, Any] = {n: r["now"] for n, r in read.items() if "now" in r}
+    if not isinstance(last, Mapping) or not nows:
+        return []
+    try:
+        top = max(nows.values())
+        return [n for n, now in nows.items() if now != top and last.get(n) == now]
+    except TypeError:  # positions of mixed types: nothing is "most advanced"
+        return []
 
 
 def convergence(history: History) -> Result:
@@ -213,11 +238,13 @@ def convergence(history: History) -> Result:
         return Result(False, details=ConvergenceDetails.of(details))
     not_compared = {n: d["reason"] for n, d in nodes.items()
                     if d["status"] in ("unreadable", "behind", "uncompared")}
-    lagging = _lagging(nodes, read, wait)
+    lagging = _lagging(nodes, read, wait) + _lagging_now(read, wait)
     if lagging:
         details["progress"] = ["lagging-replica"]
         details["lagging"] = lagging
         for n in lagging:
+            nodes[n].setdefault("reason", f"at position {read[n].get('now')!r} now, the "
+                                          "others ahead (compared at the common position)")
             nodes[n]["reason"] += (f"; no progress in the last {wait.get('waited_s')} s of "
                                    "waiting (lagging)" if wait else "")
             not_compared[n] = nodes[n]["reason"]

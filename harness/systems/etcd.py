@@ -118,6 +118,26 @@ class Etcd:
             http.close()
         return replica_dump(answer)
 
+    def replica_state_at(self, node: str, addresses: Mapping[str, Address], at: int, *,
+                         timeout_s: float = 5.0) -> dict[str, Any]:
+        """That member's keyspace as its own store held it at revision ``at``
+        (:class:`~harness.system.ReadsReplicaAt`): etcd keeps every revision until
+        compaction, and a serializable range with ``revision`` reads the member's
+        own MVCC store there. ``now`` is the member's current revision (the header's).
+        """
+        http = HttpJson(addresses[self.client_role], timeout_s=timeout_s)
+        try:
+            answer = gateway_call(http, "/v3/kv/range", {
+                "key": b64("\0"), "range_end": b64("\0"), "serializable": True,
+                "revision": str(int(at))})
+        except EtcdError as e:
+            raise HarnessError(f"{node}: serializable range at revision {at} failed: {e}"
+                               ) from e
+        finally:
+            http.close()
+        dump = replica_dump(answer)
+        return {**dump, "applied": int(at), "now": dump["applied"]}
+
     def leader(self, client_addresses: Mapping[str, Address], *, timeout_s: float = 1.0
                ) -> str | None:
         """The member a majority of members name as leader, by name."""

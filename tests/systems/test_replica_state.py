@@ -48,6 +48,36 @@ def test_etcd_dump_splits_items_from_keys_and_hashes_revisions_too() -> None:
     assert other["state"] == d["state"] and other["digest"] != d["digest"]
 
 
+def test_etcd_reads_a_member_at_a_revision_from_its_own_store(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``replica_state_at``: a serializable range at ``revision`` (etcd keeps every
+    revision until compaction); the position is the one asked, ``now`` the member's."""
+    from harness.system import ReadsReplicaAt
+    from harness.systems import etcd as etcd_module
+
+    asked: list[tuple[str, dict[str, Any]]] = []
+
+    def gateway(http: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        asked.append((path, body))
+        return {"header": {"revision": "12"}, "kvs": [kv("x", "1", 3)]}
+
+    monkeypatch.setattr(etcd_module, "gateway_call", gateway)
+    system = Etcd()
+    assert isinstance(system, ReadsReplicaAt)
+    addr = {system.client_role: ("127.0.0.1", 1)}
+    got = system.replica_state_at("n1", addr, 7, timeout_s=1.0)  # type: ignore[arg-type]
+    assert (got["applied"], got["now"], got["state"]) == (7, 12, {"x": "1"})
+    ((path, body),) = asked
+    assert path == "/v3/kv/range" and body["revision"] == "7" and body["serializable"] is True
+
+    def compacted(http: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        raise etcd_module.EtcdError(400, "etcdserver: mvcc: required revision has been compacted")
+
+    monkeypatch.setattr(etcd_module, "gateway_call", compacted)
+    with pytest.raises(HarnessError, match="at revision 7 failed: .*compacted"):
+        system.replica_state_at("n1", addr, 7, timeout_s=1.0)  # type: ignore[arg-type]
+
+
 class FakeRedis:
     """Answers from a dict of keys; the offset moves by ``moves`` on the first reads."""
 
