@@ -62,7 +62,7 @@ class DiskError(ProcessFault):
     order = 140
     needs = (BACKEND_KILLS, LAYER, DISK_ERRORS)
     label = "disk error"
-    ended = "repaired (node restarted)"
+    ended = "repaired and restarted"
     cluster_options: ClassVar[Mapping[str, Any]] = {"lose_unsynced": True}
 
     def draw(self, rng: random.Random, nodes: Sequence[str]) -> dict[str, Any]:
