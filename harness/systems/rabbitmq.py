@@ -27,9 +27,10 @@ backend runs it (named peer addressing needs it).
 
 What RabbitMQ documents about faults, and what the adapter does with it:
 
-* a node frozen (``pause``) longer than ``net_ticktime`` comes back split
-  from the others, and ``pause_minority`` never heals that: the frozen node
-  never saw the others vanish, so it never paused (the partitions guide:
+* a node frozen (``pause``) longer than ``net_ticktime`` can come back split
+  from the others (when it is reconnected before it hears they dropped it),
+  and ``pause_minority`` never heals that: the frozen node never saw the
+  others vanish, so it never paused (the partitions guide:
   pause_minority "will do nothing to defend against partitions caused by
   cluster nodes being suspended"). The documented recovery is to restart the
   nodes outside the trusted side; the adapter states it for the conformance
@@ -197,8 +198,10 @@ class RabbitMQ:
         in its partitions guide), for the conformance kit.
 
         * ``pause_minority``: a pause longer than ``net_ticktime``. The frozen node
-          never sees the others vanish, so it never pauses itself; on resume it is
-          reconnected at once and Mnesia reports a partition that nothing heals.
+          never sees the others vanish; on resume it races them: if it hears first
+          that they closed its connections, it pauses itself and rejoins, but if it
+          is reconnected first, Mnesia reports a partition that nothing heals (2 of
+          4 tries here).
           The guide says so: pause_minority "will do nothing to defend against
           partitions caused by cluster nodes being suspended". A partition, by
           contrast, is healed: the cut-off node sees itself in a minority, pauses,

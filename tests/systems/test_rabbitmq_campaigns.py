@@ -216,14 +216,17 @@ def test_conformance_kit_passes() -> None:
 
 
 @pytest.mark.slow
-def test_a_node_paused_past_net_ticktime_stays_split_under_pause_minority(
+def test_a_node_paused_past_net_ticktime_can_stay_split_under_pause_minority(
         tmp_path: Path) -> None:
     """Why the adapter states ``restart_after = ("pause",)``: RabbitMQ's partitions guide
     says pause_minority "will do nothing to defend against partitions caused by cluster
-    nodes being suspended". A node frozen for twice ``net_ticktime`` and thawed is
-    reconnected at once, Mnesia reports a partition on both sides, and 30 s later it
-    is still there; a restart of the node ends it. Should a later RabbitMQ heal by
-    itself, this test fails and the statement should go."""
+    nodes being suspended". A node frozen for twice ``net_ticktime`` and thawed races
+    the others: when it hears they closed its connections first, it finds itself in a
+    minority, pauses and rejoins (healed); when it reconnects first, Mnesia reports a
+    partition on both sides and nothing heals it (seen in 2 of 4 single tries). Up to
+    four freezes here; the first split must still be there 30 s later, and a restart of
+    the node ends it. Should a later RabbitMQ heal every time, this test fails and the
+    statement should go."""
     import time
 
     from harness.cluster.docker import DockerCluster
@@ -246,12 +249,18 @@ def test_a_node_paused_past_net_ticktime_stays_split_under_pause_minority(
     with c:
         c.wait_ready(timeout_s=180)
         node = c.nodes[-1]
-        c.pause(node)
-        time.sleep(2 * system.net_ticktime_s)
-        c.resume(node)
-        time.sleep(30)
-        split = partitions()
+        seen: list[dict[str, list[str]]] = []
+        for _ in range(4):
+            c.pause(node)
+            time.sleep(2 * system.net_ticktime_s)
+            c.resume(node)
+            time.sleep(30)
+            split = partitions()
+            seen.append(split)
+            if any(split.values()):
+                break
+            c.wait_ready(timeout_s=120)  # healed: the node paused itself and came back
         assert split[node] and all(split[n] == [f"rabbit@{node}"]
-                                   for n in c.nodes if n != node), split
+                                   for n in c.nodes if n != node), seen
         c.restart(node)
         c.wait_ready(timeout_s=120)
