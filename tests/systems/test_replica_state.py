@@ -74,7 +74,7 @@ def test_etcd_reads_a_member_at_a_revision_from_its_own_store(
         raise etcd_module.EtcdError(400, "etcdserver: mvcc: required revision has been compacted")
 
     monkeypatch.setattr(etcd_module, "gateway_call", compacted)
-    with pytest.raises(HarnessError, match="at revision 7 failed: .*compacted"):
+    with pytest.raises(HarnessError, match=r"at revision 7 failed: .*compacted"):
         system.replica_state_at("n1", addr, 7, timeout_s=1.0)  # type: ignore[arg-type]
 
 
