@@ -129,8 +129,11 @@ def haproxy_config(*, lb_port: int, node_ports: dict[int, int], socket_path: Pat
         for status, code in LB_ERRORS.items())
     no_server = ("503 content-type application/json string "
                  "'{\"error\":\"lb-no-server\",\"definite\":true,\"source\":\"lb\"}'")
-    # the leader's check: rise 1, so a new leader takes the traffic at its first pass
-    lead_opts = server_opts.replace("rise 2", "rise 1")
+    # the leader's check: rise 1, so a new leader takes the traffic at its first pass;
+    # a refused or failed connection marks it down at once (real traffic finds a dead
+    # leader long before two failed checks do), so requests fall to the other backend
+    lead_opts = (server_opts.replace("rise 2", "rise 1")
+                 + " observe layer4 error-limit 1 on-error mark-down")
     return f"""global
     stats socket {socket_path} mode 600 level admin
     maxconn 4096
