@@ -24,34 +24,29 @@ from harness.checker.convergence import REPLICA_STATE, REPLICAS
 from harness.history import Op, OpType
 from harness.system import Address, HasReplicaState, ReadsReplicaAt
 
-__all__ = ["common_position", "read_replica", "read_replica_at", "record_replica_states",
-           "wait_caught_up"]
+__all__ = ["common_position", "read_replica", "record_replica_states", "wait_caught_up"]
 
 Record = Callable[[OpType, str, str, Any, Any], Op]
 """How an event is written to the history: (type, process, f, value, error)."""
 
 
 def read_replica(system: HasReplicaState, node: str, addresses: Mapping[str, Address], *,
-                 timeout_s: float) -> tuple[dict[str, Any] | None, str | None]:
-    """One node's state, or None and why not (an adapter error is a reason, not a crash)."""
+                 timeout_s: float, at: int | None = None
+                 ) -> tuple[dict[str, Any] | None, str | None]:
+    """One node's state (at position ``at``, for a :class:`ReadsReplicaAt` system), or
+    None and why not (an adapter error is a reason, not a crash)."""
     try:
-        state = system.replica_state(node, addresses, timeout_s=timeout_s)
+        if at is None:
+            state = system.replica_state(node, addresses, timeout_s=timeout_s)
+        else:
+            assert isinstance(system, ReadsReplicaAt)
+            state = system.replica_state_at(node, addresses, at, timeout_s=timeout_s)
     except Exception as e:
         return None, f"{type(e).__name__}: {e}"
     if not isinstance(state, Mapping) or "applied" not in state:
         return None, f"the adapter answered {type(state).__name__} without 'applied'"
-    return dict(state), None
-
-
-def read_replica_at(system: ReadsReplicaAt, node: str, addresses: Mapping[str, Address],
-                    at: int, *, timeout_s: float) -> tuple[dict[str, Any] | None, str | None]:
-    """One node's state at position ``at``, or None and why not."""
-    try:
-        state = system.replica_state_at(node, addresses, at, timeout_s=timeout_s)
-    except Exception as e:
-        return None, f"{type(e).__name__}: {e}"
-    if not isinstance(state, Mapping) or state.get("applied") != at:
-        return None, f"the adapter answered {type(state).__name__} not at position {at}"
+    if at is not None and state["applied"] != at:
+        return None, f"the adapter answered position {state['applied']!r}, not {at}"
     return dict(state), None
 
 
@@ -112,11 +107,7 @@ def record_replica_states(system: object, record: Record,
     for node, addresses in nodes.items():
         asked = {"node": node, "wait": wait, **({} if at is None else {"at": at})}
         record(OpType.INVOKE, REPLICAS, REPLICA_STATE, asked, None)
-        if at is None:
-            state, why = read_replica(system, node, addresses, timeout_s=timeout_s)
-        else:
-            state, why = read_replica_at(system, node, addresses, at,  # type: ignore[arg-type]
-                                         timeout_s=timeout_s)
+        state, why = read_replica(system, node, addresses, timeout_s=timeout_s, at=at)
         if state is None:
             record(OpType.FAIL, REPLICAS, REPLICA_STATE, {"node": node}, why)
         else:

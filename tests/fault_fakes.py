@@ -37,6 +37,25 @@ class FakeCluster:
         self.calls.append(("resume", node))
 
 
+class StoppableCluster(FakeCluster):
+    """A fake cluster that also knows which nodes are down (killed, not yet restarted)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down: set[str] = set()
+
+    def kill(self, node: str) -> None:
+        super().kill(node)
+        self.down.add(node)
+
+    def restart(self, node: str) -> None:
+        super().restart(node)
+        self.down.discard(node)
+
+    def is_running(self, node: str) -> bool:
+        return node not in self.down
+
+
 class FakeToxiproxy:
     """Records the toxics in force: (proxy, name) -> (type, stream, attributes, toxicity)."""
 

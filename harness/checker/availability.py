@@ -312,14 +312,16 @@ def availability(history: History) -> Result:
         said = error_text(stuck.value) if stuck.value else "no reason recorded"
         reasons.append(f"the cluster did not recover after every fault was healed: {said}")
         details["not_recovered"] = said
+    unserved = []
     if _persistent(quiet):
-        reasons.append(_why(quiet, f"while no fault was in force (after a recovery grace "
-                                   f"of {grace_ms / 1000:g} s)"))
+        unserved.append(_why(quiet, f"while no fault was in force (after a recovery grace "
+                                    f"of {grace_ms / 1000:g} s)"))
     if minority is not None and failover_ms is not None and _persistent(minority):
-        reasons.append(_why(minority, "while only a minority of nodes was faulty (after a "
-                                      f"failover grace of {failover_ms / 1000:g} s)"))
-    if len(reasons) > len(progress):
+        unserved.append(_why(minority, "while only a minority of nodes was faulty (after a "
+                                       f"failover grace of {failover_ms / 1000:g} s)"))
+    if unserved:
         progress.append("unavailable")
+        reasons.extend(unserved)
     if reasons:
         details["progress"] = progress
         details["reason"] = "; ".join(reasons)

@@ -8,25 +8,15 @@ the layer's own semantics are tested in ``tests/lazyfs`` in the default tier."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness.bench.campaigns import CAMPAIGNS, anomalies, find, under_lose_unsynced
-from harness.lazyfs import available
-from harness.pytest_plugin import require
 from harness.runner import RunResult, run
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def _prerequisites() -> None:
-    require(shutil.which("haproxy") is not None, "haproxy is not installed")
-    why = available()
-    require(why is None, f"cannot mount the lose-unsynced layer: {why}")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("lose_unsynced_layer")]
 
 
 def _crashes(r: RunResult) -> list[dict[str, Any]]:

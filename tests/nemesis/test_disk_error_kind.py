@@ -7,7 +7,14 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from fault_fakes import NODES, FakeCluster, LeaderN2, NemesisRecorder, drive_one
+from fault_fakes import (
+    NODES,
+    FakeCluster,
+    LeaderN2,
+    NemesisRecorder,
+    StoppableCluster,
+    drive_one,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +22,7 @@ from harness.nemesis import registry
 from harness.nemesis.kinds.disk_error import KIND
 
 
-class FailingDiskCluster(FakeCluster):
+class FailingDiskCluster(StoppableCluster):
     """A fake cluster whose disks can fail; a node may stop itself when they do."""
 
     def __init__(self, *, stops_itself: bool) -> None:
@@ -23,17 +30,6 @@ class FailingDiskCluster(FakeCluster):
         self.stops_itself = stops_itself
         self.down: set[str] = set()
         self.failing: dict[str, str] = {}
-
-    def kill(self, node: str) -> None:
-        super().kill(node)
-        self.down.add(node)
-
-    def restart(self, node: str) -> None:
-        super().restart(node)
-        self.down.discard(node)
-
-    def is_running(self, node: str) -> bool:
-        return node not in self.down
 
     def disk_errors(self, node: str, mode: str) -> dict[str, int]:
         was = self.failing.pop(node, "none")

@@ -7,7 +7,14 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from fault_fakes import NODES, FakeCluster, LeaderN2, NemesisRecorder, drive_one
+from fault_fakes import (
+    NODES,
+    FakeCluster,
+    LeaderN2,
+    NemesisRecorder,
+    StoppableCluster,
+    drive_one,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,23 +22,11 @@ from harness.nemesis import registry
 from harness.nemesis.kinds.lose_unsynced import KIND
 
 
-class LayeredCluster(FakeCluster):
+class LayeredCluster(StoppableCluster):
     """A fake cluster with the layer: records the drop, refuses it for a running node."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.down: set[str] = set()
-
-    def kill(self, node: str) -> None:
-        super().kill(node)
-        self.down.add(node)
-
-    def restart(self, node: str) -> None:
-        super().restart(node)
-        self.down.discard(node)
-
-    def is_running(self, node: str) -> bool:
-        return node not in self.down
 
     def lose_unsynced(self, node: str, *, mode: str = "drop", seed: int | None = None
                       ) -> dict[str, int]:

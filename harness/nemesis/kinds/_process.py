@@ -37,6 +37,27 @@ class ProcessFault(FaultKind):
         node = started.get("node")
         return [str(node)] if isinstance(node, str) and node in nodes else None
 
+    def hold_targets(self, ctx: FaultContext, want: Any, none_up: str) -> list[str]:
+        """Resolve ``want`` (a node, a rule, or ``"all"``: every node up) and hold each
+        node for this kind; ValueError(``none_up``) when ``all`` finds none up. A node
+        already held by another fault releases the ones held so far."""
+        if want == "all":
+            nodes = [n for n in ctx.cluster.nodes if ctx.cluster.is_running(n)]
+            if not nodes:
+                raise ValueError(none_up)
+        else:
+            nodes = [ctx.node(want)]
+        held: list[str] = []
+        try:
+            for n in nodes:
+                ctx.hold(n, self.name)
+                held.append(n)
+        except BaseException:
+            for n in held:
+                ctx.release(n)
+            raise
+        return nodes
+
     def start(self, ctx: FaultContext, params: Mapping[str, Any]) -> dict[str, Any]:
         node = ctx.node(params.get("node", "leader"))
         ctx.hold(node, self.name)

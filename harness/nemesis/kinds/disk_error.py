@@ -87,19 +87,12 @@ class DiskError(ProcessFault):
         if mode not in MODES:
             raise ValueError(f"disk-error mode must be one of {MODES}, not {mode!r}")
         want = params.get("node", "leader")
-        nodes = ([n for n in ctx.cluster.nodes if ctx.cluster.is_running(n)] if want == "all"
-                 else [ctx.node(want)])
-        if not nodes:
-            raise ValueError("no node is up whose disk could fail")
-        held: list[str] = []
+        nodes = self.hold_targets(ctx, want, "no node is up whose disk could fail")
         try:
-            for n in nodes:
-                ctx.hold(n, self.name)
-                held.append(n)
             for n in nodes:
                 ctx.cluster.disk_errors(n, mode)  # type: ignore[attr-defined]
         except BaseException:
-            for n in held:
+            for n in nodes:
                 with contextlib.suppress(Exception):
                     ctx.cluster.disk_errors(n, "none")  # type: ignore[attr-defined]
                 ctx.release(n)

@@ -82,24 +82,15 @@ class LoseUnsynced(ProcessFault):
         raw_seed = params.get("seed")
         seed = None if raw_seed is None else int(raw_seed)
         want = params.get("node", "leader")
-        if want == "all":
-            nodes = [n for n in ctx.cluster.nodes if ctx.cluster.is_running(n)]
-            if not nodes:
-                raise ValueError("no node is up to crash")
-        else:
-            nodes = [ctx.node(want)]
-        held: list[str] = []
+        nodes = self.hold_targets(ctx, want, "no node is up to crash")
         try:
-            for n in nodes:
-                ctx.hold(n, self.name)
-                held.append(n)
             for n in nodes:  # every node down before any drop: one power loss
                 ctx.nemesis.kill(n)
             dropped = {n: dict(ctx.cluster.lose_unsynced(  # type: ignore[attr-defined]
                 n, mode=mode, seed=None if seed is None else seed + i))
                 for i, n in enumerate(nodes)}
         except BaseException:
-            for n in held:
+            for n in nodes:
                 ctx.release(n)
             raise
         if want != "all":
