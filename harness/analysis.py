@@ -25,12 +25,14 @@ from harness.checker.details import (
     LeaseDetails,
     LinearizableDetails,
     QueueDetails,
+    RobustnessDetails,
     StatsDetails,
 )
 from harness.checker.fencing import fencing
 from harness.checker.idempotency import has_resends, idempotency
 from harness.checker.queue import queue
 from harness.checker.result import Result, typed
+from harness.checker.robustness import has_hostile_requests, robustness
 from harness.checker.stats import stats
 from harness.errors import HarnessError
 from harness.history import History
@@ -39,10 +41,10 @@ from harness.logical import logical_history
 __all__ = ["CHECKERS", "CheckPlan", "check_history", "plan_checks", "with_recorded_checks"]
 
 CHECKERS = ("linearizable", "queue", "fencing", "lease", "stats", "convergence", "availability",
-            "idempotency")
+            "idempotency", "robustness")
 #: checkers that judge the raw history, resends and all (the rest judge logical
 #: operations, see :mod:`harness.logical`)
-_RAW = frozenset({"idempotency"})
+_RAW = frozenset({"idempotency", "robustness"})
 _QUEUE_FS = frozenset({"enqueue", "dequeue", "drain", "claim", "complete", "renew", "fail",
                        "read-item"})
 _FORMAT_MODELS = {"etcd-log": "etcd", "kv-lines": "kv"}
@@ -113,7 +115,8 @@ def plan_checks(
 def with_recorded_checks(checkers: Sequence[str], history: History) -> tuple[str, ...]:
     """``checkers`` plus those the history itself calls for: ``convergence`` when it
     holds replica reads, ``availability`` when it states an availability promise,
-    ``idempotency`` when it has resends of acknowledged requests.
+    ``idempotency`` when it has resends of acknowledged requests, ``robustness``
+    when it holds malformed requests (:mod:`harness.hostile`).
 
     Added by what the history holds, not by workload: both depend on the
     system (an adapter with ``HasReplicaState`` or ``PromisesAvailability``),
@@ -127,6 +130,8 @@ def with_recorded_checks(checkers: Sequence[str], history: History) -> tuple[str
         chosen += ("availability",)
     if "idempotency" not in chosen and has_resends(history):
         chosen += ("idempotency",)
+    if "robustness" not in chosen and has_hostile_requests(history):
+        chosen += ("robustness",)
     return chosen
 
 
@@ -162,6 +167,8 @@ def build_checker(plan: CheckPlan, *, time_limit_s: float | None = 60.0,
             table[name] = availability
         elif name == "idempotency":
             table[name] = idempotency
+        elif name == "robustness":
+            table[name] = robustness
 
     def check(history: History) -> Result:
         # every checker but those in _RAW judges logical operations: a
@@ -244,6 +251,15 @@ def summarize(result: Result) -> str:
                     + ", ".join(d.anomalies))
         return (f"{d.resends} resends, {d.same_answer} answered as the "
                 f"first, {d.no_evidence} unanswered or turned away")
+    if isinstance(d, RobustnessDetails):
+        if valid == "unknown":
+            return str(d.reason or "not judged")
+        a = d.answers
+        text = (f"{d.requests} malformed requests: {a.get('refused', 0)} refused, "
+                f"{a.get('no-answer', 0)} unanswered")
+        if valid is False:
+            text += f", {a.get('accepted', 0)} accepted, {a.get('error', 0)} answered 5xx"
+        return text
     if isinstance(d, LeaseDetails):
         if valid is False:
             return ", ".join(f"{getattr(d, a.replace('-', '_') + '_count')} {a}"

@@ -154,6 +154,11 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="resend this fraction of acknowledged enqueues, writes, cas and "
                         "completes at once with the same request id, as after a lost answer "
                         "(only systems that promise request-id idempotency; 0: never)")
+    r.add_argument("--hostile-rate", type=float, default=2.0, metavar="HZ",
+                   help="send this many malformed requests per second alongside the workload, "
+                        "through the load balancer and to each node, and judge the answers "
+                        "(systems whose adapter can draw them, such as refsys; 0: never; "
+                        "default: %(default)s)")
     r.add_argument("--pin-clients", action="store_true",
                    help="client i talks to node i mod N directly instead of through the LB")
     r.add_argument("--toxiproxy-url",

@@ -37,13 +37,20 @@ from harness.generator import (
     random_schedule,
 )
 from harness.history import NEMESIS, History, Op, OpType
+from harness.hostile import DEFAULT_HOSTILE_RATE_HZ, drive_hostile
 from harness.interrupts import Interrupted, StopSignals
 from harness.nemesis import registry
 from harness.nemesis.driver import FaultDriver
 from harness.nemesis.faults import Nemesis
 from harness.replicas import record_replica_states
 from harness.store import RunStore, new_run_dir, new_run_id
-from harness.system import Address, HasLease, availability_promise, election_timeout_s
+from harness.system import (
+    Address,
+    HasLease,
+    TakesHostileInput,
+    availability_promise,
+    election_timeout_s,
+)
 from harness.workloads import get_workload
 
 __all__ = ["DEFAULT_RATE_HZ", "Recorder", "RunConfig", "RunResult", "run"]
@@ -84,6 +91,10 @@ class RunConfig:
     #: idempotency only), as when an answer is lost on its way: the resend must
     #: change nothing and be answered as the first was (the idempotency checker)
     resend_rate: float = 0.05
+    #: malformed requests per second, sent alongside the workload to systems that
+    #: state :class:`harness.system.TakesHostileInput` (see :mod:`harness.hostile`);
+    #: 0 turns them off
+    hostile_rate_hz: float = DEFAULT_HOSTILE_RATE_HZ
     #: seconds the check may take before a checker says unknown
     check_time_limit_s: float = 120.0
     through_lb: bool = True
@@ -101,6 +112,7 @@ class RunConfig:
             "seed": self.seed, "bug": self.bug, "test": self.test,
             "through_lb": self.through_lb, "op_timeout_s": self.op_timeout_s,
             "retries": self.retries, "resend_rate": self.resend_rate,
+            "hostile_rate_hz": self.hostile_rate_hz,
             "check_time_limit_s": self.check_time_limit_s,
             "system_options": dict(self.system_options),
             "workload_options": dict(self.workload_options),
@@ -573,8 +585,20 @@ def _drive(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: R
 
     threads = [threading.Thread(target=worker, args=(w,), name=f"worker-{w}", daemon=True)
                for w in range(cfg.concurrency)]
+    helpers: list[threading.Thread] = []
+    if cfg.hostile_rate_hz > 0 and isinstance(system, TakesHostileInput):
+        # through the load balancer and to every node in turn; its own random stream,
+        # so the schedule and the clients' operations are those of a run without it
+        targets = ([("lb", lb)] if lb is not None else []) + \
+            [(str(n), cluster.client_address(n)) for n in cluster.nodes]
+        hostile_rng = random.Random(plan_seed ^ 0x5EED)
+        helpers.append(threading.Thread(
+            target=drive_hostile, args=(system, recorder._record, targets), kwargs={
+                "rng": hostile_rng, "rate_hz": cfg.hostile_rate_hz,
+                "timeout_s": cfg.op_timeout_s, "end": end, "stop": stop},
+            name="hostile", daemon=True))
     nem_thread = threading.Thread(target=driver.run, args=(t0,), name="nemesis", daemon=True)
-    for t in threads:
+    for t in [*threads, *helpers]:
         t.start()
     nem_thread.start()
     try:
@@ -585,7 +609,7 @@ def _drive(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: R
             time.sleep(0.25)
     finally:
         stop.set()
-        for t in threads:
+        for t in [*threads, *helpers]:
             t.join(timeout=cfg.op_timeout_s + 5)
         nem_thread.join(timeout=30)
         try:

@@ -39,6 +39,7 @@ __all__ = [
     "ReadsReplicaAt",
     "StatesTimeouts",
     "System",
+    "TakesHostileInput",
     "availability_promise",
     "election_timeout_s",
     "peer_addressing",
@@ -313,6 +314,48 @@ class PromisesAvailability(Protocol):
     # up and connected keeps serving once this long has passed since a node died,
     # froze or was cut off (an election, the load balancer dropping the node). A
     # system that states it is judged in those windows too.
+
+
+@runtime_checkable
+class TakesHostileInput(Protocol):
+    """A system whose API documents what it refuses, so the harness can send it
+    malformed requests while it runs and judge the answers.
+
+    A node that crashes, hangs or answers 5xx on input it should refuse, or that
+    accepts such input, is a bug of its own class (a "query of death"), and the
+    worst of them is distributed: a value the first node accepts is replicated,
+    and every replica fails on it when it applies or re-encodes it. Client
+    workloads send only well-formed requests, so they never find it. The
+    runner sends requests drawn from :meth:`hostile_request` alongside the
+    workload, through the load balancer and to each node in turn, records
+    them as ops of the process :data:`harness.hostile.HOSTILE`, and the
+    ``robustness`` checker judges the answers (see :mod:`harness.hostile`); the
+    availability and convergence checkers see what they did to the cluster.
+    """
+
+    def hostile_request(self, rng: Any) -> Mapping[str, Any]:
+        """One request the system's API documents as malformed, drawn from ``rng``
+        (a :class:`random.Random`; the same draws give the same request): a JSON-ready
+        mapping the adapter alone interprets, with a short ``why`` saying what is wrong
+        with it (it goes into the report)."""
+        ...
+
+    def send_hostile(self, request: Mapping[str, Any], address: Address, *,
+                     timeout_s: float) -> tuple[str, str]:
+        """Send ``request`` to ``address`` and classify the answer: ``(answer,
+        detail)`` with ``answer`` one of :data:`harness.hostile.ANSWERS`:
+
+        * ``refused``: the system's own definite refusal (a 4xx, or a refusal that
+          came before looking, such as "no leader");
+        * ``accepted``: the system took it (a 2xx): its validation has a hole;
+        * ``error``: the system itself answered that it failed (a 5xx in the system's
+          own error format): a node raised on input it should have refused;
+        * ``no-answer``: no answer from the system (a timeout, a reset, a load
+          balancer's or proxy's own error page): judged by nothing but what follows.
+
+        ``detail`` is a short text for the report (the status and error code). Never
+        raise: an exception counts as ``no-answer``."""
+        ...
 
 
 @runtime_checkable

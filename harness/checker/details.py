@@ -30,6 +30,7 @@ __all__ = [
     "LeaseDetails",
     "LinearizableDetails",
     "QueueDetails",
+    "RobustnessDetails",
     "StatsDetails",
     "details_for",
 ]
@@ -211,11 +212,22 @@ class IdempotencyDetails(Details):
     anomalous: Sequence[Mapping[str, Any]] = ()
 
 
+@dataclass(frozen=True, eq=False)
+class RobustnessDetails(Details):
+    """Malformed requests and how the system answered them."""
+
+    requests: int = 0
+    answers: Mapping[str, int] = field(default_factory=dict)
+    by_why: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    accepted_bad_input: Sequence[Mapping[str, Any]] = ()
+    error_on_bad_input: Sequence[Mapping[str, Any]] = ()
+
+
 DETAILS_TYPES: Mapping[str, type[Details]] = {
     "queue": QueueDetails, "fencing": FencingDetails, "lease": LeaseDetails,
     "linearizable": LinearizableDetails, "stats": StatsDetails,
     "convergence": ConvergenceDetails, "availability": AvailabilityDetails,
-    "idempotency": IdempotencyDetails,
+    "idempotency": IdempotencyDetails, "robustness": RobustnessDetails,
 }
 
 

@@ -88,6 +88,9 @@ def run_command(args: argparse.Namespace) -> int:
     if not 0.0 <= args.resend_rate <= 1.0:
         raise HarnessError("--resend-rate must be between 0 and 1")
     cfg.resend_rate = args.resend_rate
+    if not args.hostile_rate >= 0:
+        raise HarnessError("--hostile-rate must be 0 or more")
+    cfg.hostile_rate_hz = args.hostile_rate
     cfg.check_time_limit_s = args.check_time_limit_s
     cfg.system_options = parse_options(list(args.options or []))
     if args.replay:
@@ -95,11 +98,14 @@ def run_command(args: argparse.Namespace) -> int:
         cfg.schedule = schedule
         if stored:  # a results.json: run the same configuration again
             for key in ("system", "workload", "time_limit_s", "concurrency", "rate_hz",
-                        "nodes", "bug", "through_lb", "op_timeout_s", "retries", "resend_rate"):
+                        "nodes", "bug", "through_lb", "op_timeout_s", "retries", "resend_rate",
+                        "hostile_rate_hz"):
                 if key in stored and stored[key] is not None:
                     setattr(cfg, key, stored[key])
             if "resend_rate" not in stored:  # a run from before resends: none then
                 cfg.resend_rate = 0.0
+            if "hostile_rate_hz" not in stored:  # a run from before malformed requests
+                cfg.hostile_rate_hz = 0.0
             cfg.nemesis = tuple(stored.get("nemesis") or cfg.nemesis)
             cfg.workload_options = dict(stored.get("workload_options") or {})
             if not args.options and isinstance(stored.get("system_options"), dict):

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.checker.details import AvailabilityDetails, IdempotencyDetails
+from harness.checker.details import AvailabilityDetails, IdempotencyDetails, RobustnessDetails
 from harness.report.data import checker_result, compact
 
-__all__ = ["availability_view", "idempotency_view"]
+__all__ = ["availability_view", "idempotency_view", "robustness_view"]
 
 
 def availability_view(result: Any) -> dict[str, Any] | None:
@@ -72,3 +72,21 @@ def idempotency_view(result: Any) -> dict[str, Any] | None:
     return {"anomalies": [str(a) for a in d.anomalies or []], "rows": rows,
             "total": int(d.anomalous_count or len(rows)),
             "resends": int(d.resends or 0)}
+
+
+def robustness_view(result: Any) -> dict[str, Any] | None:
+    """Malformed requests the system accepted or failed on, when there were any."""
+    r = checker_result(result, "robustness")
+    if r is None or r.valid is not False:
+        return None
+    d = RobustnessDetails.coerce(r.details)
+    rows = [{"anomaly": anomaly, "index": e.get("index"), "at_s": e.get("at_s"),
+             "target": e.get("target"), "why": e.get("why"),
+             "request": compact(e.get("request")), "detail": e.get("detail")}
+            for anomaly, listed in (("accepted-bad-input", d.accepted_bad_input),
+                                    ("error-on-bad-input", d.error_on_bad_input))
+            for e in listed or [] if isinstance(e, Mapping)]
+    answers = d.answers if isinstance(d.answers, Mapping) else {}
+    return {"anomalies": [str(a) for a in d.anomalies or []], "rows": rows,
+            "requests": int(d.requests or 0),
+            "total": int(answers.get("accepted", 0)) + int(answers.get("error", 0))}

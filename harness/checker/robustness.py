@@ -1,0 +1,89 @@
+"""Robustness: how the system answered requests its own API calls malformed.
+
+The runner sends them alongside the workload when the system states
+:class:`harness.system.TakesHostileInput` (see :mod:`harness.hostile`); each
+answer is one of ``refused``, ``accepted``, ``error`` or ``no-answer``, as the
+adapter classified it. Two answers are proof of a bug, whatever the faults:
+
+* ``accepted-bad-input``: the system took a request its API documents as
+  malformed (a value nested past its limit, an id of the wrong type). Its
+  validation has a hole, and what it accepted is now in its state, replicated:
+  the cluster carries input it promised never to hold;
+* ``error-on-bad-input``: the system itself answered that it failed (a 5xx in
+  its own error format, not a proxy's page): a node raised on input it should
+  have refused. Where it raised matters less than that it did: a node whose
+  parser or validator throws can be made to throw by anyone.
+
+``no-answer`` (a timeout, a reset, a proxy's own error page) proves nothing by
+itself: it may be a fault in force. A node that a request took down shows in
+what follows instead: the availability checker's unserved requests, a cluster
+that does not recover, replicas that differ.
+
+The verdict is invalid with those anomalies, valid when every answer was a
+refusal or no answer, and unknown when the history holds no malformed request
+(the checker is only planned when it does).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from harness.checker.details import RobustnessDetails
+from harness.checker.result import UNKNOWN, Result
+from harness.history import History
+from harness.hostile import ACCEPTED, ERROR, HOSTILE, NO_ANSWER, REFUSED, answer_of, hostile_calls
+
+__all__ = ["ANOMALIES", "has_hostile_requests", "robustness"]
+
+ANOMALIES = {ACCEPTED: "accepted-bad-input", ERROR: "error-on-bad-input"}
+LISTED = 20
+"""At most this many requests are listed per anomaly (all are counted)."""
+
+_NS = 1_000_000_000
+
+
+def has_hostile_requests(history: History) -> bool:
+    """Whether the history holds malformed requests (so the checker applies)."""
+    return any(op.process == HOSTILE and op.f == HOSTILE for op in history.nemesis_ops())
+
+
+def _entry(invoke: Any, completion: Any) -> dict[str, Any]:
+    value = invoke.value if isinstance(invoke.value, dict) else {"request": invoke.value}
+    err = completion.error if completion is not None else None
+    return {"index": invoke.index, "at_s": round(invoke.time / _NS, 3),
+            "target": value.get("target"), "why": value.get("why"),
+            "request": {k: v for k, v in value.items() if k not in {"target", "why"}},
+            "detail": err.get("detail") if isinstance(err, dict) else err}
+
+
+def robustness(history: History) -> Result:
+    """Judge every malformed request's answer (see the module docstring)."""
+    calls = hostile_calls(history.nemesis_ops())
+    if not calls:
+        return Result(UNKNOWN, details=RobustnessDetails.of({
+            "reason": "the history holds no malformed request: nothing to judge"}))
+    answers: Counter[str] = Counter()
+    by_why: dict[str, Counter[str]] = {}
+    listed: dict[str, list[dict[str, Any]]] = {a: [] for a in ANOMALIES.values()}
+    for invoke, completion in calls:
+        answer = answer_of(completion)
+        answers[answer] += 1
+        why = str(invoke.value.get("why", "?")) if isinstance(invoke.value, dict) else "?"
+        by_why.setdefault(why, Counter())[answer] += 1
+        anomaly = ANOMALIES.get(answer)
+        if anomaly is not None and len(listed[anomaly]) < LISTED:
+            listed[anomaly].append(_entry(invoke, completion))
+    details: dict[str, Any] = {
+        "requests": len(calls),
+        "answers": {a: answers.get(a, 0) for a in (REFUSED, ACCEPTED, ERROR, NO_ANSWER)},
+        "by_why": {w: dict(c) for w, c in sorted(by_why.items())},
+    }
+    anomalies = sorted(ANOMALIES[a] for a in ANOMALIES if answers.get(a))
+    for a in ANOMALIES.values():
+        if listed[a]:
+            details[a.replace("-", "_")] = listed[a]
+    if anomalies:
+        details["anomalies"] = anomalies
+        return Result(False, details=RobustnessDetails.of(details))
+    return Result(True, details=RobustnessDetails.of(details))
