@@ -208,6 +208,14 @@ def _r(checker: str, valid: Any, **details: Any) -> Result:
      ("progress", (("stats", "required-op-missing"),))),
     ({"queue": _r("queue", False, anomalies=["stuck", "lost"])},
      ("safety", (("queue", "stuck"), ("queue", "lost")))),
+    ({"robustness": _r("robustness", False, anomalies=["accepted-bad-input"])},
+     ("robustness", (("robustness", "accepted-bad-input"),))),
+    ({"robustness": _r("robustness", False, anomalies=["error-on-bad-input"]),
+      "queue": _r("queue", UNKNOWN, anomalies=[], progress=["unfinished"])},
+     ("robustness", (("queue", "unfinished"), ("robustness", "error-on-bad-input")))),
+    ({"robustness": _r("robustness", False, anomalies=["accepted-bad-input"]),
+      "queue": _r("queue", False, anomalies=["unexpected"])},
+     ("safety", (("queue", "unexpected"), ("robustness", "accepted-bad-input")))),
     # not a kill: proves nothing either way, or the run passed
     ({"queue": _r("queue", UNKNOWN, anomalies=[], progress=["unresolved"])}, None),
     ({"linearizable": _r("linearizable", UNKNOWN, error="time limit")}, None),
@@ -305,7 +313,8 @@ def test_score_leaves_out_broken_errored_and_judged_equivalent() -> None:
                (ms[6], outcome("error"))]
     lines = score_lines(results, {ms[3].id: "equivalent: the bound is never reached",
                                   ms[4].id: "a real gap: nothing checks renew"})
-    assert lines[0].startswith("killed: 3 (safety 2, progress 1); survived: 2; broken: 1")
+    assert lines[0].startswith("killed: 3 (safety 2, progress 1, robustness 0); survived: 2; "
+                              "broken: 1")
     assert "judged equivalent" in lines[-2]
     assert lines[-1] == "mutation score: 3/4 killed (75%)"
 

@@ -43,8 +43,8 @@ from harness.runner import RunConfig, RunResult
 from harness.system import NodeContext, NodeLaunch
 from harness.systems.refsys import ReferenceSystem
 
-__all__ = ["BATTERY", "PROGRESS_ANOMALIES", "Kill", "MutantSystem", "Outcome", "Recipe",
-           "kill_of", "run_battery"]
+__all__ = ["BATTERY", "PROGRESS_ANOMALIES", "ROBUSTNESS_ANOMALIES", "Kill", "MutantSystem",
+           "Outcome", "Recipe", "kill_of", "run_battery"]
 
 #: how the runner loads the adapter (``module:factory``)
 SYSTEM = "harness.bench.mutants.battery:MutantSystem"
@@ -212,6 +212,11 @@ SAFETY_ANOMALIES = frozenset({"lost", "duplicated", "unexpected", "failed-then-s
                               "divergence", "convergence"})
 
 
+#: anomalies of the system's handling of malformed requests (the robustness checker):
+#: input it accepted or failed on, which the workload's clients never send
+ROBUSTNESS_ANOMALIES = frozenset({"accepted-bad-input", "error-on-bad-input"})
+
+
 @dataclass(frozen=True)
 class Kill:
     """What caught a mutant in one run: each (checker, anomaly), and its class."""
@@ -220,9 +225,14 @@ class Kill:
 
     @property
     def kind(self) -> str:
-        """``safety`` if any finding broke a safety promise, else ``progress``."""
-        return "progress" if all(a in PROGRESS_ANOMALIES for _, a in self.findings) \
-            else "safety"
+        """``safety`` if any finding broke a safety promise, else ``robustness`` if one
+        was a malformed request's answer, else ``progress``."""
+        anomalies = [a for _, a in self.findings]
+        if any(a not in PROGRESS_ANOMALIES and a not in ROBUSTNESS_ANOMALIES
+               for a in anomalies):
+            return "safety"
+        return "robustness" if any(a in ROBUSTNESS_ANOMALIES for a in anomalies) \
+            else "progress"
 
     def describe(self) -> str:
         return ", ".join(f"{c}:{a}" for c, a in self.findings)

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
@@ -87,7 +88,7 @@ def score_lines(results: list[tuple[Mutant, Outcome]], judgements: dict[str, str
     survivors judged equivalent.
     """
     killed = [o for _, o in results if o.status == "killed"]
-    safety = sum(1 for o in killed if o.kill is not None and o.kill.kind == "safety")
+    kinds = Counter(o.kill.kind for o in killed if o.kill is not None)
     broken = sum(1 for _, o in results if o.status == "broken")
     errors = sum(1 for _, o in results if o.status == "error")
     survivors = [m for m, o in results if o.status == "survived"]
@@ -95,7 +96,8 @@ def score_lines(results: list[tuple[Mutant, Outcome]], judgements: dict[str, str
     n = len(results) - broken - errors - equivalent
     pct = f"{100 * len(killed) / n:.0f}%" if n else "n/a"
     return [
-        f"killed: {len(killed)} (safety {safety}, progress {len(killed) - safety}); "
+        f"killed: {len(killed)} (safety {kinds['safety']}, progress {kinds['progress']}, "
+        f"robustness {kinds['robustness']}); "
         f"survived: {len(survivors)}; broken: {broken}; errors: {errors}",
         f"N = {len(results)} sampled - {broken} broken - {errors} errored "
         f"- {equivalent} judged equivalent = {n}",
