@@ -22,6 +22,7 @@ from harness.checker.details import (
     ConvergenceDetails,
     FencingDetails,
     IdempotencyDetails,
+    LeadershipDetails,
     LeaseDetails,
     LinearizableDetails,
     QueueDetails,
@@ -30,6 +31,7 @@ from harness.checker.details import (
 )
 from harness.checker.fencing import fencing
 from harness.checker.idempotency import has_resends, idempotency
+from harness.checker.leadership import has_leadership_promise, leadership
 from harness.checker.queue import queue
 from harness.checker.result import Result, typed
 from harness.checker.robustness import has_hostile_requests, robustness
@@ -41,10 +43,10 @@ from harness.logical import logical_history
 __all__ = ["CHECKERS", "CheckPlan", "check_history", "plan_checks", "with_recorded_checks"]
 
 CHECKERS = ("linearizable", "queue", "fencing", "lease", "stats", "convergence", "availability",
-            "idempotency", "robustness")
+            "idempotency", "robustness", "leadership")
 #: checkers that judge the raw history, resends and all (the rest judge logical
 #: operations, see :mod:`harness.logical`)
-_RAW = frozenset({"idempotency", "robustness"})
+_RAW = frozenset({"idempotency", "robustness", "leadership"})
 _QUEUE_FS = frozenset({"enqueue", "dequeue", "drain", "claim", "complete", "renew", "fail",
                        "read-item"})
 _FORMAT_MODELS = {"etcd-log": "etcd", "kv-lines": "kv"}
@@ -116,7 +118,8 @@ def with_recorded_checks(checkers: Sequence[str], history: History) -> tuple[str
     """``checkers`` plus those the history itself calls for: ``convergence`` when it
     holds replica reads, ``availability`` when it states an availability promise,
     ``idempotency`` when it has resends of acknowledged requests, ``robustness``
-    when it holds malformed requests (:mod:`harness.hostile`).
+    when it holds malformed requests (:mod:`harness.hostile`), ``leadership`` when it
+    states a stable-leader promise (:mod:`harness.leadership`).
 
     Added by what the history holds, not by workload: both depend on the
     system (an adapter with ``HasReplicaState`` or ``PromisesAvailability``),
@@ -132,6 +135,8 @@ def with_recorded_checks(checkers: Sequence[str], history: History) -> tuple[str
         chosen += ("idempotency",)
     if "robustness" not in chosen and has_hostile_requests(history):
         chosen += ("robustness",)
+    if "leadership" not in chosen and has_leadership_promise(history):
+        chosen += ("leadership",)
     return chosen
 
 
@@ -169,6 +174,8 @@ def build_checker(plan: CheckPlan, *, time_limit_s: float | None = 60.0,
             table[name] = idempotency
         elif name == "robustness":
             table[name] = robustness
+        elif name == "leadership":
+            table[name] = leadership
 
     def check(history: History) -> Result:
         # every checker but those in _RAW judges logical operations: a
@@ -251,6 +258,11 @@ def summarize(result: Result) -> str:
                     + ", ".join(d.anomalies))
         return (f"{d.resends} resends, {d.same_answer} answered as the "
                 f"first, {d.no_evidence} unanswered or turned away")
+    if isinstance(d, LeadershipDetails):
+        if d.get("progress") or valid == "unknown":
+            return str(d.reason or "not judged")
+        return (f"{d.tenures} leaders' tenures; {d.excused} changes after a fault that hit "
+                f"the leader, {d.elsewhere} elsewhere, none forced by a rejoining node")
     if isinstance(d, RobustnessDetails):
         if valid == "unknown":
             return str(d.reason or "not judged")

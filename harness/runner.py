@@ -17,7 +17,7 @@ import random
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -39,6 +39,7 @@ from harness.generator import (
 from harness.history import NEMESIS, History, Op, OpType
 from harness.hostile import DEFAULT_HOSTILE_RATE_HZ, drive_hostile
 from harness.interrupts import Interrupted, StopSignals
+from harness.leadership import leadership_promise, observe_leadership
 from harness.nemesis import registry
 from harness.nemesis.driver import FaultDriver
 from harness.nemesis.faults import Nemesis
@@ -47,6 +48,7 @@ from harness.store import RunStore, new_run_dir, new_run_id
 from harness.system import (
     Address,
     HasLease,
+    PromisesStableLeader,
     TakesHostileInput,
     availability_promise,
     election_timeout_s,
@@ -532,20 +534,45 @@ def _drive(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: R
     if promise is not None:
         # the cluster's size decides which faults leave a majority (a failover grace's windows)
         promises["availability"] = {**promise, "nodes": [str(n) for n in cluster.nodes]}
+    stable = leadership_promise(system, [str(n) for n in cluster.nodes])
+    if stable is not None:
+        promises["leadership"] = stable
     if getattr(system, "delivery", None) == "at-least-once":
         # a broker that redelivers by design: duplicates are counted, not anomalies
         promises["delivery"] = "at-least-once"
     if promises:
         recorder.nemesis(PROMISES, promises)
     lb = cluster.lb_address() if cfg.through_lb else None
+    nodes = {n: {role: cluster.address(n, role) for role in system.ports}
+             for n in cluster.nodes}
+    # every node's view of who leads, from now until the replicas are read at the end
+    watch = threading.Event()
+    watcher: threading.Thread | None = None
+    if isinstance(system, PromisesStableLeader):
+        watcher = threading.Thread(target=observe_leadership, args=(
+            system, recorder._record, nodes), kwargs={"stop": watch}, name="leadership",
+            daemon=True)
+        watcher.start()
+    try:
+        _drive_phases(cfg, cluster, system, workload, recorder, rng, schedule, progress,
+                      lb=lb, nodes=nodes)
+    finally:
+        watch.set()
+        if watcher is not None:
+            watcher.join(timeout=5)
+
+
+def _drive_phases(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: Recorder,
+                  rng: random.Random, schedule: FaultSchedule,
+                  progress: Callable[[dict[str, Any]], None] | None, *, lb: Address | None,
+                  nodes: Mapping[str, Mapping[str, Address]]) -> None:
+    """The run proper: the workload with the faults, the heal, the final phase, and
+    the replicas' own states."""
 
     def address(worker: int) -> Address:
         if lb is not None:
             return lb
         return cluster.client_address(cluster.nodes[worker % len(cluster.nodes)])
-
-    nodes = {n: {role: cluster.address(n, role) for role in system.ports}
-             for n in cluster.nodes}
 
     def new_client(worker: int) -> Client:
         client = system.client(cfg.workload, address(worker), worker=f"w{worker}",

@@ -36,6 +36,7 @@ __all__ = [
     "NodeContext",
     "NodeLaunch",
     "PromisesAvailability",
+    "PromisesStableLeader",
     "ReadsReplicaAt",
     "StatesTimeouts",
     "System",
@@ -314,6 +315,33 @@ class PromisesAvailability(Protocol):
     # up and connected keeps serving once this long has passed since a node died,
     # froze or was cut off (an election, the load balancer dropping the node). A
     # system that states it is judged in those windows too.
+
+
+@runtime_checkable
+class PromisesStableLeader(Protocol):
+    """A system that promises its leader keeps office while it stays up and connected
+    to a majority, and can show each node's view of who leads.
+
+    Pre-vote and leader stickiness (Raft's PreVote and CheckQuorum, the
+    reference system's pre-vote round) exist for this: a node that was cut off
+    or restarted must not depose a healthy leader when it comes back. Without
+    them the node's term (ballot) ran ahead while it was alone, and its first
+    message forces an election: the cluster stops serving for an election's
+    length after every heal, and a flapping link takes it down repeatedly (the
+    2020 Cloudflare outage, a Raft cluster whose one partially cut-off node kept
+    deposing the leader). Safety checkers pass it; clients see only a hiccup
+    that a recovery grace forgives. The runner polls every node's view while the
+    run lasts (:mod:`harness.leadership`) and the ``leadership`` checker names a
+    leader deposed right after a fault that spared it ended.
+    """
+
+    def leadership(self, node: str, addresses: Mapping[str, Address], *,
+                   timeout_s: float) -> tuple[str | None, int | None]:
+        """``node``'s own view, read from it alone: the node it knows as leader
+        (itself when it leads; None when it knows none) and the term of that
+        leadership (a Raft term, a ballot's round: a number that grows with every
+        election). Raise when the node cannot be read."""
+        ...
 
 
 @runtime_checkable

@@ -27,6 +27,7 @@ __all__ = [
     "Details",
     "FencingDetails",
     "IdempotencyDetails",
+    "LeadershipDetails",
     "LeaseDetails",
     "LinearizableDetails",
     "QueueDetails",
@@ -213,6 +214,18 @@ class IdempotencyDetails(Details):
 
 
 @dataclass(frozen=True, eq=False)
+class LeadershipDetails(Details):
+    """Leaders' tenures and those a rejoining node ended."""
+
+    tenures: int = 0
+    changes: int = 0
+    excused: int = 0
+    elsewhere: int = 0
+    disrupted_count: int = 0
+    disrupted: Sequence[Mapping[str, Any]] = ()
+
+
+@dataclass(frozen=True, eq=False)
 class RobustnessDetails(Details):
     """Malformed requests and how the system answered them."""
 
@@ -228,6 +241,7 @@ DETAILS_TYPES: Mapping[str, type[Details]] = {
     "linearizable": LinearizableDetails, "stats": StatsDetails,
     "convergence": ConvergenceDetails, "availability": AvailabilityDetails,
     "idempotency": IdempotencyDetails, "robustness": RobustnessDetails,
+    "leadership": LeadershipDetails,
 }
 
 

@@ -209,7 +209,8 @@ BATTERY: tuple[Recipe, ...] = (
 #: anomalies that break a progress promise (the system stopped doing its work);
 #: every other anomaly an invalid checker names breaks a safety promise
 PROGRESS_ANOMALIES = frozenset({"unfinished", "stuck", "dead-lettered", "required-op-missing",
-                                "not-recovered", "unavailable", "lagging-replica"})
+                                "not-recovered", "unavailable", "lagging-replica",
+                                "leader-disrupted"})
 #: named anomalies known to break safety (for the record; anything invalid that
 #: is not a progress anomaly counts as safety, so a new checker is not missed)
 SAFETY_ANOMALIES = frozenset({"lost", "duplicated", "unexpected", "failed-then-seen",

@@ -1,0 +1,215 @@
+"""Leadership: was a healthy leader deposed when a node the faults had spared it from came back?
+
+A system that states :class:`harness.system.PromisesStableLeader` promises
+that a leader up and connected to a majority keeps its office: a node coming
+back from a partition or a restart must not force an election (what pre-vote
+and leader stickiness are for). The runner records every node's view of who
+leads (:mod:`harness.leadership`) and the promise, as the ``promises`` nemesis
+op's ``leadership`` entry (``{"nodes": [...]}``).
+
+From the views the checker builds *tenures*: a node claiming to lead at a term
+higher than any claimed before starts one; it ends when that node's own view
+changes (it stepped down, or names a higher term) or another node claims a
+higher term. A node the observer could not reach ends nothing: a slow answer is
+not a lost office.
+
+A tenure that ends within :data:`REJOIN_WINDOW_S` after a fault stopped (a
+``stop-*`` op, or the final ``heal-all``), having begun before that stop, is a
+**disruption** (progress finding ``leader-disrupted``) unless something excuses
+it: a fault in force at any time from :data:`LOOKBACK_S` before the stop to the
+tenure's end that named the leader among its faulty nodes, that named no faulty
+nodes (latency, clocks: their effect is not ours to guess), or whose faulty
+nodes were half the cluster or more (no majority to keep). The window after a
+stop is where pre-vote earns its keep; a leader change elsewhere with no fault
+on the leader is more likely a starved machine's late heartbeat than a bug, so
+it is only counted.
+
+The verdict is unknown with the finding named when there is a disruption (a
+finite run proves no liveness violation, and the leader may have been starved),
+valid otherwise, and unknown when the history has no observations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.checker.details import LeadershipDetails
+from harness.checker.result import UNKNOWN, Result
+from harness.history import NEMESIS, History
+from harness.leadership import LEADERSHIP, OBSERVER
+
+__all__ = ["LOOKBACK_S", "REJOIN_WINDOW_S", "Tenure", "has_leadership_promise", "leadership",
+           "tenures"]
+
+REJOIN_WINDOW_S = 3.0
+"""How long after a fault stops a leader change counts as caused by the rejoin: a
+restarted node's start, its election timeout and one round of messages."""
+
+LOOKBACK_S = 2.0
+"""A fault on the leader this long before the stop still excuses (an election it
+set off may finish after it ended)."""
+
+LISTED = 20
+_NS = 1_000_000_000
+_PROMISES = "promises"
+
+
+@dataclass
+class Tenure:
+    """One leader at one term, from the first claim seen to its end (ns; None: held on)."""
+
+    leader: str
+    term: int
+    start: int
+    end: int | None = None
+    ended_by: str | None = None
+
+
+def _promise(history: History) -> Mapping[str, Any] | None:
+    for op in history.nemesis_ops():
+        if op.f == _PROMISES and op.process == NEMESIS and isinstance(op.value, Mapping):
+            p = op.value.get("leadership")
+            if isinstance(p, Mapping):
+                return p
+    return None
+
+
+def has_leadership_promise(history: History) -> bool:
+    """Whether the history states the promise (so the checker applies)."""
+    return _promise(history) is not None
+
+
+def tenures(history: History) -> list[Tenure]:
+    """The leaders' tenures, in order (see the module docstring)."""
+    out: list[Tenure] = []
+    current: Tenure | None = None
+    top = -1  # the highest term claimed so far
+    for op in history.nemesis_ops():
+        if op.process != OBSERVER or op.f != LEADERSHIP or not isinstance(op.value, Mapping):
+            continue
+        v = op.value
+        node = str(v.get("node"))
+        if v.get("unreachable"):
+            continue
+        leader, raw = v.get("leader"), v.get("term")
+        term = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+        claims = leader == node and term is not None
+        if claims and term is not None and term > top:
+            if current is not None and current.end is None:
+                current.end, current.ended_by = op.time, f"{node} claimed term {term}"
+            current = Tenure(node, term, op.time)
+            out.append(current)
+            top = term
+        elif current is not None and current.end is None and node == current.leader \
+                and not (claims and term == current.term):
+            current.end = op.time
+            current.ended_by = (f"{node} now names {leader!r} at term {term!r}" if leader
+                                else f"{node} knows no leader (term {term!r})")
+    return out
+
+
+@dataclass(frozen=True)
+class _Fault:
+    kind: str
+    start: int
+    stop: int
+    faulty: frozenset[str] | None  # None: the record named no faulty nodes
+
+
+def _faults(history: History) -> tuple[list[_Fault], list[tuple[int, str]]]:
+    """Every fault's interval and faulty nodes, and every stop (time, what stopped)."""
+    end = max((op.time for op in history), default=0)
+    open_: list[tuple[str, int, frozenset[str] | None]] = []
+    done: list[_Fault] = []
+    stops: list[tuple[int, str]] = []
+    for op in history.nemesis_ops():
+        if op.process != NEMESIS:
+            continue
+        f = str(op.f)
+        if f.startswith("start-"):
+            v = op.value if isinstance(op.value, Mapping) else {}
+            faulty = v.get("faulty")
+            named = (frozenset(str(x) for x in faulty)
+                     if isinstance(faulty, list | tuple) and "error" not in v else None)
+            open_.append((f[6:], op.time, named))
+        elif f.startswith("stop-"):
+            kind = f[5:]
+            i = next((i for i, (k, _, _) in enumerate(open_) if k == kind), None)
+            if i is not None:
+                k, t0, named = open_.pop(i)
+                done.append(_Fault(k, t0, op.time, named))
+            stops.append((op.time, f))
+        elif f == "heal-all":
+            done.extend(_Fault(k, t0, op.time, named) for k, t0, named in open_)
+            open_.clear()
+            stops.append((op.time, f))
+    done.extend(_Fault(k, t0, end, named) for k, t0, named in open_)
+    return done, stops
+
+
+def _excuse(t: Tenure, since: int, until: int, faults: Sequence[_Fault], n: int) -> str | None:
+    for f in faults:
+        if f.start > until or f.stop < since:
+            continue
+        if f.faulty is None:
+            return f"{f.kind} named no faulty nodes"
+        if t.leader in f.faulty:
+            return f"{f.kind} hit {t.leader}"
+        if 2 * len(f.faulty) >= n:
+            return f"{f.kind} left no majority"
+    return None
+
+
+def leadership(history: History) -> Result:
+    """Judge the leaders' tenures against the faults (see the module docstring)."""
+    promise = _promise(history)
+    if promise is None:
+        return Result(UNKNOWN, details=LeadershipDetails.of({
+            "reason": "the history states no stable-leader promise: nothing to judge"}))
+    nodes = promise.get("nodes")
+    n = len(nodes) if isinstance(nodes, list | tuple) else 0
+    ts = tenures(history)
+    if not ts:
+        return Result(UNKNOWN, details=LeadershipDetails.of({
+            "reason": "no node was ever seen leading: nothing to judge"}))
+    faults, stops = _faults(history)
+    window = int(REJOIN_WINDOW_S * _NS)
+    lookback = int(LOOKBACK_S * _NS)
+    disrupted: list[dict[str, Any]] = []
+    excused = 0
+    elsewhere = 0
+    for t in ts:
+        if t.end is None:
+            continue
+        stop = max((s for s in stops if t.start < s[0] <= t.end <= s[0] + window),
+                   default=None)
+        if stop is None:
+            elsewhere += 1
+            continue
+        why = _excuse(t, stop[0] - lookback, t.end, faults, n)
+        if why is not None:
+            excused += 1
+            continue
+        if len(disrupted) < LISTED:
+            disrupted.append({
+                "leader": t.leader, "term": t.term, "since_s": round(t.start / _NS, 3),
+                "ended_s": round(t.end / _NS, 3), "ended_by": t.ended_by,
+                "after": stop[1], "after_s": round(stop[0] / _NS, 3)})
+    details: dict[str, Any] = {
+        "tenures": len(ts), "changes": sum(1 for t in ts if t.end is not None),
+        "excused": excused, "elsewhere": elsewhere, "disrupted_count": len(disrupted),
+        "disrupted": disrupted,
+        "leaders": [[t.leader, t.term, round(t.start / _NS, 3)] for t in ts[:100]],
+    }
+    if disrupted:
+        first = disrupted[0]
+        details["progress"] = ["leader-disrupted"]
+        details["reason"] = (
+            f"{len(disrupted)} healthy leader(s) deposed right after a fault ended, e.g. "
+            f"{first['leader']} (term {first['term']}) lost office at {first['ended_s']} s, "
+            f"{round(first['ended_s'] - first['after_s'], 2)} s after {first['after']} "
+            f"({first['ended_by']}), though no fault in force had hit it")
+        return Result(UNKNOWN, details=LeadershipDetails.of(details))
+    return Result(True, details=LeadershipDetails.of(details))

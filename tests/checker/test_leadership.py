@@ -1,0 +1,166 @@
+"""The leadership checker: a leader deposed right after a fault that spared it ended is a
+progress finding (unknown, never invalid); a change a fault on the leader, a fault of
+unknown reach or a lost majority explains, or one far from any heal, is not."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.analysis import plan_checks, summarize, with_recorded_checks
+from harness.checker.leadership import leadership, tenures
+from harness.history import NEMESIS, History, Op
+from harness.leadership import LEADERSHIP, OBSERVER
+from harness.testing import info
+
+S = 1_000_000_000
+NODES = ["n1", "n2", "n3"]
+
+
+def at(t_s: float, op: Op) -> Op:
+    return replace(op, time=int(t_s * S))
+
+
+def build(*timed: Op) -> History:
+    ops = sorted(timed, key=lambda o: o.time)
+    return History(replace(op, index=i) for i, op in enumerate(ops))
+
+
+def promise(nodes: list[str] = NODES) -> Op:
+    return at(0.0, info(NEMESIS, "promises", {"leadership": {"nodes": nodes}}, error=None))
+
+
+def view(t_s: float, node: str, leader: str | None, term: int | None) -> Op:
+    return at(t_s, info(OBSERVER, LEADERSHIP, {"node": node, "leader": leader, "term": term},
+                        error=None))
+
+
+def unreachable(t_s: float, node: str) -> Op:
+    return at(t_s, info(OBSERVER, LEADERSHIP, {"node": node, "unreachable": True}, error=None))
+
+
+def start(t_s: float, kind: str, faulty: list[str] | None) -> Op:
+    value: dict[str, Any] = {} if faulty is None else {"faulty": faulty}
+    return at(t_s, info(NEMESIS, f"start-{kind}", value, error=None))
+
+
+def stop(t_s: float, kind: str) -> Op:
+    return at(t_s, info(NEMESIS, f"stop-{kind}", {}, error=None))
+
+
+def follower_cut_off(kind: str = "partition", faulty: list[str] | None = None) -> list[Op]:
+    """n1 leads at term 5; a fault hits n3 from 1 s to 3 s."""
+    return [promise(), view(0.5, "n1", "n1", 5), view(0.5, "n2", "n1", 5),
+            start(1.0, kind, ["n3"] if faulty is None else faulty), stop(3.0, kind)]
+
+
+def test_a_leader_deposed_when_a_spared_follower_rejoins_is_a_progress_finding() -> None:
+    h = build(*follower_cut_off(), view(3.4, "n3", "n3", 9), view(3.5, "n1", "n3", 9))
+    r = leadership(h)
+    assert r.valid == "unknown"
+    assert list(r.details["progress"]) == ["leader-disrupted"]
+    d = r.details["disrupted"][0]
+    assert (d["leader"], d["term"], d["after"]) == ("n1", 5, "stop-partition")
+    assert "n3 claimed term 9" in d["ended_by"]
+    assert "deposed" in summarize(r)
+
+
+def test_a_leader_stepping_down_by_itself_after_the_heal_counts_too() -> None:
+    h = build(*follower_cut_off(), view(3.3, "n1", None, 8))
+    r = leadership(h)
+    assert r.valid == "unknown" and r.details["disrupted"][0]["ended_by"].startswith(
+        "n1 knows no leader")
+
+
+def test_changes_a_fault_explains_are_excused() -> None:
+    ends = [view(3.4, "n2", "n2", 6)]
+    on_leader = build(*follower_cut_off(faulty=["n1"]), *ends)
+    unnamed = build(*follower_cut_off(kind="latency", faulty=None)[:-2],
+                    start(1.0, "latency", None), stop(3.0, "latency"), *ends)
+    no_majority = build(*follower_cut_off(faulty=["n2", "n3"]), *ends)
+    for h in (on_leader, unnamed, no_majority):
+        r = leadership(h)
+        assert r.valid is True, r.details
+        assert r.details["excused"] == 1
+
+
+def test_a_fault_on_the_leader_just_before_the_stop_still_excuses() -> None:
+    """A pause of the leader that ended 1 s before the follower's fault stopped may have
+    set off the election that ends after it."""
+    h = build(*follower_cut_off(), start(1.2, "pause", ["n1"]), stop(2.0, "pause"),
+              view(3.4, "n2", "n2", 6))
+    assert leadership(h).valid is True
+
+
+def test_changes_far_from_any_heal_are_only_counted() -> None:
+    h = build(*follower_cut_off(), view(7.0, "n2", "n2", 6), view(7.1, "n1", "n2", 6))
+    r = leadership(h)
+    assert r.valid is True
+    assert (r.details["elsewhere"], r.details["tenures"]) == (1, 2)
+
+
+def test_an_unreachable_leader_keeps_its_tenure_and_stale_claims_start_none() -> None:
+    h = build(*follower_cut_off(), unreachable(3.2, "n1"), view(3.6, "n1", "n1", 5),
+              view(3.7, "n3", "n3", 4))
+    r = leadership(h)
+    assert r.valid is True and r.details["changes"] == 0
+    assert [(t.leader, t.term) for t in tenures(h)] == [("n1", 5)]
+
+
+def test_a_tenure_begun_after_the_stop_is_not_the_rejoins_doing() -> None:
+    h = build(*follower_cut_off(), view(3.2, "n2", "n2", 6), view(3.9, "n3", "n3", 7))
+    r = leadership(h)
+    # n1's end at 3.2 s is a disruption; n2's at 3.9 s began after the stop
+    assert r.details["disrupted_count"] == 1
+    assert r.details["disrupted"][0]["leader"] == "n1"
+
+
+def test_the_checker_is_planned_only_with_the_promise() -> None:
+    with_promise = build(*follower_cut_off())
+    assert "leadership" in with_recorded_checks((), with_promise)
+    assert "leadership" in plan_checks(with_promise).checkers
+    assert "leadership" not in with_recorded_checks((), build(view(1.0, "n1", "n1", 1)))
+    assert leadership(build(view(1.0, "n1", "n1", 1))).valid == "unknown"
+    assert leadership(build(promise())).valid == "unknown"
+
+
+events = st.lists(st.tuples(
+    st.floats(0, 20, allow_nan=False),
+    st.one_of(
+        st.tuples(st.just("view"), st.sampled_from(NODES), st.sampled_from([*NODES, None]),
+                  st.one_of(st.none(), st.integers(-2, 12), st.booleans())),
+        st.tuples(st.just("unreachable"), st.sampled_from(NODES)),
+        st.tuples(st.just("start"), st.sampled_from(["kill", "partition", "latency"]),
+                  st.one_of(st.none(), st.lists(st.sampled_from(NODES), max_size=3))),
+        st.tuples(st.just("stop"), st.sampled_from(["kill", "partition", "latency"])),
+    )), max_size=40)
+
+
+def _ops(drawn: list[tuple[float, tuple[Any, ...]]]) -> list[Op]:
+    out = [promise()]
+    for t, e in drawn:
+        if e[0] == "view":
+            out.append(view(t, e[1], e[2], e[3]))
+        elif e[0] == "unreachable":
+            out.append(unreachable(t, e[1]))
+        elif e[0] == "start":
+            out.append(start(t, e[1], e[2]))
+        else:
+            out.append(stop(t, e[1]))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(events)
+def test_any_history_is_judged_and_without_a_stop_nothing_is_disrupted(
+        drawn: list[tuple[float, tuple[Any, ...]]]) -> None:
+    ops = _ops(drawn)
+    r = leadership(build(*ops))
+    assert r.valid in (True, "unknown")
+    if not any(op.f.startswith("stop-") for op in ops):
+        assert not r.details.get("disrupted")
+    ts = tenures(build(*ops))
+    assert [t.term for t in ts] == sorted({t.term for t in ts})  # terms only grow
