@@ -164,3 +164,54 @@ def test_any_history_is_judged_and_without_a_stop_nothing_is_disrupted(
         assert not r.details.get("disrupted")
     ts = tenures(build(*ops))
     assert [t.term for t in ts] == sorted({t.term for t in ts})  # terms only grow
+
+
+class FakeViews:
+    """Each node's view, changed by the test; n2 raises while ``n2_down``."""
+
+    def __init__(self) -> None:
+        self.views = {"n1": ("n1", 3), "n2": ("n1", 3)}
+        self.n2_down = False
+        self.asked = 0
+
+    def leadership(self, node: str, addresses: Any, *,
+                   timeout_s: float) -> tuple[str | None, int | None]:
+        self.asked += 1
+        if node == "n2" and self.n2_down:
+            raise OSError("connection refused")
+        return self.views[node]
+
+
+def test_the_observer_records_each_change_once_until_stopped() -> None:
+    import threading
+    import time
+
+    from harness.history import OpType
+    from harness.leadership import observe_leadership
+    from harness.system import PromisesStableLeader
+
+    system = FakeViews()
+    assert isinstance(system, PromisesStableLeader)
+    recorded: list[dict[str, Any]] = []
+
+    def record(type_: OpType, process: Any, f: str, value: Any) -> Any:
+        assert (type_, process, f) == (OpType.INFO, OBSERVER, LEADERSHIP)
+        recorded.append(value)
+
+    stop = threading.Event()
+    t = threading.Thread(target=observe_leadership, args=(system, record, {"n1": {}, "n2": {}}),
+                         kwargs={"stop": stop, "interval_s": 0.01})
+    t.start()
+    time.sleep(0.1)
+    system.n2_down = True
+    time.sleep(0.1)
+    system.views = {"n1": ("n2", 4), "n2": ("n2", 4)}  # one assignment: no torn view
+    system.n2_down = False
+    time.sleep(0.1)
+    stop.set()
+    t.join(timeout=2)
+    assert not t.is_alive() and system.asked > 10
+    assert recorded == [
+        {"node": "n1", "leader": "n1", "term": 3}, {"node": "n2", "leader": "n1", "term": 3},
+        {"node": "n2", "unreachable": True},
+        {"node": "n1", "leader": "n2", "term": 4}, {"node": "n2", "leader": "n2", "term": 4}]
