@@ -126,7 +126,8 @@ class Api:
             raise BadRequest(f"body is not JSON: {e}") from e
         if not isinstance(body, dict):
             raise BadRequest("body must be a JSON object")
-        if _depth(body) > MAX_DEPTH:
+        # Bug "no_depth_limit": the depth guard is skipped.
+        if "no_depth_limit" not in self.node.cfg.bugs and _depth(body) > MAX_DEPTH:
             raise BadRequest(f"body nests deeper than {MAX_DEPTH} levels")
         return body
 

@@ -85,6 +85,20 @@ BUGS: dict[str, str] = {
         "lease is still valid (lease exclusivity; the first holder's completion is "
         "refused as stale)."
     ),
+    "no_depth_limit": (
+        "api.py: a request body is not checked against MAX_DEPTH, so a value nested "
+        "hundreds of levels (a payload, a key's value, a CAS operand, a result) is "
+        "accepted and proposed. Anomaly (hostile input only; client workloads send "
+        "flat values): a value up to about 975 levels (CPython 3.11; the node's JSON "
+        "parser refuses deeper ones itself) is answered 200, replicated and applied "
+        "on every node (robustness: accepted). A few levels deeper (about 976-979) "
+        "the leader parses it but cannot encode the accept message that wraps it "
+        "(RecursionError, fatal): the leader stops, and each new leader sent the "
+        "next such request stops too, so a stream of them leaves no quorum "
+        "(availability). A value just under that (975) passes everywhere but is a "
+        "poison pill in every log: after the whole cluster restarts, each node that "
+        "re-proposes the recovered slot stops on it, and no leader is elected."
+    ),
 }
 
 

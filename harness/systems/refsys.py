@@ -7,6 +7,7 @@ protocol: nothing in the harness knows it specially.
 from __future__ import annotations
 
 import json
+import random
 import sys
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -16,6 +17,7 @@ from typing import Any
 from harness.cluster.image import BaseSpec, ImageSpec
 from harness.errors import HarnessError
 from harness.system import Address, HealthCheck, NodeContext, NodeLaunch, project_root
+from harness.systems import refsys_hostile
 from harness.systems.refsys_client import RefsysClient
 
 __all__ = ["ReferenceSystem", "find_leader"]
@@ -141,6 +143,16 @@ class ReferenceSystem:
         return {"applied": body["applied"], "digest": body.get("digest"),
                 "state": body.get("kv", {}), "items": body.get("items", {}),
                 "queue": body.get("queue", [])}
+
+    def hostile_request(self, rng: random.Random) -> dict[str, Any]:
+        """A request the API documents as malformed (:class:`TakesHostileInput`; see
+        :mod:`harness.systems.refsys_hostile`)."""
+        return refsys_hostile.hostile_request(rng)
+
+    def send_hostile(self, request: Mapping[str, Any], address: Address, *,
+                     timeout_s: float) -> tuple[str, str]:
+        """Send one malformed request and classify the answer; never raises."""
+        return refsys_hostile.send_hostile(request, address, timeout_s=timeout_s)
 
     def image(self) -> ImageSpec:
         return ImageSpec(
