@@ -261,8 +261,8 @@ def summarize(result: Result) -> str:
     if isinstance(d, LeadershipDetails):
         if d.get("progress") or valid == "unknown":
             return str(d.reason or "not judged")
-        return (f"{d.tenures} leaders' tenures; {d.excused} changes after a fault that hit "
-                f"the leader, {d.elsewhere} elsewhere, none forced by a rejoining node")
+        return (f"{d.tenures} leaders' tenures, none ended by a rejoining node; "
+                f"{d.excused} ended by faults, {d.elsewhere} with no fault on the leader")
     if isinstance(d, RobustnessDetails):
         if valid == "unknown":
             return str(d.reason or "not judged")

@@ -34,6 +34,9 @@ Why each recipe is shaped as it is, in one line each (details in the recipe):
   restart after the repair finds what the retried fsyncs "made durable" gone.
 * ``wall_clock_lease``: only a moved wall clock shows it; the leader's clock
   jumps 30 s ahead, then strobes (``clock``), with items held.
+* ``no_depth_limit``: only input no client sends shows it; malformed requests
+  alongside a queue run (the runner's hostile sender) include values nested
+  past the API's limit, which the bugged node accepts.
 
 :func:`under_lose_unsynced` turns a recipe's kills into ``lose-unsynced``
 crashes: ``forget_promise`` is caught that way too, and the correct system
@@ -330,6 +333,18 @@ def _wall_clock_lease(seed: int) -> dict[str, Any]:
                                                   "delta_s": -30.0, "period_ms": 250})))
 
 
+def _no_depth_limit(seed: int) -> dict[str, Any]:
+    # A node that skips its nesting limit accepts a value nested past it, and
+    # replicates it: the robustness checker sees the 200 (accepted-bad-input).
+    # Near Python's recursion limit (about 976 levels) the value is a poison
+    # pill: the leader dies encoding it for its peers, and a cluster restarted
+    # with such a value in every log never elects again. Malformed requests at
+    # 4 per second, through the load balancer and to each node, no faults.
+    return dict(
+        workload="queue", nemesis=(), time_limit_s=5.0, concurrency=3, rate_hz=30.0,
+        hostile_rate_hz=4.0, schedule=_sched(seed), workload_options={"drain_quiet_s": 0.5})
+
+
 CAMPAIGNS: dict[str, Campaign] = {
     "ack_before_quorum": Campaign("queue-isolate-leader", "ack_before_quorum", "queue", "lost",
                                   _ack_before_quorum),
@@ -351,6 +366,8 @@ CAMPAIGNS: dict[str, Campaign] = {
                             "not-recovered", _retry_fsync),
     "wall_clock_lease": Campaign("queue-clock-jump", "wall_clock_lease", "lease",
                                  "lease-overlap", _wall_clock_lease),
+    "no_depth_limit": Campaign("queue-malformed-requests", "no_depth_limit", "robustness",
+                               "accepted-bad-input", _no_depth_limit),
 }
 
 

@@ -186,7 +186,10 @@ def leadership(history: History) -> Result:
         stop = max((s for s in stops if t.start < s[0] <= t.end <= s[0] + window),
                    default=None)
         if stop is None:
-            elsewhere += 1
+            if _excuse(t, t.end - lookback, t.end, faults, n) is not None:
+                excused += 1
+            else:
+                elsewhere += 1
             continue
         why = _excuse(t, stop[0] - lookback, t.end, faults, n)
         if why is not None:

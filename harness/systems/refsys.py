@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -143,6 +144,25 @@ class ReferenceSystem:
         return {"applied": body["applied"], "digest": body.get("digest"),
                 "state": body.get("kv", {}), "items": body.get("items", {}),
                 "queue": body.get("queue", [])}
+
+    def leadership(self, node: str, addresses: Mapping[str, Address], *,
+                   timeout_s: float = 0.5) -> tuple[str | None, int | None]:
+        """``GET /health`` of that node (cheap, answered whatever its health): the leader
+        it knows (``n{id}``; None past an election timeout without contact) and the round
+        of the ballot it promised, which is its leader's ballot (:class:`PromisesStableLeader`:
+        pre-vote and stickiness keep a rejoining node from deposing a live leader)."""
+        addr = addresses[self.client_role]
+        try:
+            with urllib.request.urlopen(f"http://{addr}/health", timeout=timeout_s) as r:
+                body = json.loads(r.read())
+        except urllib.error.HTTPError as e:  # 503: not healthy, the body still says who leads
+            body = json.loads(e.read())
+        if not isinstance(body, dict) or not isinstance(body.get("ballot"), list):
+            raise HarnessError(f"{node}: /health answered {str(body)[:200]}")
+        leader = body.get("leader")
+        ballot = body["ballot"]
+        term = ballot[0] if ballot and isinstance(ballot[0], int) else None
+        return (f"n{leader}" if isinstance(leader, int) else None), term
 
     def hostile_request(self, rng: random.Random) -> dict[str, Any]:
         """A request the API documents as malformed (:class:`TakesHostileInput`; see

@@ -249,3 +249,18 @@ def test_local_clock_is_seen_only_by_comparing_replicas(tmp_path: Path, harness_
                                                         ) -> None:
     r = _hunt("local_clock", tmp_path, harness_seed)
     assert {k for k, v in r.results.items() if v.valid is False} == {"convergence"}
+
+
+def test_no_depth_limit_is_seen_by_malformed_requests(tmp_path: Path, harness_seed: int
+                                                     ) -> None:
+    """Clients never send a value nested past the API's limit; the hostile sender does,
+    and the bugged node accepts it. The correct system refuses every one of the same
+    run's malformed requests and passes."""
+    r = _hunt("no_depth_limit", tmp_path / "bug", harness_seed)
+    accepted = r.results["robustness"].details["accepted_bad_input"]
+    assert any("nest" in str(e["why"]) for e in accepted), accepted
+    ok = run(CAMPAIGNS["no_depth_limit"].config(harness_seed, tmp_path / "correct",
+                                                buggy=False))
+    _valid(ok)
+    answers = ok.results["robustness"].details["answers"]
+    assert answers["refused"] >= 10 and answers["accepted"] == answers["error"] == 0, answers

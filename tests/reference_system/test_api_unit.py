@@ -101,6 +101,7 @@ def test_bug_names_are_validated() -> None:
         "wall_clock_lease",
         "no_fsync",
         "retry_fsync",
+        "no_depth_limit",
     }
 
 
