@@ -12,10 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.checker.details import AvailabilityDetails, IdempotencyDetails, RobustnessDetails
+from harness.checker.details import (
+    AvailabilityDetails,
+    IdempotencyDetails,
+    LeadershipDetails,
+    RobustnessDetails,
+)
 from harness.report.data import checker_result, compact
 
-__all__ = ["availability_view", "idempotency_view", "robustness_view"]
+__all__ = ["availability_view", "idempotency_view", "leadership_view", "robustness_view"]
 
 
 def availability_view(result: Any) -> dict[str, Any] | None:
@@ -90,3 +95,16 @@ def robustness_view(result: Any) -> dict[str, Any] | None:
     return {"anomalies": [str(a) for a in d.anomalies or []], "rows": rows,
             "requests": int(d.requests or 0),
             "total": int(answers.get("accepted", 0)) + int(answers.get("error", 0))}
+
+
+def leadership_view(result: Any) -> dict[str, Any] | None:
+    """Leaders deposed right after a fault that spared them ended, when there were any."""
+    r = checker_result(result, "leadership")
+    if r is None or not (r.details.get("progress") or []):
+        return None
+    d = LeadershipDetails.coerce(r.details)
+    rows = [{k: e.get(k) for k in ("leader", "term", "since_s", "ended_s", "ended_by", "after",
+                                    "after_s")}
+            for e in d.disrupted or [] if isinstance(e, Mapping)]
+    return {"reason": str(d.reason or ""), "rows": rows,
+            "total": int(d.disrupted_count or len(rows)), "tenures": int(d.tenures or 0)}

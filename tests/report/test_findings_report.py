@@ -1,4 +1,5 @@
-"""The report's availability and idempotency sections: the unserved requests of a
+"""The report's availability, idempotency, robustness and leadership sections: the
+unserved requests of a
 quiet cluster, and the resends a system judged anew, each with its ops."""
 
 from __future__ import annotations
@@ -49,3 +50,43 @@ def test_a_resend_judged_anew_is_shown_beside_its_first_attempt(make_run: RunFac
     page = write_report(run).read_text()
     assert 'id="idempotency"' in page and "resend-reapplied" in page
     assert "<td>op 1</td><td>op 3</td>" in page and 'id="no-anomalies"' not in page
+
+
+def test_malformed_requests_the_system_accepted_are_listed(make_run: RunFactory) -> None:
+    from harness.checker.robustness import robustness
+    from harness.history import Op, OpType
+    from harness.hostile import HOSTILE
+
+    req = {"why": "payload nested 40 levels", "path": "/enqueue", "target": "n2"}
+    ops = [invoke(0, "enqueue", {"id": "i1"}), ok(0, "enqueue", {"id": "i1"}),
+           Op(0, 0, OpType.INVOKE, HOSTILE, HOSTILE, req),
+           Op(0, 0, OpType.OK, HOSTILE, HOSTILE, req, {"answer": "accepted", "detail": "200"},
+              "n2")]
+    h = timed(ops)
+    rb = robustness(h).to_dict()
+    assert rb["valid"] is False and rb["anomalies"] == ["accepted-bad-input"]
+    run = make_run(h, base_results(valid=False, checkers={"robustness": rb},
+                                   op_count=len(h), workload="queue"))
+    page = write_report(run).read_text()
+    assert 'id="robustness"' in page and "payload nested 40 levels" in page
+    assert 'id="no-anomalies"' not in page
+
+
+def test_a_leader_deposed_by_a_rejoining_node_is_shown(make_run: RunFactory) -> None:
+    from harness.checker.leadership import leadership
+    from harness.leadership import LEADERSHIP, OBSERVER
+
+    def view(node: str, leader: str | None, term: int) -> object:
+        return info(OBSERVER, LEADERSHIP, {"node": node, "leader": leader, "term": term},
+                    error=None)
+
+    h = timed([info(NEMESIS, PROMISES, {"leadership": {"nodes": ["n1", "n2", "n3"]}},
+                    error=None),
+               view("n1", "n1", 4), info(NEMESIS, "start-kill", {"faulty": ["n3"]}, error=None),
+               info(NEMESIS, "stop-kill", {}, error=None), view("n3", "n3", 9)])
+    ld = leadership(h).to_dict()
+    assert ld["progress"] == ["leader-disrupted"]
+    run = make_run(h, base_results(valid="unknown", checkers={"leadership": ld},
+                                   op_count=len(h), workload="register"))
+    page = write_report(run).read_text()
+    assert 'id="leadership"' in page and "n3 claimed term 9" in page
