@@ -1,6 +1,6 @@
 """The report's availability, idempotency, robustness and leadership sections: the
-unserved requests of a
-quiet cluster, and the resends a system judged anew, each with its ops."""
+unserved requests of a quiet cluster, the resends a system judged anew, the malformed
+requests it accepted, and the leaders a rejoining node deposed."""
 
 from __future__ import annotations
 
