@@ -54,8 +54,12 @@ def test_refsys_conforms_locally() -> None:
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize(("system", "workloads"), [("etcd", ("register", "queue")),
-                                                   ("redis", ("queue",))])
+@pytest.mark.parametrize(("system", "workloads"), [
+    ("etcd", ("register", "queue")),
+    # about 2 minutes; Redis runs in the default tier through its Sentinel campaign and
+    # its per-node replica reads (tests/systems/test_campaigns.py, test_replica_state_docker)
+    pytest.param("redis", ("queue",), marks=pytest.mark.slow),
+])
 def test_third_party_systems_conform_in_docker(system: str, workloads: tuple[str, ...]) -> None:
     require(engine_available(), "no Docker engine reachable")
     # lose-unsynced is left out: whether etcd and Redis (whose appendfsync is the

@@ -106,6 +106,7 @@ def _exercised(r: RunResult) -> None:
 
 
 @pytest.mark.docker
+@pytest.mark.slow  # about 50 s with its image built, 140 s building it: over the default budget
 def test_zookeeper_with_sync_reads_is_linearizable(tmp_path: Path) -> None:
     r = _campaign("sync", tmp_path)
     _exercised(r)
