@@ -85,6 +85,17 @@ BUGS: dict[str, str] = {
         "lease is still valid (lease exclusivity; the first holder's completion is "
         "refused as stale)."
     ),
+    "no_prevote": (
+        "replica.py: a follower whose election timer fires starts an election at once, "
+        "skipping the pre-vote round that asks whether a majority has lost its leader "
+        "too. Safety holds (Paxos ballots), but a node cut off from the others raises "
+        "its ballot election after election, and when the partition heals its first "
+        "message carries that ballot to the leader, which steps down: every heal of a "
+        "cut-off follower, or of a deposed leader, costs the healthy majority an "
+        "election (Raft without PreVote; Cloudflare's 2020 outage). Anomaly: the "
+        "leadership checker's leader-disrupted (a progress finding); clients only see "
+        "a hiccup inside the recovery grace."
+    ),
     "no_depth_limit": (
         "api.py: a request body is not checked against MAX_DEPTH, so a value nested "
         "hundreds of levels (a payload, a key's value, a CAS operand, a result) is "

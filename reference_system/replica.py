@@ -399,6 +399,9 @@ class Replica:
     # ------------------------------------------------------------ elections
 
     def _start_prevote(self, now_ms: float) -> None:
+        if "no_prevote" in self.bugs:  # seeded bug: elect without asking first
+            self._start_election(now_ms)
+            return
         ballot = Ballot(max(self.max_seen.round, self.promised.round) + 1, self.id)
         pv = _PreVote(ballot, now_ms + self._election_timeout_ms(), now_ms, {self.id})
         self._prevote = pv

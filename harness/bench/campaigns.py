@@ -34,6 +34,9 @@ Why each recipe is shaped as it is, in one line each (details in the recipe):
   restart after the repair finds what the retried fsyncs "made durable" gone.
 * ``wall_clock_lease``: only a moved wall clock shows it; the leader's clock
   jumps 30 s ahead, then strobes (``clock``), with items held.
+* ``no_prevote``: only a node that comes back after running elections alone
+  shows it; the leader is cut off long enough to lose office and campaign in
+  vain, and its ballot deposes the new leader at the heal (``leadership``).
 * ``no_depth_limit``: only input no client sends shows it; malformed requests
   alongside a queue run (the runner's hostile sender) include values nested
   past the API's limit, which the bugged node accepts.
@@ -333,6 +336,18 @@ def _wall_clock_lease(seed: int) -> dict[str, Any]:
                                                   "delta_s": -30.0, "period_ms": 250})))
 
 
+def _no_prevote(seed: int) -> dict[str, Any]:
+    # The leader is cut off for 2.5 s: it steps down, and without a pre-vote
+    # round it raises its ballot election after election, alone. At the heal its
+    # first message carries that ballot to the new leader, which steps down: the
+    # healthy majority lost its leader to a node coming back. A correct node's
+    # pre-vote finds no majority without a leader, so its ballot stays put.
+    return dict(
+        workload="register", nemesis=("partition",), time_limit_s=6.0, concurrency=5,
+        rate_hz=60.0, op_timeout_s=1.0,
+        schedule=_sched(seed, Fault("partition", 1.0, 2.5, {"plan": "isolate-leader"})))
+
+
 def _no_depth_limit(seed: int) -> dict[str, Any]:
     # A node that skips its nesting limit accepts a value nested past it, and
     # replicates it: the robustness checker sees the 200 (accepted-bad-input).
@@ -366,6 +381,8 @@ CAMPAIGNS: dict[str, Campaign] = {
                             "not-recovered", _retry_fsync),
     "wall_clock_lease": Campaign("queue-clock-jump", "wall_clock_lease", "lease",
                                  "lease-overlap", _wall_clock_lease),
+    "no_prevote": Campaign("register-leader-rejoins", "no_prevote", "leadership",
+                           "leader-disrupted", _no_prevote),
     "no_depth_limit": Campaign("queue-malformed-requests", "no_depth_limit", "robustness",
                                "accepted-bad-input", _no_depth_limit),
 }

@@ -266,3 +266,19 @@ def test_no_depth_limit_is_seen_by_malformed_requests(tmp_path: Path, harness_se
     _valid(ok)
     answers = ok.results["robustness"].details["answers"]
     assert answers["refused"] >= 10 and answers["accepted"] == answers["error"] == 0, answers
+
+
+def test_no_prevote_lets_a_rejoining_node_depose_the_leader(tmp_path: Path, harness_seed: int
+                                                            ) -> None:
+    """Safety holds and clients see a hiccup; only the leadership checker, which knows
+    the old leader was the one cut off, names the new leader's fall at the heal. The
+    correct system's pre-vote keeps the new leader in office through the same run."""
+    r = _hunt("no_prevote", tmp_path / "bug", harness_seed)
+    _faults_applied(r, "partition")
+    assert r.valid == "unknown"
+    d = r.results["leadership"].details["disrupted"][0]
+    assert d["after"] in ("stop-partition", "heal-all"), d
+    ok = run(CAMPAIGNS["no_prevote"].config(harness_seed, tmp_path / "correct", buggy=False))
+    _valid(ok)
+    _faults_applied(ok, "partition")
+    assert ok.results["leadership"].details["tenures"] >= 2  # the cut did replace the leader

@@ -102,6 +102,7 @@ def test_bug_names_are_validated() -> None:
         "no_fsync",
         "retry_fsync",
         "no_depth_limit",
+        "no_prevote",
     }
 
 
