@@ -36,6 +36,12 @@ What it checks, each a test of its own so a failure names the broken part:
   :mod:`harness.clock`): a node's reported time (the ``Date`` header of its
   client port) moves by the offset set, forward and back, and returns when
   reset, and the cluster stays ready;
+* a stable leader (a system stating :class:`harness.system.PromisesStableLeader`): a
+  follower cut off for three election timeouts and healed leaves the leader and its
+  term as they were;
+* malformed requests (an adapter stating :class:`harness.system.TakesHostileInput`):
+  60 drawn requests, to each node in turn, are all refused, and the cluster stays
+  ready;
 * teardown leaves nothing behind (no container, network or volume of the
   run; no process for the local backend).
 
@@ -85,7 +91,10 @@ from harness.system import (
     LoadBalanced,
     NodeContext,
     NodeLaunch,
+    PromisesStableLeader,
     System,
+    TakesHostileInput,
+    election_timeout_s,
     peer_addressing,
 )
 from harness.systems import get_system
@@ -309,6 +318,62 @@ def test_partition_and_heal(cluster: Any, system: Any) -> None:
         nemesis.heal_network()
     _restart_if_stated(cluster, system, "partition", target)
     _wait(lambda: _ready(cluster, system), "the cluster to be ready after healing")
+
+
+def test_a_rejoining_follower_leaves_the_leader_in_office(cluster: Any, system: Any) -> None:
+    """For a system that promises a stable leader (:class:`PromisesStableLeader`): a
+    follower cut off for three election timeouts and healed does not depose the leader;
+    every node names the same leader at the same term before and after."""
+    roles = {n: {r: cluster.address(n, r) for r in system.ports} for n in cluster.nodes}
+    if not isinstance(system, PromisesStableLeader):
+        pytest.skip("the adapter does not promise a stable leader")
+
+    def agreed() -> tuple[str, int] | None:
+        views = {system.leadership(n, roles[n], timeout_s=1.0) for n in cluster.nodes}
+        if len(views) != 1:
+            return None
+        leader, term = views.pop()
+        return (leader, term) if leader is not None and term is not None else None
+
+    _wait(lambda: agreed() is not None, "every node to name one leader at one term")
+    before = agreed()
+    assert before is not None
+    follower = next(n for n in cluster.nodes if n != before[0])
+    nemesis = Nemesis(cluster)
+    try:
+        assert nemesis.partition(isolate(follower, cluster.nodes))["toxics"]
+        time.sleep(3 * election_timeout_s(system))
+    finally:
+        nemesis.heal_network()
+    _restart_if_stated(cluster, system, "partition", follower)
+    _wait(lambda: agreed() is not None, "every node to name one leader again after the heal")
+    time.sleep(2 * election_timeout_s(system))  # a disruption would have happened by now
+    after = agreed()
+    assert after == before, (f"{follower} came back from a partition and the leader changed: "
+                             f"{before} before, {after} after")
+
+
+def test_malformed_requests_are_refused(cluster: Any, system: Any) -> None:
+    """For an adapter that draws malformed requests (:class:`TakesHostileInput`): a healthy
+    cluster refuses every one of them, on every node, and stays ready. An answer other
+    than ``refused`` here is the system's bug, or the adapter's (a request the system does
+    not consider malformed, a classifier that misreads its answers), and a campaign would
+    report it as an anomaly."""
+    if not isinstance(system, TakesHostileInput):
+        pytest.skip("the adapter draws no malformed requests")
+    import random
+
+    wrong: list[str] = []
+    for i in range(60):
+        request = system.hostile_request(random.Random(i))
+        node = cluster.nodes[i % len(cluster.nodes)]
+        answer, detail = system.send_hostile(request, cluster.client_address(node),
+                                             timeout_s=5.0)
+        if answer != "refused":
+            wrong.append(f"{node}: {request.get('why')!r} answered {answer} ({detail})")
+    assert not wrong, f"{len(wrong)} of 60 malformed requests not refused: {wrong[:5]}"
+    _wait(lambda: _ready(cluster, system), "the cluster to be ready after malformed requests",
+          timeout_s=10)
 
 
 # --- flaky -----------------------------------------------------------------------------
