@@ -270,7 +270,8 @@ def summarize(result: Result) -> str:
         text = (f"{d.requests} malformed requests: {a.get('refused', 0)} refused, "
                 f"{a.get('no-answer', 0)} unanswered")
         if valid is False:
-            text += f", {a.get('accepted', 0)} accepted, {a.get('error', 0)} answered 5xx"
+            text += (f", {a.get('accepted', 0)} accepted, {a.get('error', 0)} answered 5xx, "
+                     f"{a.get('dropped', 0) - (d.drops_near_faults or 0)} hung up on")
         return text
     if isinstance(d, LeaseDetails):
         if valid is False:

@@ -10,7 +10,8 @@ path sees them as well as the leader's.
 Each is recorded as a pair of ops of the process :data:`HOSTILE` with ``f``
 :data:`HOSTILE`: the invocation holds the request and the target, the completion
 its answer (``ok`` for ``accepted``, ``fail`` for ``refused``, ``info`` for
-``error`` and ``no-answer``, the answer and the system's detail in ``error``).
+``error``, ``dropped`` and ``no-answer``, the answer and the system's detail in
+``error``).
 They are not client ops: the workload's checkers never see them, and the
 schedule and the clients' operations are those of the same run without them (the
 thread draws from its own random stream). What they did is judged twice: the
@@ -30,7 +31,8 @@ from typing import Any
 from harness.history import Op, OpType
 from harness.system import Address, TakesHostileInput
 
-__all__ = ["ACCEPTED", "ANSWERS", "DEFAULT_HOSTILE_RATE_HZ", "ERROR", "HOSTILE", "NO_ANSWER",
+__all__ = ["ACCEPTED", "ANSWERS", "DEFAULT_HOSTILE_RATE_HZ", "DROPPED", "ERROR", "HOSTILE",
+           "NO_ANSWER",
            "REFUSED", "answer_of", "drive_hostile", "hostile_calls"]
 
 HOSTILE = "hostile"
@@ -39,15 +41,17 @@ HOSTILE = "hostile"
 REFUSED = "refused"
 ACCEPTED = "accepted"
 ERROR = "error"
+DROPPED = "dropped"
 NO_ANSWER = "no-answer"
-ANSWERS = (REFUSED, ACCEPTED, ERROR, NO_ANSWER)
+ANSWERS = (REFUSED, ACCEPTED, ERROR, DROPPED, NO_ANSWER)
 """What :meth:`TakesHostileInput.send_hostile` may answer (see there)."""
 
 DEFAULT_HOSTILE_RATE_HZ = 2.0
 """Malformed requests per second: enough that a 30 s run sends each kind the
 adapter draws several times, few enough to stay out of the workload's way."""
 
-_TYPES = {ACCEPTED: OpType.OK, REFUSED: OpType.FAIL, ERROR: OpType.INFO, NO_ANSWER: OpType.INFO}
+_TYPES = {ACCEPTED: OpType.OK, REFUSED: OpType.FAIL, ERROR: OpType.INFO, DROPPED: OpType.INFO,
+          NO_ANSWER: OpType.INFO}
 
 Record = Callable[..., Op]
 """The recorder's ``_record(type, process, f, value, error=..., node=...)``."""

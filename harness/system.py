@@ -378,8 +378,11 @@ class TakesHostileInput(Protocol):
         * ``accepted``: the system took it (a 2xx): its validation has a hole;
         * ``error``: the system itself answered that it failed (a 5xx in the system's
           own error format): a node raised on input it should have refused;
-        * ``no-answer``: no answer from the system (a timeout, a reset, a load
-          balancer's or proxy's own error page): judged by nothing but what follows.
+        * ``dropped``: the whole request went out and the other end closed the
+          connection without an answer (not a timeout, not a refused connection): a
+          node that hangs up on input instead of refusing it;
+        * ``no-answer``: no answer from the system (a timeout, a refused connection, a
+          load balancer's or proxy's own error page): judged by nothing but what follows.
 
         ``detail`` is a short text for the report (the status and error code). Never
         raise: an exception counts as ``no-answer``."""

@@ -234,6 +234,9 @@ class RobustnessDetails(Details):
     by_why: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     accepted_bad_input: Sequence[Mapping[str, Any]] = ()
     error_on_bad_input: Sequence[Mapping[str, Any]] = ()
+    dropped_bad_input: Sequence[Mapping[str, Any]] = ()
+    drops_near_faults: int = 0
+    anomalous_count: int = 0
 
 
 DETAILS_TYPES: Mapping[str, type[Details]] = {

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.checker.details import LeadershipDetails
+from harness.checker.faults import FaultInterval, excused_by, fault_intervals
 from harness.checker.result import UNKNOWN, Result
 from harness.history import NEMESIS, History
 from harness.leadership import LEADERSHIP, OBSERVER
@@ -110,54 +111,14 @@ def tenures(history: History) -> list[Tenure]:
     return out
 
 
-@dataclass(frozen=True)
-class _Fault:
-    kind: str
-    start: int
-    stop: int
-    faulty: frozenset[str] | None  # None: the record named no faulty nodes
-
-
-def _faults(history: History) -> tuple[list[_Fault], list[tuple[int, str]]]:
-    """Every fault's interval and faulty nodes, and every stop (time, what stopped)."""
-    end = max((op.time for op in history), default=0)
-    open_: list[tuple[str, int, frozenset[str] | None]] = []
-    done: list[_Fault] = []
-    stops: list[tuple[int, str]] = []
-    for op in history.nemesis_ops():
-        if op.process != NEMESIS:
-            continue
-        f = str(op.f)
-        if f.startswith("start-"):
-            v = op.value if isinstance(op.value, Mapping) else {}
-            faulty = v.get("faulty")
-            named = (frozenset(str(x) for x in faulty)
-                     if isinstance(faulty, list | tuple) and "error" not in v else None)
-            open_.append((f[6:], op.time, named))
-        elif f.startswith("stop-"):
-            kind = f[5:]
-            i = next((i for i, (k, _, _) in enumerate(open_) if k == kind), None)
-            if i is not None:
-                k, t0, named = open_.pop(i)
-                done.append(_Fault(k, t0, op.time, named))
-            stops.append((op.time, f))
-        elif f == "heal-all":
-            done.extend(_Fault(k, t0, op.time, named) for k, t0, named in open_)
-            open_.clear()
-            stops.append((op.time, f))
-    done.extend(_Fault(k, t0, end, named) for k, t0, named in open_)
-    return done, stops
-
-
-def _excuse(t: Tenure, since: int, until: int, faults: Sequence[_Fault], n: int) -> str | None:
+def _excuse(t: Tenure, since: int, until: int, faults: Sequence[FaultInterval], n: int
+            ) -> str | None:
+    why = excused_by(faults, t.leader, since, until)
+    if why is not None:
+        return why
     for f in faults:
-        if f.start > until or f.stop < since:
-            continue
-        if f.faulty is None:
-            return f"{f.kind} named no faulty nodes"
-        if t.leader in f.faulty:
-            return f"{f.kind} hit {t.leader}"
-        if 2 * len(f.faulty) >= n:
+        if f.start <= until and f.stop >= since and f.faulty is not None \
+                and 2 * len(f.faulty) >= n:
             return f"{f.kind} left no majority"
     return None
 
@@ -174,7 +135,7 @@ def leadership(history: History) -> Result:
     if not ts:
         return Result(UNKNOWN, details=LeadershipDetails.of({
             "reason": "no node was ever seen leading: nothing to judge"}))
-    faults, stops = _faults(history)
+    faults, stops = fault_intervals(history)
     window = int(REJOIN_WINDOW_S * _NS)
     lookback = int(LOOKBACK_S * _NS)
     disrupted: list[dict[str, Any]] = []

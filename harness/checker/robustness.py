@@ -14,8 +14,16 @@ adapter classified it. Two answers are proof of a bug, whatever the faults:
   have refused. Where it raised matters less than that it did: a node whose
   parser or validator throws can be made to throw by anyone.
 
-``no-answer`` (a timeout, a reset, a proxy's own error page) proves nothing by
-itself: it may be a fault in force. A node that a request took down shows in
+* ``dropped-bad-input``: a node the request went to directly (not through the
+  load balancer) took the whole request and closed the connection without an
+  answer, while no fault was near it: no fault that hit that node, or that named
+  no faulty nodes, was in force from :data:`DROP_GRACE_S` before the request to
+  that long after its end (a node being killed resets its connections; a
+  restarted one may still be starting). A node that hangs up on input has no way
+  to say why, and a client cannot tell it from a crash.
+
+``no-answer`` (a timeout, a refused connection, a proxy's own error page) proves
+nothing by itself: it may be a fault in force. A node that a request took down shows in
 what follows instead: the availability checker's unserved requests, a cluster
 that does not recover, replicas that differ.
 
@@ -30,13 +38,26 @@ from collections import Counter
 from typing import Any
 
 from harness.checker.details import RobustnessDetails
+from harness.checker.faults import excused_by, fault_intervals
 from harness.checker.result import UNKNOWN, Result
 from harness.history import History
-from harness.hostile import ACCEPTED, ERROR, HOSTILE, NO_ANSWER, REFUSED, answer_of, hostile_calls
+from harness.hostile import (
+    ACCEPTED,
+    DROPPED,
+    ERROR,
+    HOSTILE,
+    NO_ANSWER,
+    REFUSED,
+    answer_of,
+    hostile_calls,
+)
 
 __all__ = ["ANOMALIES", "has_hostile_requests", "robustness"]
 
-ANOMALIES = {ACCEPTED: "accepted-bad-input", ERROR: "error-on-bad-input"}
+ANOMALIES = {ACCEPTED: "accepted-bad-input", ERROR: "error-on-bad-input",
+             DROPPED: "dropped-bad-input"}
+DROP_GRACE_S = 2.0
+"""How near a fault on the node excuses a hung-up connection (see the module docstring)."""
 LISTED = 20
 """At most this many requests are listed per anomaly (all are counted)."""
 
@@ -64,11 +85,23 @@ def robustness(history: History) -> Result:
         return Result(UNKNOWN, details=RobustnessDetails.of({
             "reason": "the history holds no malformed request: nothing to judge"}))
     answers: Counter[str] = Counter()
+    judged: Counter[str] = Counter()  # after drops near faults count as no answer
     by_why: dict[str, Counter[str]] = {}
     listed: dict[str, list[dict[str, Any]]] = {a: [] for a in ANOMALIES.values()}
+    faults, _ = fault_intervals(history)
+    grace = int(DROP_GRACE_S * _NS)
+    excused_drops = 0
     for invoke, completion in calls:
         answer = answer_of(completion)
         answers[answer] += 1
+        if answer == DROPPED:
+            target = invoke.value.get("target") if isinstance(invoke.value, dict) else None
+            end = completion.time if completion is not None else invoke.time
+            if target in (None, "lb") or excused_by(faults, str(target), invoke.time - grace,
+                                                     end + grace) is not None:
+                excused_drops += 1
+                answer = NO_ANSWER  # judged as no answer: a fault may explain it
+        judged[answer] += 1
         why = str(invoke.value.get("why", "?")) if isinstance(invoke.value, dict) else "?"
         by_why.setdefault(why, Counter())[answer] += 1
         anomaly = ANOMALIES.get(answer)
@@ -76,10 +109,13 @@ def robustness(history: History) -> Result:
             listed[anomaly].append(_entry(invoke, completion))
     details: dict[str, Any] = {
         "requests": len(calls),
-        "answers": {a: answers.get(a, 0) for a in (REFUSED, ACCEPTED, ERROR, NO_ANSWER)},
+        "answers": {a: answers.get(a, 0) for a in (REFUSED, ACCEPTED, ERROR, DROPPED,
+                                                    NO_ANSWER)},
+        "drops_near_faults": excused_drops,
+        "anomalous_count": sum(judged.get(a, 0) for a in ANOMALIES),
         "by_why": {w: dict(c) for w, c in sorted(by_why.items())},
     }
-    anomalies = sorted(ANOMALIES[a] for a in ANOMALIES if answers.get(a))
+    anomalies = sorted(ANOMALIES[a] for a in ANOMALIES if judged.get(a))
     for a in ANOMALIES.values():
         if listed[a]:
             details[a.replace("-", "_")] = listed[a]

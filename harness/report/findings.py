@@ -89,12 +89,12 @@ def robustness_view(result: Any) -> dict[str, Any] | None:
              "target": e.get("target"), "why": e.get("why"),
              "request": compact(e.get("request")), "detail": e.get("detail")}
             for anomaly, listed in (("accepted-bad-input", d.accepted_bad_input),
-                                    ("error-on-bad-input", d.error_on_bad_input))
+                                    ("error-on-bad-input", d.error_on_bad_input),
+                                    ("dropped-bad-input", d.dropped_bad_input))
             for e in listed or [] if isinstance(e, Mapping)]
-    answers = d.answers if isinstance(d.answers, Mapping) else {}
     return {"anomalies": [str(a) for a in d.anomalies or []], "rows": rows,
             "requests": int(d.requests or 0),
-            "total": int(answers.get("accepted", 0)) + int(answers.get("error", 0))}
+            "total": int(d.anomalous_count or len(rows))}
 
 
 def leadership_view(result: Any) -> dict[str, Any] | None:

@@ -34,7 +34,7 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from harness.hostile import ACCEPTED, ERROR, NO_ANSWER, REFUSED
+from harness.hostile import ACCEPTED, DROPPED, ERROR, NO_ANSWER, REFUSED
 from harness.system import Address
 
 __all__ = ["MAX_DEPTH", "MAX_ID_CHARS", "body_bytes", "classify", "hostile_request",
@@ -392,8 +392,14 @@ def send_hostile(request: Mapping[str, Any], address: Address, *,
                 return classify(resp.status, resp.read())
             except Exception:
                 return NO_ANSWER, f"{type(e).__name__} while sending"
-        resp = conn.getresponse()
-        return classify(resp.status, resp.read())
+        try:
+            resp = conn.getresponse()
+            return classify(resp.status, resp.read())
+        except (http.client.BadStatusLine, http.client.IncompleteRead,
+                ConnectionResetError) as e:
+            # the whole request went out and the other end closed without an answer
+            # (RemoteDisconnected is both a reset and a bad status line)
+            return DROPPED, f"closed without an answer ({type(e).__name__})"
     except ConnectionRefusedError:
         return NO_ANSWER, "connection refused"
     except TimeoutError:

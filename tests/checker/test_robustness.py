@@ -24,6 +24,7 @@ from harness.history import History, Op, OpType
 from harness.hostile import (
     ACCEPTED,
     ANSWERS,
+    DROPPED,
     ERROR,
     HOSTILE,
     NO_ANSWER,
@@ -35,11 +36,13 @@ from harness.report.findings import robustness_view
 from harness.system import Address, TakesHostileInput
 from harness.testing import invoke, ok
 
-_TYPES = {ACCEPTED: OpType.OK, REFUSED: OpType.FAIL, ERROR: OpType.INFO, NO_ANSWER: OpType.INFO}
+_TYPES = {ACCEPTED: OpType.OK, REFUSED: OpType.FAIL, ERROR: OpType.INFO, DROPPED: OpType.INFO,
+          NO_ANSWER: OpType.INFO}
 
 
-def hostile_pair(answer: str, why: str = "too deep", at: int = 0) -> list[Op]:
-    request = {"why": why, "path": "/enqueue", "target": "n1"}
+def hostile_pair(answer: str, why: str = "too deep", at: int = 0, target: str = "n1"
+                 ) -> list[Op]:
+    request = {"why": why, "path": "/enqueue", "target": target}
     return [Op(0, at, OpType.INVOKE, HOSTILE, HOSTILE, request),
             Op(0, at + 1, _TYPES[answer], HOSTILE, HOSTILE, request,
                {"answer": answer, "detail": f"HTTP for {answer}"}, "n1")]
@@ -58,7 +61,8 @@ def test_only_an_acceptance_or_a_systems_own_error_is_an_anomaly(answers: list[s
         assert r.valid == "unknown"
         return
     expected = sorted({"accepted-bad-input": ACCEPTED in answers,
-                       "error-on-bad-input": ERROR in answers}.items())
+                       "error-on-bad-input": ERROR in answers,
+                       "dropped-bad-input": DROPPED in answers}.items())
     anomalies = [name for name, present in expected if present]
     assert r.valid is (not anomalies)
     assert list(r.details.get("anomalies") or []) == anomalies
@@ -67,7 +71,38 @@ def test_only_an_acceptance_or_a_systems_own_error_is_an_anomaly(answers: list[s
     view = robustness_view(r)
     assert (view is None) == (not anomalies)
     if view is not None:
-        assert view["total"] == answers.count(ACCEPTED) + answers.count(ERROR)
+        assert view["total"] == sum(answers.count(a) for a in (ACCEPTED, ERROR, DROPPED))
+
+
+def test_a_hang_up_counts_only_from_a_node_asked_directly_away_from_its_faults() -> None:
+    """A node being killed resets its connections, and a load balancer's hang-up is not
+    the node's: only a node asked directly, with no fault on it (or of unknown reach)
+    within 2 s, hung up on the input itself."""
+    from harness.history import NEMESIS
+    from harness.testing import info
+
+    def at(t_s: float, ops: list[Op]) -> list[Op]:
+        return [replace(op, time=int(t_s * 1e9) + i) for i, op in enumerate(ops)]
+
+    def judge(*ops: Op) -> Any:
+        h = History(replace(op, index=i) for i, op in enumerate(sorted(ops,
+                                                                        key=lambda o: o.time)))
+        return robustness(h)
+
+    kill_n1 = [*at(10.0, [info(NEMESIS, "start-kill", {"faulty": ["n1"]}, error=None)]),
+               *at(12.0, [info(NEMESIS, "stop-kill", {}, error=None)])]
+    latency = [*at(10.0, [info(NEMESIS, "start-latency", {}, error=None)]),
+               *at(12.0, [info(NEMESIS, "stop-latency", {}, error=None)])]
+    near = at(13.5, hostile_pair(DROPPED))
+    far = at(20.0, hostile_pair(DROPPED))
+    assert judge(*kill_n1, *near).valid is True
+    assert judge(*latency, *near).valid is True
+    assert judge(*at(11.0, hostile_pair(DROPPED, target="lb"))).valid is True
+    r = judge(*kill_n1, *near, *far)
+    assert r.valid is False and list(r.details["anomalies"]) == ["dropped-bad-input"]
+    assert r.details["drops_near_faults"] == 1 and r.details["anomalous_count"] == 1
+    other = at(11.0, hostile_pair(DROPPED, target="n2"))  # n1's kill does not excuse n2
+    assert judge(*kill_n1, *other).valid is False
 
 
 def test_an_unanswered_request_at_the_end_counts_as_no_answer() -> None:

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.hostile import ACCEPTED, ERROR, NO_ANSWER, REFUSED
+from harness.hostile import ACCEPTED, DROPPED, ERROR, NO_ANSWER, REFUSED
 from harness.system import Address, TakesHostileInput
 from harness.systems.refsys import ReferenceSystem
 from harness.systems.refsys_hostile import body_bytes, hostile_request, send_hostile
@@ -172,7 +172,7 @@ def stub() -> Iterator[Address]:
     ("/html", NO_ANSWER, "503"),
     ("/lb", NO_ANSWER, "502 lb-bad-gateway"),
     ("/odd", NO_ANSWER, "302"),
-    ("/close", NO_ANSWER, "RemoteDisconnected"),
+    ("/close", DROPPED, "RemoteDisconnected"),
     ("/slow", NO_ANSWER, "no answer in 0.3 s"),
 ])
 def test_answers_are_classified(stub: Address, path: str, answer: str, code: str) -> None:

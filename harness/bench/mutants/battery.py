@@ -222,7 +222,8 @@ SAFETY_ANOMALIES = frozenset({"lost", "duplicated", "unexpected", "failed-then-s
 
 #: anomalies of the system's handling of malformed requests (the robustness checker):
 #: input it accepted or failed on, which the workload's clients never send
-ROBUSTNESS_ANOMALIES = frozenset({"accepted-bad-input", "error-on-bad-input"})
+ROBUSTNESS_ANOMALIES = frozenset({"accepted-bad-input", "error-on-bad-input",
+                                  "dropped-bad-input"})
 
 
 @dataclass(frozen=True)
