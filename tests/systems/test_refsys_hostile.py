@@ -172,7 +172,7 @@ def stub() -> Iterator[Address]:
     ("/html", NO_ANSWER, "503"),
     ("/lb", NO_ANSWER, "502 lb-bad-gateway"),
     ("/odd", NO_ANSWER, "302"),
-    ("/close", DROPPED, "RemoteDisconnected"),
+    ("/close", DROPPED, "closed without an answer (RemoteDisconnected)"),
     ("/slow", NO_ANSWER, "no answer in 0.3 s"),
 ])
 def test_answers_are_classified(stub: Address, path: str, answer: str, code: str) -> None:
