@@ -65,6 +65,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from harness.checker.details import AvailabilityDetails
+from harness.checker.faults import faulty_nodes
 from harness.checker.result import UNKNOWN, Result
 from harness.history import Call, History, OpType
 
@@ -93,11 +94,12 @@ LISTED = 20
 _NS = 1_000_000_000
 
 
-def promise_of(history: Iterable[Any]) -> Mapping[str, Any] | None:
-    """The availability promise recorded in the history, if any."""
+def promise_of(history: Iterable[Any], key: str = "availability") -> Mapping[str, Any] | None:
+    """A promise recorded in the history's :data:`PROMISES` op (``key``: which one, e.g.
+    ``availability`` or ``leadership``), if any."""
     for op in history:
         if op.f == PROMISES and not op.is_client and isinstance(op.value, Mapping):
-            p = op.value.get("availability")
+            p = op.value.get(key)
             if isinstance(p, Mapping):
                 return p
     return None
@@ -196,11 +198,7 @@ def minority_windows(history: History, grace_ns: int, recovery_ns: int,
         f = str(op.f)
         if f.startswith("start-"):
             close(op.time)
-            v = op.value if isinstance(op.value, Mapping) else {}
-            faulty = v.get("faulty")
-            named = (frozenset(str(x) for x in faulty)
-                     if isinstance(faulty, list | tuple) and "error" not in v else None)
-            active.append((f[6:], named))
+            active.append((f[6:], faulty_nodes(op.value)))
             if tolerated():
                 opens = op.time + grace_ns
         elif f.startswith("stop-"):

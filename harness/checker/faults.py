@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from harness.history import NEMESIS, History
 
-__all__ = ["FaultInterval", "excused_by", "fault_intervals"]
+__all__ = ["FaultInterval", "excused_by", "fault_intervals", "faulty_nodes"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,16 @@ class FaultInterval:
     start: int
     stop: int
     faulty: frozenset[str] | None  # None: the record named no faulty nodes
+
+
+def faulty_nodes(record: Any) -> frozenset[str] | None:
+    """The nodes a ``start-<kind>`` record names as hit; None when it names none (or the
+    fault failed to start), so it may have hit anyone."""
+    v = record if isinstance(record, Mapping) else {}
+    faulty = v.get("faulty")
+    if not isinstance(faulty, list | tuple) or "error" in v:
+        return None
+    return frozenset(str(x) for x in faulty)
 
 
 def fault_intervals(history: History) -> tuple[list[FaultInterval], list[tuple[int, str]]]:
@@ -40,11 +51,7 @@ def fault_intervals(history: History) -> tuple[list[FaultInterval], list[tuple[i
             continue
         f = str(op.f)
         if f.startswith("start-"):
-            v = op.value if isinstance(op.value, Mapping) else {}
-            faulty = v.get("faulty")
-            named = (frozenset(str(x) for x in faulty)
-                     if isinstance(faulty, list | tuple) and "error" not in v else None)
-            open_.append((f[6:], op.time, named))
+            open_.append((f[6:], op.time, faulty_nodes(op.value)))
         elif f.startswith("stop-"):
             kind = f[5:]
             i = next((i for i, (k, _, _) in enumerate(open_) if k == kind), None)

@@ -35,10 +35,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.checker.availability import promise_of
 from harness.checker.details import LeadershipDetails
 from harness.checker.faults import FaultInterval, excused_by, fault_intervals
 from harness.checker.result import UNKNOWN, Result
-from harness.history import NEMESIS, History
+from harness.history import History
 from harness.leadership import LEADERSHIP, OBSERVER
 
 __all__ = ["LOOKBACK_S", "REJOIN_WINDOW_S", "Tenure", "has_leadership_promise", "leadership",
@@ -54,7 +55,6 @@ set off may finish after it ended)."""
 
 LISTED = 20
 _NS = 1_000_000_000
-_PROMISES = "promises"
 
 
 @dataclass
@@ -69,12 +69,7 @@ class Tenure:
 
 
 def _promise(history: History) -> Mapping[str, Any] | None:
-    for op in history.nemesis_ops():
-        if op.f == _PROMISES and op.process == NEMESIS and isinstance(op.value, Mapping):
-            p = op.value.get("leadership")
-            if isinstance(p, Mapping):
-                return p
-    return None
+    return promise_of(history.nemesis_ops(), "leadership")
 
 
 def has_leadership_promise(history: History) -> bool:
