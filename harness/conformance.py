@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import tempfile
 import time
 import uuid
@@ -79,6 +78,7 @@ from typing import Any
 
 import pytest
 
+from harness import sockets
 from harness.cluster.image import ImageSpec
 from harness.cluster.local import LocalCluster, http_status
 from harness.errors import HarnessError
@@ -137,7 +137,7 @@ def _answers(cluster: Any, node: str, timeout_s: float = 1.0) -> bool:
     """Whether the node's client port takes a connection (a killed node's does not)."""
     addr = cluster.client_address(node)
     try:
-        with socket.create_connection((addr.host, addr.port), timeout=timeout_s):
+        with sockets.connect(addr.host, addr.port, timeout=timeout_s):
             return True
     except OSError:
         return False

@@ -43,11 +43,26 @@ __all__ = [
 ]
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands to client sockets (Linux's default if unknown)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_base_port(nodes: int = 5) -> int:
-    """A base port whose derived ports (see the module doc) are free right now."""
+    """A base port whose derived ports (see the module doc) are free right now.
+
+    The ports lie below the kernel's ephemeral range: a client polling a dead
+    node's port there could be given that port as its own source port and be
+    joined to itself, reading back its own request and holding the port so the
+    node cannot bind it when it restarts.
+    """
     rng = random.Random()
+    top = max(_ephemeral_low(), 12_000) - 200
     for _ in range(200):
-        base = rng.randrange(20_000, 60_000 - 200, 10)
+        base = rng.randrange(10_000, top, 10)
         ports = [base, *range(base + 1, base + nodes + 1), *range(base + 101, base + nodes + 101)]
         socks = []
         try:
@@ -83,6 +98,9 @@ def http_json(
     try:
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         headers = {"Content-Type": "application/json"} if data is not None else {}
+        conn.connect()
+        if conn.sock is not None and conn.sock.getsockname() == conn.sock.getpeername():
+            raise ConnectionRefusedError(f"nothing listens on port {port} (met itself)")
         conn.request(method, path, body=data, headers=headers)
         resp = conn.getresponse()
         text = resp.read()

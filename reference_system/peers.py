@@ -128,6 +128,11 @@ class PeerTransport:
             try:
                 async with asyncio.timeout(1.0):
                     reader, writer = await asyncio.open_connection(host, port)
+                if writer.get_extra_info("sockname") == writer.get_extra_info("peername"):
+                    # a dead peer's port given to us as our own: the socket met itself,
+                    # and would hold the port the peer must bind when it restarts
+                    writer.transport.abort()
+                    raise ConnectionRefusedError(f"nothing listens on {host}:{port}")
             except (OSError, TimeoutError):
                 self.dropped += len(q)  # stale by the time we reconnect; retransmitted
                 q.clear()

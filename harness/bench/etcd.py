@@ -40,6 +40,8 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
+from harness import sockets
+
 __all__ = ["EtcdCluster", "b64", "find_etcd"]
 
 HOST = "127.0.0.1"
@@ -61,9 +63,7 @@ def _free_ports(n: int) -> list[int]:
     socks = []
     try:
         for _ in range(n):
-            s = socket.socket()
-            s.bind((HOST, 0))
-            socks.append(s)
+            socks.append(sockets.hold_free_port(HOST))
         return [int(s.getsockname()[1]) for s in socks]
     finally:
         for s in socks:

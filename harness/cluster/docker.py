@@ -48,7 +48,6 @@ import functools
 import io
 import re
 import signal
-import socket
 import tarfile
 import threading
 import time
@@ -57,7 +56,7 @@ from pathlib import Path, PurePosixPath
 from types import FrameType
 from typing import Any
 
-from harness import clock
+from harness import clock, sockets
 from harness.cluster.backend import LB, Link, link_name, plan_links
 from harness.cluster.haproxy import haproxy_config, read_server_states
 from harness.cluster.image import BaseSpec, ImageSpec, ensure_image
@@ -158,7 +157,8 @@ def infra_image(system_image: object = None) -> ImageSpec:
         name="harness-infra",
         base=base,
         files={"app/harness/toxiproxy": root / "toxiproxy",
-               "app/harness/errors.py": root / "errors.py"},
+               "app/harness/errors.py": root / "errors.py",
+               "app/harness/sockets.py": root / "sockets.py"},
         dockerfile=(
             "COPY app /opt/harness\n"
             "RUN : > /opt/harness/harness/__init__.py\n"
@@ -913,7 +913,7 @@ def _listening(addr: Address) -> bool:
     greets us) keeps it open.
     """
     try:
-        with socket.create_connection((addr.host, addr.port), timeout=0.5) as s:
+        with sockets.connect(addr.host, addr.port, timeout=0.5) as s:
             s.settimeout(0.3)
             try:
                 return s.recv(1) != b""

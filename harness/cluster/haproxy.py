@@ -34,10 +34,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from harness import sockets
 from harness.system import Address, HealthCheck
 
 __all__ = ["LB_ERRORS", "NO_SERVER_ERROR", "ServerState", "haproxy_config", "read_server_states"]
@@ -134,7 +134,7 @@ class ServerState:
 
 def read_server_states(stats: Address, *, timeout_s: float = 1.0) -> list[ServerState]:
     """Ask the runtime API for every backend server's state (``show stat``)."""
-    with socket.create_connection((stats.host, stats.port), timeout=timeout_s) as sock:
+    with sockets.connect(stats.host, stats.port, timeout=timeout_s) as sock:
         sock.sendall(b"show stat\n")
         chunks = []
         while True:

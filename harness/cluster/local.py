@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import http.client
 import json
 import os
 import shutil
@@ -32,13 +33,11 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from harness import clock
+from harness import clock, sockets
 from harness.cluster.backend import LB, Link, link_name, plan_links
 from harness.cluster.haproxy import haproxy_config
 from harness.cluster.owner import Owner, pid_alive, process_start, state_dir
@@ -114,9 +113,23 @@ def _layer(layers: Mapping[str, Any], node: str) -> Any:
 
 
 def free_port(host: str = HOST) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port free right now, below the ephemeral range (see :mod:`harness.sockets`)."""
+    return sockets.free_port(host)
+
+
+def _create_proxy(tp: Any, name: str, upstream: str) -> Any:
+    """A proxy listening below the ephemeral range: a disabled proxy's port is polled
+    by clients, which must not be given it as their own (see :mod:`harness.sockets`).
+    A port taken between the probe and the bind is retried."""
+    from harness.toxiproxy import ToxiproxyError
+
+    for attempt in range(5):
+        try:
+            return tp.create_proxy(name, listen=f"{HOST}:{free_port()}", upstream=upstream)
+        except ToxiproxyError:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
 
 
 class _PortPool:
@@ -131,8 +144,7 @@ class _PortPool:
         self._held: list[socket.socket] = []
 
     def take(self, host: str = HOST) -> int:
-        s = socket.socket()
-        s.bind((host, 0))
+        s = sockets.hold_free_port(host)
         self._held.append(s)
         return int(s.getsockname()[1])
 
@@ -286,7 +298,7 @@ class LocalCluster:
             with ToxiproxyClient(self.toxiproxy_url()) as tp:
                 for link in self.links:
                     upstream = self._listen[link.dst][link.role]
-                    info = tp.create_proxy(link.name, listen=f"{HOST}:0", upstream=str(upstream))
+                    info = _create_proxy(tp, link.name, str(upstream))
                     self._proxy_addr[link.name] = Address(HOST, info.port)
         finally:
             pool.release()
@@ -560,7 +572,7 @@ class LocalCluster:
 
 def _port_open(addr: Address) -> bool:
     try:
-        with socket.create_connection((addr.host, addr.port), timeout=0.2):
+        with sockets.connect(addr.host, addr.port, timeout=0.2):
             return True
     except OSError:
         return False
@@ -569,11 +581,8 @@ def _port_open(addr: Address) -> bool:
 def http_status(addr: Address, path: str, *, timeout_s: float = 1.0) -> int:
     """The HTTP status of a GET (0 when nothing answered)."""
     try:
-        with urllib.request.urlopen(f"http://{addr}{path}", timeout=timeout_s) as r:
-            return int(r.status)
-    except urllib.error.HTTPError as e:
-        return int(e.code)
-    except (OSError, ValueError):
+        return sockets.http_get(addr.host, addr.port, path, timeout=timeout_s)[0]
+    except (OSError, ValueError, http.client.HTTPException):
         return 0
 
 

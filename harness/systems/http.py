@@ -12,6 +12,7 @@ import http.client
 import json
 from typing import Any
 
+from harness import sockets
 from harness.system import Address
 
 __all__ = ["HttpJson"]
@@ -27,7 +28,7 @@ class HttpJson:
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
-            self._conn = http.client.HTTPConnection(self.address.host, self.address.port,
+            self._conn = sockets.HTTPConnection(self.address.host, self.address.port,
                                                     timeout=self.timeout_s)
         return self._conn
 

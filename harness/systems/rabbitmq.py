@@ -76,6 +76,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from harness import sockets
 from harness.cluster.image import BaseSpec, ImageSpec
 from harness.system import Address, NodeContext, NodeLaunch
 from harness.systems.rabbitmq_client import QUEUE, RabbitQueueClient, connect
@@ -95,7 +96,7 @@ QUEUE_INFO_TIMEOUT_S = 4.0
 def management(address: Address, method: str, path: str, body: Any = None, *,
                timeout_s: float = 2.0) -> tuple[int, Any]:
     """One call to the management HTTP API as ``guest``; status 0 when nothing answered."""
-    conn = http.client.HTTPConnection(address.host, address.port, timeout=timeout_s)
+    conn = sockets.HTTPConnection(address.host, address.port, timeout=timeout_s)
     auth = base64.b64encode(b"guest:guest").decode()
     headers = {"Authorization": f"Basic {auth}", "Content-Type": "application/json"}
     try:

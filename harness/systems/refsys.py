@@ -6,15 +6,15 @@ protocol: nothing in the harness knows it specially.
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness import sockets
 from harness.cluster.image import BaseSpec, ImageSpec
 from harness.errors import HarnessError
 from harness.system import Address, HealthCheck, NodeContext, NodeLaunch, project_root
@@ -137,8 +137,10 @@ class ReferenceSystem:
                       timeout_s: float = 5.0) -> dict[str, Any]:
         """``GET /replica`` of that node: what it applied, read from it alone (no log)."""
         addr = addresses[self.client_role]
-        with urllib.request.urlopen(f"http://{addr}/replica", timeout=timeout_s) as r:
-            body = json.loads(r.read())
+        status, _, raw = sockets.http_get(addr.host, addr.port, "/replica", timeout=timeout_s)
+        if status != 200:
+            raise HarnessError(f"{node}: /replica answered HTTP {status}: {raw[:200]!r}")
+        body = json.loads(raw)
         if not isinstance(body, dict) or not isinstance(body.get("applied"), int):
             raise HarnessError(f"{node}: /replica answered {str(body)[:200]}")
         return {"applied": body["applied"], "digest": body.get("digest"),
@@ -152,11 +154,9 @@ class ReferenceSystem:
         of the ballot it promised, which is its leader's ballot (:class:`PromisesStableLeader`:
         pre-vote and stickiness keep a rejoining node from deposing a live leader)."""
         addr = addresses[self.client_role]
-        try:
-            with urllib.request.urlopen(f"http://{addr}/health", timeout=timeout_s) as r:
-                body = json.loads(r.read())
-        except urllib.error.HTTPError as e:  # 503: not healthy, the body still says who leads
-            body = json.loads(e.read())
+        # any status: a 503 (not healthy) still says who leads
+        _, _, raw = sockets.http_get(addr.host, addr.port, "/health", timeout=timeout_s)
+        body = json.loads(raw)
         if not isinstance(body, dict) or not isinstance(body.get("ballot"), list):
             raise HarnessError(f"{node}: /health answered {str(body)[:200]}")
         leader = body.get("leader")
@@ -190,10 +190,10 @@ class ReferenceSystem:
 
 def _status(addr: Address, timeout_s: float) -> dict[str, Any] | None:
     try:
-        with urllib.request.urlopen(f"http://{addr}/status", timeout=timeout_s) as r:
-            body = json.loads(r.read())
-            return body if isinstance(body, dict) else None
-    except (OSError, ValueError):
+        status, _, raw = sockets.http_get(addr.host, addr.port, "/status", timeout=timeout_s)
+        body = json.loads(raw) if status == 200 else None
+        return body if isinstance(body, dict) else None
+    except (OSError, ValueError, http.client.HTTPException):
         return None
 
 

@@ -34,6 +34,7 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from harness import sockets
 from harness.hostile import ACCEPTED, DROPPED, ERROR, NO_ANSWER, REFUSED
 from harness.system import Address
 
@@ -375,7 +376,7 @@ def send_hostile(request: Mapping[str, Any], address: Address, *,
         path = str(request.get("path", "/"))
     except Exception as e:  # a request this module did not draw
         return NO_ANSWER, f"unsendable request: {type(e).__name__}: {e}"
-    conn = http.client.HTTPConnection(address.host, address.port, timeout=timeout_s)
+    conn = sockets.HTTPConnection(address.host, address.port, timeout=timeout_s)
     try:
         try:
             if request.get("chunked") and data is not None:

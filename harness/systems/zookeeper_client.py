@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 from typing import Any
 
+from harness import sockets
 from harness.client import Outcome, fail, info, ok
 from harness.system import Address
 
@@ -32,7 +32,7 @@ ROOT = "/reg"
 def four_letter(address: Address, word: str, *, timeout_s: float = 1.0) -> str:
     """A four-letter-word command's answer (``srvr``, ``mntr``); OSError when the
     server does not answer."""
-    with socket.create_connection((address.host, address.port), timeout=timeout_s) as s:
+    with sockets.connect(address.host, address.port, timeout=timeout_s) as s:
         s.sendall(word.encode())
         chunks = []
         while True:

@@ -13,7 +13,6 @@ import contextlib
 import os
 import selectors
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 from typing import IO, Literal
 
+from harness import sockets
 from harness.toxiproxy.client import ToxiproxyClient, ToxiproxyError
 
 __all__ = ["Implementation", "ServerProcess", "find_toxiproxy_server", "toxiproxy_server"]
@@ -36,9 +36,7 @@ def find_toxiproxy_server() -> str | None:
 
 
 def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    return sockets.free_port(host)
 
 
 class ServerProcess:

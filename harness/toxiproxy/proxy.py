@@ -13,6 +13,7 @@ import random
 import socket
 from typing import Any
 
+from harness.sockets import SelfConnectError, is_self_connected
 from harness.toxiproxy.api_errors import ApiError, toxic_exists
 from harness.toxiproxy.link import Endpoint, Link
 from harness.toxiproxy.stream import Direction
@@ -125,9 +126,15 @@ class Connection:
         try:
             host, port = split_address(self._proxy.upstream)
             async with asyncio.timeout(DIAL_TIMEOUT_S):
-                _transport, upstream = await loop.create_connection(
+                transport, upstream = await loop.create_connection(
                     lambda: Endpoint(self._endpoint_lost), host, port
                 )
+            sock = transport.get_extra_info("socket")
+            if sock is not None and is_self_connected(sock):
+                # a dead upstream on an ephemeral port: the dial met itself and would
+                # echo the client and hold the upstream's port (see harness.sockets)
+                transport.abort()
+                raise SelfConnectError(f"nothing listens on {host}:{port}")
         except (OSError, ValueError, TimeoutError):
             self.client.close()  # like Toxiproxy: the client just sees the connection close
             if self.client.lost:

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from harness import sockets
 from harness.client import OpType
 from harness.cluster.haproxy import LB_ERRORS, haproxy_config, read_server_states
 from harness.pytest_plugin import require
@@ -76,9 +77,7 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return sockets.free_port()
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from harness import sockets
+
 
 class EchoServer:
     """Echoes everything back; thread per connection; ``close()`` ends all of them."""
@@ -97,7 +99,5 @@ def recv_until_closed(sock: socket.socket) -> bytes:
 
 
 def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on right now (below the ephemeral range)."""
+    return sockets.free_port()
