@@ -22,6 +22,7 @@ from harness.checker.details import (
     ConvergenceDetails,
     FencingDetails,
     IdempotencyDetails,
+    IntrospectionDetails,
     LeadershipDetails,
     LeaseDetails,
     LinearizableDetails,
@@ -31,6 +32,7 @@ from harness.checker.details import (
 )
 from harness.checker.fencing import fencing
 from harness.checker.idempotency import has_resends, idempotency
+from harness.checker.introspection import has_probes, introspection
 from harness.checker.leadership import has_leadership_promise, leadership
 from harness.checker.queue import queue
 from harness.checker.result import Result, typed
@@ -43,10 +45,10 @@ from harness.logical import logical_history
 __all__ = ["CHECKERS", "CheckPlan", "check_history", "plan_checks", "with_recorded_checks"]
 
 CHECKERS = ("linearizable", "queue", "fencing", "lease", "stats", "convergence", "availability",
-            "idempotency", "robustness", "leadership")
+            "idempotency", "robustness", "leadership", "introspection")
 #: checkers that judge the raw history, resends and all (the rest judge logical
 #: operations, see :mod:`harness.logical`)
-_RAW = frozenset({"idempotency", "robustness", "leadership"})
+_RAW = frozenset({"idempotency", "robustness", "leadership", "introspection"})
 _QUEUE_FS = frozenset({"enqueue", "dequeue", "drain", "claim", "complete", "renew", "fail",
                        "read-item"})
 _FORMAT_MODELS = {"etcd-log": "etcd", "kv-lines": "kv"}
@@ -119,7 +121,8 @@ def with_recorded_checks(checkers: Sequence[str], history: History) -> tuple[str
     holds replica reads, ``availability`` when it states an availability promise,
     ``idempotency`` when it has resends of acknowledged requests, ``robustness``
     when it holds malformed requests (:mod:`harness.hostile`), ``leadership`` when it
-    states a stable-leader promise (:mod:`harness.leadership`).
+    states a stable-leader promise (:mod:`harness.leadership`), ``introspection`` when
+    it holds the runner's introspection probes (:mod:`harness.probes`).
 
     Added by what the history holds, not by workload: both depend on the
     system (an adapter with ``HasReplicaState`` or ``PromisesAvailability``),
@@ -137,6 +140,8 @@ def with_recorded_checks(checkers: Sequence[str], history: History) -> tuple[str
         chosen += ("robustness",)
     if "leadership" not in chosen and has_leadership_promise(history):
         chosen += ("leadership",)
+    if "introspection" not in chosen and has_probes(history):
+        chosen += ("introspection",)
     return chosen
 
 
@@ -176,6 +181,8 @@ def build_checker(plan: CheckPlan, *, time_limit_s: float | None = 60.0,
             table[name] = robustness
         elif name == "leadership":
             table[name] = leadership
+        elif name == "introspection":
+            table[name] = introspection
 
     def check(history: History) -> Result:
         # every checker but those in _RAW judges logical operations: a
@@ -273,6 +280,10 @@ def summarize(result: Result) -> str:
             text += (f", {a.get('accepted', 0)} accepted, {a.get('error', 0)} answered 5xx, "
                      f"{a.get('dropped', 0) - (d.drops_near_faults or 0)} hung up on")
         return text
+    if isinstance(d, IntrospectionDetails):
+        if valid is True:
+            return f"{d.probes} introspection probes answered on the healthy cluster"
+        return str(d.reason or "not judged")
     if isinstance(d, LeaseDetails):
         if valid is False:
             return ", ".join(f"{getattr(d, a.replace('-', '_') + '_count')} {a}"

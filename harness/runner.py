@@ -43,6 +43,7 @@ from harness.leadership import leadership_promise, observe_leadership
 from harness.nemesis import registry
 from harness.nemesis.driver import FaultDriver
 from harness.nemesis.faults import Nemesis
+from harness.probes import probe_introspection
 from harness.replicas import record_replica_states
 from harness.store import RunStore, new_run_dir, new_run_id
 from harness.system import (
@@ -656,6 +657,12 @@ def _drive_phases(cfg: RunConfig, cluster: Any, system: Any, workload: Any, reco
         recorder.nemesis("recovered", {})
     except HarnessError as e:
         recorder.nemesis("not-recovered", {"error": str(e)})
+    else:
+        # what the adapter states it can ask (the leader, each replica, each node's view
+        # of the leader), asked of the healthy cluster: a broken route makes the verdict
+        # unknown, not valid (see harness.probes)
+        probe_introspection(system, recorder._record, nodes,
+                            {str(n): cluster.client_address(n) for n in cluster.nodes})
     def pinned_client(node: str) -> Client:
         return system.client(cfg.workload, cluster.client_address(node),
                              worker=f"w{cfg.concurrency}-{node}",

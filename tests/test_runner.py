@@ -15,11 +15,14 @@ from typing import Any
 import pytest
 from fault_fakes import FakeCluster
 
+from harness import probes as probes_module
+from harness.checker.result import UNKNOWN
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.generator import Fault, FaultSchedule
 from harness.pytest_plugin import require
 from harness.runner import RunConfig, run
+from harness.systems.refsys import ReferenceSystem
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +42,9 @@ def test_register_run_under_partitions_is_valid_and_stored(tmp_path: Path) -> No
     results = json.loads((r.run_dir / "results.json").read_text())
     assert results["seed"] == 5 and results["schedule"]["faults"][0]["kind"] == "partition"
     assert results["verdict"] == "valid"
+    # the adapter's introspection answered on the healthy cluster after the heal
+    intro = r.results["introspection"]
+    assert intro.valid is True and intro.details["probes"] == 7, intro.details
     history = (r.run_dir / "history.jsonl").read_text()
     assert '"f":"start-partition"' in history and '"f":"heal-all"' in history
     assert {p.name for p in (r.run_dir / "logs").iterdir()} >= {"n1.log", "haproxy.log"}
@@ -371,3 +377,43 @@ def test_report_pairs_overlapping_stops_with_their_own_starts() -> None:
                                                  ("kill", 2, 6), ("kill", 3, 3)]
     assert [label for _, label, _, _ in got[1:]] == [
         "kill n1", "kill n3", "kill (failed: no up node is cut-off)"]
+
+
+class BlindRefsys(ReferenceSystem):
+    """The reference system behind an adapter whose introspection is broken: the leader
+    lookup finds nobody and n2's state cannot be read (as a route answering 404 would)."""
+
+    def leader(self, client_addresses: Mapping[str, Any], *, timeout_s: float = 1.0
+               ) -> str | None:
+        return None
+
+    def replica_state(self, node: str, addresses: Mapping[str, Any], *,
+                      timeout_s: float = 5.0) -> dict[str, Any]:
+        if node == "n2":
+            raise HarnessError("n2: /replica answered HTTP 404")
+        return super().replica_state(node, addresses, timeout_s=timeout_s)
+
+
+def test_broken_introspection_makes_the_verdict_unknown_not_valid(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run whose leader faults could not be aimed says so instead of "valid"."""
+    monkeypatch.setattr(probes_module, "WAIT_S", 2.0)
+    sched = FaultSchedule((Fault("pause", 1.0, 2.0, {"node": "leader"}),), seed=3)
+    r = run(RunConfig(system="test_runner:BlindRefsys", workload="register",
+                      nemesis=("pause",), time_limit_s=3, seed=3, schedule=sched,
+                      reports_dir=tmp_path, rate_hz=20))
+    assert r.error is None
+    intro = r.results["introspection"]
+    assert intro.valid == UNKNOWN and list(intro.details["progress"]) == [
+        "introspection-failed"]
+    failed = {f["probe"]: f for f in intro.details["failed"]}
+    assert set(failed) == {"leader", "replica-state n2"}
+    assert "404" in failed["replica-state n2"]["answer"]
+    assert "fell back" in failed["leader"]["consequence"]
+    assert r.valid == UNKNOWN  # and no other checker found anything
+    assert all(res.valid is not False for res in r.results.values())
+    # the report names the probes and what their failure cost
+    html = (r.run_dir / "report.html").read_text()
+    assert 'id="introspection"' in html and "replica-state n2" in html
+    # a saved history is judged alike
+    assert main(["check", str(r.run_dir)]) == 2

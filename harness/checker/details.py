@@ -27,6 +27,7 @@ __all__ = [
     "Details",
     "FencingDetails",
     "IdempotencyDetails",
+    "IntrospectionDetails",
     "LeadershipDetails",
     "LeaseDetails",
     "LinearizableDetails",
@@ -226,6 +227,14 @@ class LeadershipDetails(Details):
 
 
 @dataclass(frozen=True, eq=False)
+class IntrospectionDetails(Details):
+    """The probes of the adapter's stated introspection, and those that never answered."""
+
+    probes: int = 0
+    failed: Sequence[Mapping[str, Any]] = ()
+
+
+@dataclass(frozen=True, eq=False)
 class RobustnessDetails(Details):
     """Malformed requests and how the system answered them."""
 
@@ -244,7 +253,7 @@ DETAILS_TYPES: Mapping[str, type[Details]] = {
     "linearizable": LinearizableDetails, "stats": StatsDetails,
     "convergence": ConvergenceDetails, "availability": AvailabilityDetails,
     "idempotency": IdempotencyDetails, "robustness": RobustnessDetails,
-    "leadership": LeadershipDetails,
+    "leadership": LeadershipDetails, "introspection": IntrospectionDetails,
 }
 
 

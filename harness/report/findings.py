@@ -15,12 +15,14 @@ from typing import Any
 from harness.checker.details import (
     AvailabilityDetails,
     IdempotencyDetails,
+    IntrospectionDetails,
     LeadershipDetails,
     RobustnessDetails,
 )
 from harness.report.data import checker_result, compact
 
-__all__ = ["availability_view", "idempotency_view", "leadership_view", "robustness_view"]
+__all__ = ["availability_view", "idempotency_view", "introspection_view", "leadership_view",
+           "robustness_view"]
 
 
 def availability_view(result: Any) -> dict[str, Any] | None:
@@ -108,3 +110,14 @@ def leadership_view(result: Any) -> dict[str, Any] | None:
             for e in d.disrupted or [] if isinstance(e, Mapping)]
     return {"reason": str(d.reason or ""), "rows": rows,
             "total": int(d.disrupted_count or len(rows)), "tenures": int(d.tenures or 0)}
+
+
+def introspection_view(result: Any) -> dict[str, Any] | None:
+    """Introspection probes that never answered on the healthy cluster, when there were."""
+    r = checker_result(result, "introspection")
+    if r is None or not (r.details.get("progress") or []):
+        return None
+    d = IntrospectionDetails.coerce(r.details)
+    rows = [{k: e.get(k) for k in ("probe", "attempts", "answer", "consequence")}
+            for e in d.failed or [] if isinstance(e, Mapping)]
+    return {"reason": str(d.reason or ""), "rows": rows, "probes": int(d.probes or 0)}

@@ -216,6 +216,11 @@ def _r(checker: str, valid: Any, **details: Any) -> Result:
     ({"robustness": _r("robustness", False, anomalies=["accepted-bad-input"]),
       "queue": _r("queue", False, anomalies=["unexpected"])},
      ("safety", (("queue", "unexpected"), ("robustness", "accepted-bad-input")))),
+    ({"introspection": _r("introspection", UNKNOWN, progress=["introspection-failed"])},
+     ("introspection", (("introspection", "introspection-failed"),))),
+    ({"introspection": _r("introspection", UNKNOWN, progress=["introspection-failed"]),
+      "queue": _r("queue", UNKNOWN, anomalies=[], progress=["unfinished"])},
+     ("progress", (("introspection", "introspection-failed"), ("queue", "unfinished")))),
     # not a kill: proves nothing either way, or the run passed
     ({"queue": _r("queue", UNKNOWN, anomalies=[], progress=["unresolved"])}, None),
     ({"linearizable": _r("linearizable", UNKNOWN, error="time limit")}, None),
@@ -313,7 +318,8 @@ def test_score_leaves_out_broken_errored_and_judged_equivalent() -> None:
                (ms[6], outcome("error"))]
     lines = score_lines(results, {ms[3].id: "equivalent: the bound is never reached",
                                   ms[4].id: "a real gap: nothing checks renew"})
-    assert lines[0].startswith("killed: 3 (safety 2, progress 1, robustness 0); survived: 2; "
+    assert lines[0].startswith("killed: 3 (safety 2, progress 1, robustness 0, introspection 0); "
+                              "survived: 2; "
                               "broken: 1")
     assert "judged equivalent" in lines[-2]
     assert lines[-1] == "mutation score: 3/4 killed (75%)"

@@ -45,8 +45,8 @@ from harness.runner import RunConfig, RunResult
 from harness.system import NodeContext, NodeLaunch
 from harness.systems.refsys import ReferenceSystem
 
-__all__ = ["BATTERY", "PROGRESS_ANOMALIES", "ROBUSTNESS_ANOMALIES", "Kill", "MutantSystem",
-           "Outcome", "Recipe", "kill_of", "run_battery"]
+__all__ = ["BATTERY", "INTROSPECTION_ANOMALIES", "PROGRESS_ANOMALIES", "ROBUSTNESS_ANOMALIES",
+           "Kill", "MutantSystem", "Outcome", "Recipe", "kill_of", "run_battery"]
 
 #: how the runner loads the adapter (``module:factory``)
 SYSTEM = "harness.bench.mutants.battery:MutantSystem"
@@ -226,6 +226,12 @@ ROBUSTNESS_ANOMALIES = frozenset({"accepted-bad-input", "error-on-bad-input",
                                   "dropped-bad-input"})
 
 
+#: a stated introspection route (leader lookup, a node's state, its view of the leader)
+#: that never answered on the healthy cluster (the introspection checker): the verdict
+#: is unknown because the system broke what its adapter states, not for want of evidence
+INTROSPECTION_ANOMALIES = frozenset({"introspection-failed"})
+
+
 @dataclass(frozen=True)
 class Kill:
     """What caught a mutant in one run: each (checker, anomaly), and its class."""
@@ -235,13 +241,16 @@ class Kill:
     @property
     def kind(self) -> str:
         """``safety`` if any finding broke a safety promise, else ``robustness`` if one
-        was a malformed request's answer, else ``progress``."""
+        was a malformed request's answer, else ``progress`` if one was a promise of
+        progress, else ``introspection``."""
         anomalies = [a for _, a in self.findings]
         if any(a not in PROGRESS_ANOMALIES and a not in ROBUSTNESS_ANOMALIES
-               for a in anomalies):
+               and a not in INTROSPECTION_ANOMALIES for a in anomalies):
             return "safety"
-        return "robustness" if any(a in ROBUSTNESS_ANOMALIES for a in anomalies) \
-            else "progress"
+        if any(a in ROBUSTNESS_ANOMALIES for a in anomalies):
+            return "robustness"
+        return "progress" if any(a in PROGRESS_ANOMALIES for a in anomalies) \
+            else "introspection"
 
     def describe(self) -> str:
         return ", ".join(f"{c}:{a}" for c, a in self.findings)
@@ -277,7 +286,7 @@ def kill_of(result: RunResult) -> Kill | None:
             found += [(name, a) for a in (named or ["invalid"])]
             continue
         progress = [a for a in [*named, *(str(p) for p in d.get("progress") or [])]
-                    if a in PROGRESS_ANOMALIES]
+                    if a in PROGRESS_ANOMALIES or a in INTROSPECTION_ANOMALIES]
         if name == "stats" and d.get("never_ok"):
             progress.append("required-op-missing")
         found += [(name, a) for a in dict.fromkeys(progress)]
