@@ -20,11 +20,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from harness.checker.convergence import REPLICA_STATE, REPLICAS
+from harness.checker.convergence import CATCH_UP, REPLICA_STATE, REPLICAS
 from harness.history import Op, OpType
 from harness.system import Address, HasReplicaState, ReadsReplicaAt
 
-__all__ = ["common_position", "read_replica", "record_replica_states", "wait_caught_up"]
+__all__ = ["common_position", "read_replica", "record_quiet_catch_up", "record_replica_states",
+           "wait_caught_up"]
 
 Record = Callable[[OpType, str, str, Any, Any], Op]
 """How an event is written to the history: (type, process, f, value, error)."""
@@ -68,28 +69,71 @@ def wait_caught_up(system: HasReplicaState, nodes: Mapping[str, Mapping[str, Add
     """Poll until every node answers at one applied position, twice in a row.
 
     Returns what was seen last: ``{"caught_up": bool, "waited_s", "applied":
-    {node: position or None}}`` (recorded with the reads, so a report can say
-    how long replicas took, or that they never agreed).
+    {node: position or None}, "behind_s": {node: seconds}}`` (recorded with the
+    reads, so a report can say how long replicas took, or that they never
+    agreed). ``behind_s`` is how long each node had been below the most
+    advanced position of every poll without moving itself (0 for a node at
+    the top, or one that moved since): a node chasing a moving leader keeps
+    resetting it, a node whose catch-up stalled does not.
     """
     t0 = time.monotonic()
     deadline = t0 + wait_s
     last: dict[str, Any] | None = None
+    previous: dict[str, Any] = {}
+    behind_since: dict[str, float] = {}
     # A paused node would hold every poll for the whole timeout; a poll only
     # needs positions, so it waits less (the recorded read gets the full timeout).
     poll_timeout_s = min(timeout_s, 2.0)
     while True:
         seen = {n: (read_replica(system, n, a, timeout_s=poll_timeout_s)[0] or {}).get("applied")
                 for n, a in nodes.items()}
+        now = time.monotonic()
+        top = _top(seen.values())
+        for n, v in seen.items():
+            if top is None or v is None or v == top or v != previous.get(n, v):
+                behind_since.pop(n, None)
+            if top is not None and v is not None and v != top:
+                behind_since.setdefault(n, now)
+        previous = seen
+        behind = {n: round(now - behind_since[n], 3) if n in behind_since else 0.0
+                  for n in seen}
         values = list(seen.values())
         agreed = None not in values and all(v == values[0] for v in values)
         if agreed and seen == last:
-            return {"caught_up": True, "waited_s": round(time.monotonic() - t0, 3),
-                    "applied": seen}
-        if time.monotonic() + poll_s >= deadline:
-            return {"caught_up": False, "waited_s": round(time.monotonic() - t0, 3),
-                    "applied": seen}
+            return {"caught_up": True, "waited_s": round(now - t0, 3), "applied": seen,
+                    "behind_s": behind}
+        if now + poll_s >= deadline:
+            return {"caught_up": False, "waited_s": round(now - t0, 3), "applied": seen,
+                    "behind_s": behind}
         last = seen if agreed else None
         time.sleep(poll_s)
+
+
+def _top(values: Any) -> Any:
+    """The most advanced of comparable positions, or None (none, or not comparable)."""
+    known = [v for v in values if v is not None]
+    try:
+        return max(known) if known else None
+    except TypeError:
+        return None
+
+
+def record_quiet_catch_up(system: object, record: Record,
+                          nodes: Mapping[str, Mapping[str, Address]], *, timeout_s: float,
+                          wait_s: float = 10.0, poll_s: float = 0.5) -> None:
+    """After the heal, before any new client op: wait (bounded) for every replica to
+    reach one position in the quiet cluster, and record what was seen.
+
+    A replica that catches up only when new writes arrive (a catch-up reply that
+    leaves out its last entry, a follower that learns the commit position only
+    from the next append) is masked by the final phase's own traffic; in the
+    quiet cluster it stays behind. Recorded as one ``info`` op of the process
+    :data:`REPLICAS`, ``f`` :data:`CATCH_UP`, for the convergence checker.
+    """
+    if not isinstance(system, HasReplicaState):
+        return
+    wait = wait_caught_up(system, nodes, timeout_s=timeout_s, wait_s=wait_s, poll_s=poll_s)
+    record(OpType.INFO, REPLICAS, CATCH_UP, wait, None)
 
 
 def record_replica_states(system: object, record: Record,

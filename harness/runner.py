@@ -44,7 +44,7 @@ from harness.nemesis import registry
 from harness.nemesis.driver import FaultDriver
 from harness.nemesis.faults import Nemesis
 from harness.probes import probe_introspection
-from harness.replicas import record_replica_states
+from harness.replicas import record_quiet_catch_up, record_replica_states
 from harness.store import RunStore, new_run_dir, new_run_id
 from harness.system import (
     Address,
@@ -658,6 +658,9 @@ def _drive_phases(cfg: RunConfig, cluster: Any, system: Any, workload: Any, reco
     except HarnessError as e:
         recorder.nemesis("not-recovered", {"error": str(e)})
     else:
+        # the replicas catch up in the quiet cluster, before the final phase's traffic
+        # would carry a lagging one along (see harness.replicas)
+        record_quiet_catch_up(system, recorder._record, nodes, timeout_s=cfg.op_timeout_s)
         # what the adapter states it can ask (the leader, each replica, each node's view
         # of the leader), asked of the healthy cluster: a broken route makes the verdict
         # unknown, not valid (see harness.probes)

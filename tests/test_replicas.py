@@ -3,6 +3,7 @@ replicas to agree on a position, and records every read, failures included."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -121,3 +122,79 @@ def test_nodes_that_never_agree_are_compared_at_the_lowest_position_they_reached
     # a divergence past the common position cannot be seen there: not invalid
     r = convergence(recorded(Versioned(n3_at=6, bad="n2", bad_from=8), wait_s=0.1))
     assert r.valid == "unknown"
+
+
+class Stalled:
+    """n3 stays one position behind in the quiet cluster; the final phase's writes would
+    carry it along (``level()``), as a catch-up reply missing its last entry does."""
+
+    def __init__(self) -> None:
+        self.positions = {"n1": 10, "n2": 10, "n3": 9}
+
+    def level(self) -> None:
+        self.positions = {"n1": 12, "n2": 12, "n3": 12}
+
+    def replica_state(self, node: str, addresses: Mapping[str, Address], *,
+                      timeout_s: float) -> Mapping[str, Any]:
+        at = self.positions[node]
+        return {"applied": at, "digest": f"d{at}"}
+
+
+class Chasing:
+    """The others keep moving (a primary's periodic pings) and n3 follows one behind."""
+
+    def __init__(self) -> None:
+        self.top = 10
+
+    def replica_state(self, node: str, addresses: Mapping[str, Address], *,
+                      timeout_s: float) -> Mapping[str, Any]:
+        if node == "n1":
+            self.top += 1
+        at = self.top - 1 if node == "n3" else self.top
+        return {"applied": at, "digest": f"d{at}"}
+
+
+def quiet_then_final(system: Any, monkeypatch: Any) -> History:
+    from harness.replicas import record_quiet_catch_up
+
+    # the module, not the function the package exports under its name
+    monkeypatch.setattr(sys.modules["harness.checker.convergence"], "STALL_S", 0.1)
+    ops: list[Op] = []
+
+    def record(t: OpType, process: str, f: str, value: Any, error: Any) -> Op:
+        op = Op(len(ops), len(ops), t, process, f, value, error)
+        ops.append(op)
+        return op
+
+    record_quiet_catch_up(system, record, NODES, timeout_s=1.0, wait_s=0.3, poll_s=0.01)
+    if isinstance(system, Stalled):
+        system.level()
+    record_replica_states(system, record, NODES, timeout_s=1.0, poll_s=0.01, wait_s=1.0)
+    return History(ops)
+
+
+def test_a_replica_that_catches_up_only_with_new_writes_is_lagging(monkeypatch: Any) -> None:
+    h = quiet_then_final(Stalled(), monkeypatch)
+    (quiet,) = [op for op in h if op.f == "catch-up"]
+    assert quiet.value["caught_up"] is False and quiet.value["behind_s"]["n3"] >= 0.1
+    assert quiet.value["behind_s"]["n1"] == 0.0
+    r = convergence(h)
+    # the final reads agree (the traffic carried n3 along), but the quiet wait saw it stall
+    assert r.details["nodes"]["n3"]["applied"] == 12
+    assert r.valid == "unknown" and list(r.details["progress"]) == ["lagging-replica"]
+    assert set(r.details["quiet_lagging"]) == {"n3"}
+    assert "needed new writes" in r.details["reason"]
+
+
+def test_a_replica_following_a_moving_top_is_not_lagging(monkeypatch: Any) -> None:
+    h = quiet_then_final(Chasing(), monkeypatch)
+    (quiet,) = [op for op in h if op.f == "catch-up"]
+    assert quiet.value["caught_up"] is False and quiet.value["behind_s"]["n3"] < 0.1
+    assert "quiet_lagging" not in convergence(h).details
+
+
+def test_a_quiet_cluster_that_agrees_records_a_short_wait(monkeypatch: Any) -> None:
+    h = quiet_then_final(Lagging(n3_start=8), monkeypatch)
+    (quiet,) = [op for op in h if op.f == "catch-up"]
+    assert quiet.value["caught_up"] is True
+    assert convergence(h).valid is True

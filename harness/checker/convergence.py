@@ -28,6 +28,14 @@ The verdict:
   wait proves no liveness violation;
 * **valid** when every node was read, all at one position, with one state.
 
+Before the final phase sends its reads, the runner also waits (bounded) for
+the replicas to agree in the quiet cluster right after the heal and records
+what it saw (``f`` :data:`CATCH_UP`). A node that stayed below the others
+there, without moving, for :data:`STALL_S` by the end of that wait is named
+``lagging-replica`` too: its catch-up needed new writes (a catch-up reply
+that leaves out its last entry, a commit position learned only from the next
+append), which the final phase's own traffic would have supplied and hidden.
+
 A system that can show a node's state at an earlier position
 (:class:`harness.system.ReadsReplicaAt`) is read, when the wait ran out, at
 the lowest position every node reached (the reads' invocations say ``at``;
@@ -51,13 +59,22 @@ from harness.checker.details import ConvergenceDetails
 from harness.checker.result import UNKNOWN, Result
 from harness.history import History, OpType
 
-__all__ = ["MAX_DIFFERENCES", "REPLICAS", "REPLICA_STATE", "convergence", "has_replica_states"]
+__all__ = ["CATCH_UP", "MAX_DIFFERENCES", "REPLICAS", "REPLICA_STATE", "STALL_S", "convergence",
+           "has_replica_states"]
 
 REPLICAS = "replicas"
 """The process name of the runner's replica reads (not a client, not the nemesis)."""
 
 REPLICA_STATE = "replica-state"
 """The ``f`` of a replica read."""
+
+CATCH_UP = "catch-up"
+"""The ``f`` of the runner's record of the quiet wait after the heal (see
+:func:`harness.replicas.record_quiet_catch_up`)."""
+
+STALL_S = 5.0
+"""How long a replica must have stayed below the others, without moving, at the end of
+the quiet wait to be named lagging there: a correct catch-up moves within a heartbeat."""
 
 MAX_DIFFERENCES = 50
 """At most this many differences are listed (all are counted): a node that
@@ -143,6 +160,27 @@ def _lagging_now(read: Mapping[str, Mapping[str, Any]], wait: Mapping[str, Any] 
         return [n for n, now in nows.items() if now != top and last.get(n) == now]
     except TypeError:  # positions of mixed types: nothing is "most advanced"
         return []
+
+
+def _quiet_lagging(history: History) -> dict[str, dict[str, Any]]:
+    """Nodes the quiet wait after the heal left behind, stalled for :data:`STALL_S`."""
+    for op in history.nemesis_ops():
+        if op.process != REPLICAS or op.f != CATCH_UP or not isinstance(op.value, Mapping):
+            continue
+        wait = op.value
+        behind, applied = wait.get("behind_s"), wait.get("applied")
+        if wait.get("caught_up") is not False or not isinstance(behind, Mapping) \
+                or not isinstance(applied, Mapping):
+            return {}
+        known = [v for v in applied.values() if v is not None]
+        try:
+            top = max(known) if known else None
+        except TypeError:
+            return {}
+        return {str(n): {"at": applied.get(n), "top": top, "behind_s": s}
+                for n, s in behind.items()
+                if isinstance(s, int | float) and not isinstance(s, bool) and s >= STALL_S}
+    return {}
 
 
 def convergence(history: History) -> Result:
@@ -239,6 +277,17 @@ def convergence(history: History) -> Result:
     not_compared = {n: d["reason"] for n, d in nodes.items()
                     if d["status"] in ("unreadable", "behind", "uncompared")}
     lagging = _lagging(nodes, read, wait) + _lagging_now(read, wait)
+    quiet = _quiet_lagging(history)
+    if quiet:
+        details["progress"] = ["lagging-replica"]
+        details["quiet_lagging"] = quiet
+        for n, q in quiet.items():
+            why = (f"after the heal, with no client traffic, stayed at position {q['at']!r} "
+                   f"for {q['behind_s']} s while the most advanced node was at {q['top']!r}: "
+                   "its catch-up needed new writes")
+            not_compared[n] = why
+            if n in nodes:
+                nodes[n]["reason"] = "; ".join(filter(None, [nodes[n].get("reason"), why]))
     if lagging:
         details["progress"] = ["lagging-replica"]
         details["lagging"] = lagging

@@ -189,6 +189,7 @@ class ConvergenceDetails(Details):
     differences: Sequence[Mapping[str, Any]] = ()
     difference_count: Mapping[str, int] = field(default_factory=dict)
     lagging: Sequence[str] = ()
+    quiet_lagging: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)

@@ -6,10 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from harness.analysis import check_history, plan_checks, summarize
-from harness.checker.convergence import MAX_DIFFERENCES, REPLICA_STATE, REPLICAS, convergence
+from harness.checker.convergence import (
+    CATCH_UP,
+    MAX_DIFFERENCES,
+    REPLICA_STATE,
+    REPLICAS,
+    convergence,
+)
 from harness.history import History, Op
-from harness.testing import fail, history, invoke, ok
+from harness.testing import fail, history, info, invoke, ok
 
 ITEMS = {"a": {"state": "completed", "token": 2048}, "b": {"state": "queued", "token": 0}}
 
@@ -207,3 +216,21 @@ def test_behind_without_a_finished_wait_is_plain_unknown() -> None:
                         caught_up=True, last={"n1": 12, "n2": 11, "n3": 12}))
     r = convergence(h)
     assert r.valid == "unknown" and "progress" not in r.details
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4),
+                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=4), c,
+                                                                          max_size=3),
+                     max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(_json, st.fixed_dictionaries(
+    {"caught_up": st.sampled_from([False, True, None]),
+     "applied": st.dictionaries(st.sampled_from(["n1", "n2", "n3"]), _json, max_size=3),
+     "behind_s": st.dictionaries(st.sampled_from(["n1", "n2", "n3"]), _json, max_size=3)})))
+def test_any_recorded_quiet_wait_is_judged_without_crashing(wait: Any) -> None:
+    h = history(info(REPLICAS, CATCH_UP, wait),
+                *reads(state("n1"), state("n2"), state("n3")))
+    r = convergence(h)
+    assert r.valid in (True, "unknown")  # a stalled catch-up is never invalid
