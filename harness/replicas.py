@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from harness.checker.convergence import CATCH_UP, REPLICA_STATE, REPLICAS
+from harness.checker.convergence import CATCH_UP, REPLICA_STATE, REPLICAS, top_position
 from harness.history import Op, OpType
 from harness.system import Address, HasReplicaState, ReadsReplicaAt
 
@@ -88,7 +88,7 @@ def wait_caught_up(system: HasReplicaState, nodes: Mapping[str, Mapping[str, Add
         seen = {n: (read_replica(system, n, a, timeout_s=poll_timeout_s)[0] or {}).get("applied")
                 for n, a in nodes.items()}
         now = time.monotonic()
-        top = _top(seen.values())
+        top = top_position(seen.values())
         for n, v in seen.items():
             if top is None or v is None or v == top or v != previous.get(n, v):
                 behind_since.pop(n, None)
@@ -107,15 +107,6 @@ def wait_caught_up(system: HasReplicaState, nodes: Mapping[str, Mapping[str, Add
                     "behind_s": behind}
         last = seen if agreed else None
         time.sleep(poll_s)
-
-
-def _top(values: Any) -> Any:
-    """The most advanced of comparable positions, or None (none, or not comparable)."""
-    known = [v for v in values if v is not None]
-    try:
-        return max(known) if known else None
-    except TypeError:
-        return None
 
 
 def record_quiet_catch_up(system: object, record: Record,

@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.history import History, Op, OpType
 
-__all__ = ["fail", "history", "info", "invoke", "ok"]
+__all__ = ["FakeClock", "fail", "history", "info", "invoke", "ok"]
 
 
 def _op(t: OpType, process: int | str, f: str, value: Any, error: Any) -> Op:
@@ -40,3 +40,17 @@ def history(*ops: Op) -> History:
     return History(
         replace(op, index=i, time=i if op.time < 0 else op.time) for i, op in enumerate(ops)
     )
+
+
+class FakeClock:
+    """A monotonic clock that only ``sleep`` moves: pass the instance as ``clock`` and
+    its ``sleep`` as ``sleep``, so a waiting loop runs at once and deterministically."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.t += s

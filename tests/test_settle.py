@@ -9,18 +9,8 @@ import pytest
 
 from harness.generator import FaultSchedule
 from harness.pytest_plugin import require
+from harness.testing import FakeClock
 from harness.workloads.settle import settle
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.t += s
 
 
 def run_settle(levels: list[int], **kw: object) -> tuple[object, FakeClock]:

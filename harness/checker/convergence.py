@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from harness.checker.details import ConvergenceDetails
@@ -60,7 +60,7 @@ from harness.checker.result import UNKNOWN, Result
 from harness.history import History, OpType
 
 __all__ = ["CATCH_UP", "MAX_DIFFERENCES", "REPLICAS", "REPLICA_STATE", "STALL_S", "convergence",
-           "has_replica_states"]
+           "has_replica_states", "top_position"]
 
 REPLICAS = "replicas"
 """The process name of the runner's replica reads (not a client, not the nemesis)."""
@@ -162,6 +162,16 @@ def _lagging_now(read: Mapping[str, Mapping[str, Any]], wait: Mapping[str, Any] 
         return []
 
 
+def top_position(values: Iterable[Any]) -> Any:
+    """The most advanced of the known positions, or None (none known, or of types that
+    do not compare: then nothing is "most advanced")."""
+    known = [v for v in values if v is not None]
+    try:
+        return max(known) if known else None
+    except TypeError:
+        return None
+
+
 def _quiet_lagging(history: History) -> dict[str, dict[str, Any]]:
     """Nodes the quiet wait after the heal left behind, stalled for :data:`STALL_S`."""
     for op in history.nemesis_ops():
@@ -172,11 +182,9 @@ def _quiet_lagging(history: History) -> dict[str, dict[str, Any]]:
         if wait.get("caught_up") is not False or not isinstance(behind, Mapping) \
                 or not isinstance(applied, Mapping):
             return {}
-        known = [v for v in applied.values() if v is not None]
-        try:
-            top = max(known) if known else None
-        except TypeError:
-            return {}
+        top = top_position(applied.values())
+        if top is None and any(v is not None for v in applied.values()):
+            return {}  # positions that do not compare: nothing is "most advanced"
         return {str(n): {"at": applied.get(n), "top": top, "behind_s": s}
                 for n, s in behind.items()
                 if isinstance(s, int | float) and not isinstance(s, bool) and s >= STALL_S}

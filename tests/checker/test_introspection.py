@@ -16,6 +16,7 @@ from harness.checker.result import UNKNOWN
 from harness.history import History, Op, OpType
 from harness.probes import INTROSPECTION, PROBES, probe_introspection
 from harness.system import Address
+from harness.testing import FakeClock
 
 NODES = {n: {"client": Address("127.0.0.1", 10_000 + i)} for i, n in enumerate(("n1", "n2"))}
 CLIENTS = {n: a["client"] for n, a in NODES.items()}
@@ -35,17 +36,6 @@ class Recorded:
 
     def history(self) -> History:
         return History(self.ops)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.t += s
 
 
 class Adapter:
@@ -77,7 +67,7 @@ class Adapter:
 
 
 def _run(adapter: Any, wait_s: float = 3.0) -> tuple[dict[str, Any], History]:
-    rec, clock = Recorded(), Clock()
+    rec, clock = Recorded(), FakeClock()
     seen = probe_introspection(adapter, rec, NODES, CLIENTS, wait_s=wait_s, clock=clock,
                      sleep=clock.sleep)
     return seen, rec.history()
