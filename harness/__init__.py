@@ -27,6 +27,7 @@ from harness.runner import RunConfig, RunResult, run
 from harness.system import (
     Address,
     CheckReady,
+    CpuBound,
     HasLeader,
     HasLogFiles,
     HasReplicaState,
@@ -34,6 +35,7 @@ from harness.system import (
     LoadBalanced,
     NodeContext,
     NodeLaunch,
+    PromisesCpuBound,
     ReadsReplicaAt,
     System,
 )
@@ -49,6 +51,7 @@ __all__ = [
     "Checker",
     "Client",
     "ClockControl",
+    "CpuBound",
     "FormatError",
     "HarnessError",
     "HasLeader",
@@ -65,6 +68,7 @@ __all__ = [
     "Op",
     "OpType",
     "Outcome",
+    "PromisesCpuBound",
     "ReadsReplicaAt",
     "Result",
     "RunConfig",

@@ -27,6 +27,7 @@ from harness.checker.details import (
     LeaseDetails,
     LinearizableDetails,
     QueueDetails,
+    ResourcesDetails,
     RobustnessDetails,
     StatsDetails,
 )
@@ -35,6 +36,7 @@ from harness.checker.idempotency import has_resends, idempotency
 from harness.checker.introspection import has_probes, introspection
 from harness.checker.leadership import has_leadership_promise, leadership
 from harness.checker.queue import queue
+from harness.checker.resources import has_cpu_promise, resources
 from harness.checker.result import Result, typed
 from harness.checker.robustness import has_hostile_requests, robustness
 from harness.checker.stats import stats
@@ -45,10 +47,10 @@ from harness.logical import logical_history
 __all__ = ["CHECKERS", "CheckPlan", "check_history", "plan_checks", "with_recorded_checks"]
 
 CHECKERS = ("linearizable", "queue", "fencing", "lease", "stats", "convergence", "availability",
-            "idempotency", "robustness", "leadership", "introspection")
+            "idempotency", "robustness", "leadership", "introspection", "resources")
 #: checkers that judge the raw history, resends and all (the rest judge logical
 #: operations, see :mod:`harness.logical`)
-_RAW = frozenset({"idempotency", "robustness", "leadership", "introspection"})
+_RAW = frozenset({"idempotency", "robustness", "leadership", "introspection", "resources"})
 _QUEUE_FS = frozenset({"enqueue", "dequeue", "drain", "claim", "complete", "renew", "fail",
                        "read-item"})
 _FORMAT_MODELS = {"etcd-log": "etcd", "kv-lines": "kv"}
@@ -122,7 +124,8 @@ def with_recorded_checks(checkers: Sequence[str], history: History) -> tuple[str
     ``idempotency`` when it has resends of acknowledged requests, ``robustness``
     when it holds malformed requests (:mod:`harness.hostile`), ``leadership`` when it
     states a stable-leader promise (:mod:`harness.leadership`), ``introspection`` when
-    it holds the runner's introspection probes (:mod:`harness.probes`).
+    it holds the runner's introspection probes (:mod:`harness.probes`), ``resources``
+    when it states a CPU bound (:mod:`harness.resources`).
 
     Added by what the history holds, not by workload: both depend on the
     system (an adapter with ``HasReplicaState`` or ``PromisesAvailability``),
@@ -142,6 +145,8 @@ def with_recorded_checks(checkers: Sequence[str], history: History) -> tuple[str
         chosen += ("leadership",)
     if "introspection" not in chosen and has_probes(history):
         chosen += ("introspection",)
+    if "resources" not in chosen and has_cpu_promise(history):
+        chosen += ("resources",)
     return chosen
 
 
@@ -183,6 +188,8 @@ def build_checker(plan: CheckPlan, *, time_limit_s: float | None = 60.0,
             table[name] = leadership
         elif name == "introspection":
             table[name] = introspection
+        elif name == "resources":
+            table[name] = resources
 
     def check(history: History) -> Result:
         # every checker but those in _RAW judges logical operations: a
@@ -283,6 +290,13 @@ def summarize(result: Result) -> str:
     if isinstance(d, IntrospectionDetails):
         if valid is True:
             return f"{d.probes} introspection probes answered on the healthy cluster"
+        return str(d.reason or "not judged")
+    if isinstance(d, ResourcesDetails):
+        if valid is True:
+            used = [float(n["cores"]) for n in d.nodes.values()
+                    if isinstance(n.get("cores"), int | float)] or [0.0]
+            return (f"{len(used)} idle nodes under {d.idle_cores:g} core(s) over "
+                    f"{d.window_s:.2f} s (the busiest: {max(used):.2f})")
         return str(d.reason or "not judged")
     if isinstance(d, LeaseDetails):
         if valid is False:

@@ -45,6 +45,7 @@ from harness.nemesis.driver import FaultDriver
 from harness.nemesis.faults import Nemesis
 from harness.probes import probe_introspection
 from harness.replicas import record_quiet_catch_up, record_replica_states
+from harness.resources import cpu_promise, measure_idle_cpu
 from harness.store import RunStore, new_run_dir, new_run_id
 from harness.system import (
     Address,
@@ -538,6 +539,9 @@ def _drive(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: R
     stable = leadership_promise(system, [str(n) for n in cluster.nodes])
     if stable is not None:
         promises["leadership"] = stable
+    cpu = cpu_promise(system, cluster, [str(n) for n in cluster.nodes])
+    if cpu is not None:
+        promises["cpu"] = cpu
     if getattr(system, "delivery", None) == "at-least-once":
         # a broker that redelivers by design: duplicates are counted, not anomalies
         promises["delivery"] = "at-least-once"
@@ -561,6 +565,11 @@ def _drive(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: R
         watch.set()
         if watcher is not None:
             watcher.join(timeout=5)
+    if cpu is not None:
+        # the idle cluster's CPU, last: nothing else is asking anything now
+        # (harness.resources)
+        measure_idle_cpu(cluster, recorder._record, [str(n) for n in cluster.nodes],
+                         window_s=cpu["window_s"])
 
 
 def _drive_phases(cfg: RunConfig, cluster: Any, system: Any, workload: Any, recorder: Recorder,

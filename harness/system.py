@@ -27,6 +27,7 @@ __all__ = [
     "PEER_ADDRESSING",
     "Address",
     "CheckReady",
+    "CpuBound",
     "HasLeader",
     "HasLease",
     "HasLogFiles",
@@ -36,6 +37,7 @@ __all__ = [
     "NodeContext",
     "NodeLaunch",
     "PromisesAvailability",
+    "PromisesCpuBound",
     "PromisesStableLeader",
     "ReadsReplicaAt",
     "StatesTimeouts",
@@ -444,3 +446,34 @@ def peer_addressing(system: object) -> str:
 def project_root() -> Path:
     """The folder holding ``harness/`` and ``reference_system/`` (for image recipes)."""
     return Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class CpuBound:
+    """At most ``idle_cores`` of CPU per node over ``window_s`` seconds of an idle cluster
+    (faults healed, no client requests)."""
+
+    idle_cores: float
+    window_s: float
+
+
+@runtime_checkable
+class PromisesCpuBound(Protocol):
+    """A system that promises each node uses little CPU when there is nothing to do.
+
+    A node that spins breaks no safety promise and may serve every request: a
+    tick loop that never sleeps, a timer whose deadline is always past, a resend
+    of what was already acknowledged, a retry with no backoff. It burns a core
+    for as long as it runs, takes that core from its neighbours on a shared
+    host, and pages someone in production. Under load no bound fits every
+    workload (a run without a rate limit takes all the CPU its leader can get),
+    so the runner measures each node over ``window_s`` of idle cluster at the
+    end of the run (a backend with :class:`harness.cluster.backend.MeasuresCpu`)
+    and the ``resources`` checker names a node above ``idle_cores``
+    (``cpu-runaway``). A healthy node then only keeps time and exchanges
+    heartbeats.
+    """
+
+    def cpu_bound(self) -> CpuBound:
+        """The bound each idle node keeps."""
+        ...

@@ -45,6 +45,9 @@ def test_register_run_under_partitions_is_valid_and_stored(tmp_path: Path) -> No
     # the adapter's introspection answered on the healthy cluster after the heal
     intro = r.results["introspection"]
     assert intro.valid is True and intro.details["probes"] == 7, intro.details
+    # and every idle node kept within the CPU bound the adapter states
+    idle = r.results["resources"]
+    assert idle.valid is True and len(idle.details["nodes"]) == 3, idle.details
     history = (r.run_dir / "history.jsonl").read_text()
     assert '"f":"start-partition"' in history and '"f":"heal-all"' in history
     assert {p.name for p in (r.run_dir / "logs").iterdir()} >= {"n1.log", "haproxy.log"}
@@ -417,3 +420,36 @@ def test_broken_introspection_makes_the_verdict_unknown_not_valid(
     assert 'id="introspection"' in html and "replica-state n2" in html
     # a saved history is judged alike
     assert main(["check", str(r.run_dir)]) == 2
+
+
+def _spinning_copy(dest: Path) -> Path:
+    """A copy of the reference system whose tick loop never sleeps (it still works)."""
+    src = Path(__file__).resolve().parent.parent / "reference_system"
+    shutil.copytree(src, dest / "reference_system",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    node = dest / "reference_system" / "node.py"
+    text = node.read_text()
+    line = "await asyncio.sleep(self.cfg.tick_ms / 1000.0)"
+    assert text.count(line) == 1
+    node.write_text(text.replace(line, "await asyncio.sleep(0)"))
+    return dest
+
+
+def test_a_node_that_spins_while_idle_breaks_its_cpu_bound(tmp_path: Path) -> None:
+    """Every answer right, every replica equal: only its CPU time gives it away."""
+    copy = _spinning_copy(tmp_path / "copy")
+    r = run(RunConfig(system="harness.bench.mutants.battery:MutantSystem",
+                      system_options={"mutant_path": str(copy)}, workload="register",
+                      nemesis=(), time_limit_s=2, seed=5, reports_dir=tmp_path / "runs",
+                      rate_hz=20))
+    assert r.error is None
+    res = r.results["resources"]
+    assert res.valid is False and list(res.details["anomalies"]) == ["cpu-runaway"]
+    assert {x["node"] for x in res.details["runaways"]} == {"n1", "n2", "n3"}
+    assert all(x["cores"] > 0.2 for x in res.details["runaways"])
+    # the rest found nothing: the spin breaks no other promise
+    assert all(v.valid is not False for k, v in r.results.items() if k != "resources")
+    html = (r.run_dir / "report.html").read_text()
+    assert 'id="resources"' in html and "cpu-runaway" in html
+    assert main(["check", str(r.run_dir)]) == 1
+

@@ -32,6 +32,7 @@ __all__ = [
     "LeaseDetails",
     "LinearizableDetails",
     "QueueDetails",
+    "ResourcesDetails",
     "RobustnessDetails",
     "StatsDetails",
     "details_for",
@@ -236,6 +237,16 @@ class IntrospectionDetails(Details):
 
 
 @dataclass(frozen=True, eq=False)
+class ResourcesDetails(Details):
+    """The promised idle CPU bound, each node's use over the idle window, and the runaways."""
+
+    idle_cores: float | None = None
+    window_s: float | None = None
+    nodes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    runaways: Sequence[Mapping[str, Any]] = ()
+
+
+@dataclass(frozen=True, eq=False)
 class RobustnessDetails(Details):
     """Malformed requests and how the system answered them."""
 
@@ -255,6 +266,7 @@ DETAILS_TYPES: Mapping[str, type[Details]] = {
     "convergence": ConvergenceDetails, "availability": AvailabilityDetails,
     "idempotency": IdempotencyDetails, "robustness": RobustnessDetails,
     "leadership": LeadershipDetails, "introspection": IntrospectionDetails,
+    "resources": ResourcesDetails,
 }
 
 

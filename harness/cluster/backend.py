@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from harness.system import Address
 
-__all__ = ["Cluster", "Link", "LosesUnsynced", "link_name", "plan_links"]
+__all__ = ["Cluster", "Link", "LosesUnsynced", "MeasuresCpu", "link_name", "plan_links"]
 
 LB = "lb"
 
@@ -96,6 +96,19 @@ class Cluster(Protocol):
 
     def teardown(self) -> None:
         """Stop and remove everything the cluster started. Safe to call twice."""
+        ...
+
+
+@runtime_checkable
+class MeasuresCpu(Protocol):
+    """A cluster that can say how much CPU each node has used (:mod:`harness.cluster.cpu`):
+    the evidence for a system's promise to stay within a CPU bound
+    (:class:`harness.system.PromisesCpuBound`)."""
+
+    def cpu_usage(self, node: str) -> tuple[str, float] | None:
+        """``(incarnation, CPU seconds)`` the node's current incarnation has used, or None
+        when it is not running or cannot be measured. The incarnation changes when the
+        node is started again (its counter starts again from zero)."""
         ...
 
 

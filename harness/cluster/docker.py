@@ -58,6 +58,7 @@ from typing import Any
 
 from harness import clock, sockets
 from harness.cluster.backend import LB, Link, link_name, plan_links
+from harness.cluster.cpu import cgroup_cpu
 from harness.cluster.haproxy import haproxy_config, read_server_states
 from harness.cluster.image import BaseSpec, ImageSpec, ensure_image
 from harness.cluster.local import (
@@ -779,6 +780,12 @@ class DockerCluster:
     def is_running(self, node: str) -> bool:
         """Running or paused (a paused node is alive, as a SIGSTOPped process is)."""
         return self._alive(self._node(node))
+
+    def cpu_usage(self, node: str) -> tuple[str, float] | None:
+        """The container's cgroup CPU time, read from the host's cgroup tree
+        (:func:`harness.cluster.cpu.cgroup_cpu`); None with an engine on another host."""
+        container = self._containers.get(self._check(node))
+        return None if container is None else cgroup_cpu(str(container.id))
 
     @staticmethod
     def _status(container: Any) -> str:

@@ -39,6 +39,7 @@ from typing import IO, Any
 
 from harness import clock, sockets
 from harness.cluster.backend import LB, Link, link_name, plan_links
+from harness.cluster.cpu import group_cpu
 from harness.cluster.haproxy import haproxy_config
 from harness.cluster.owner import Owner, pid_alive, process_start, state_dir
 from harness.errors import HarnessError
@@ -506,6 +507,13 @@ class LocalCluster:
 
     def is_running(self, node: str) -> bool:
         return self._procs[self._check(node)].running()
+
+    def cpu_usage(self, node: str) -> tuple[str, float] | None:
+        """The node's process group's CPU time (:func:`harness.cluster.cpu.group_cpu`)."""
+        proc = self._procs[self._check(node)]
+        if proc.popen is None or not proc.running():
+            return None
+        return group_cpu(proc.popen.pid)
 
     def collect_logs(self, dest: Path) -> Mapping[str, Path]:
         dest.mkdir(parents=True, exist_ok=True)

@@ -17,11 +17,13 @@ from harness.checker.details import (
     IdempotencyDetails,
     IntrospectionDetails,
     LeadershipDetails,
+    ResourcesDetails,
     RobustnessDetails,
 )
 from harness.report.data import checker_result, compact
 
 __all__ = ["availability_view", "idempotency_view", "introspection_view", "leadership_view",
+           "resources_view",
            "robustness_view"]
 
 
@@ -121,3 +123,16 @@ def introspection_view(result: Any) -> dict[str, Any] | None:
     rows = [{k: e.get(k) for k in ("probe", "attempts", "answer", "consequence")}
             for e in d.failed or [] if isinstance(e, Mapping)]
     return {"reason": str(d.reason or ""), "rows": rows, "probes": int(d.probes or 0)}
+
+
+def resources_view(result: Any) -> dict[str, Any] | None:
+    """Nodes that used more CPU in the idle cluster than their system promises."""
+    r = checker_result(result, "resources")
+    if r is None or r.valid is not False:
+        return None
+    d = ResourcesDetails.coerce(r.details)
+    rows = [{"node": str(n), "cores": v.get("cores"), "cpu_s": v.get("cpu_s"),
+             "runaway": any(x.get("node") == n for x in d.runaways or [])}
+            for n, v in sorted((d.nodes or {}).items()) if isinstance(v, Mapping)]
+    return {"reason": str(d.reason or ""), "rows": rows, "idle_cores": d.idle_cores,
+            "window_s": d.window_s, "total": len(d.runaways or [])}

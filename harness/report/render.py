@@ -250,6 +250,7 @@ def report_context(run: RunFiles) -> dict[str, Any]:
         "robustness": findings.robustness_view(checker_results.get("robustness")),
         "leadership": findings.leadership_view(checker_results.get("leadership")),
         "introspection": findings.introspection_view(checker_results.get("introspection")),
+        "resources": findings.resources_view(checker_results.get("resources")),
         "faults": faults.fault_rows(intervals, faults.nemesis_events(h), params, end_ns),
         "clock_svg": clock.clock_svg(lanes, axis=axis) if lanes else "",
         "clock_drift": clock.drift_sentence(lanes) if lanes else "",

@@ -17,11 +17,22 @@ from typing import Any
 from harness import sockets
 from harness.cluster.image import BaseSpec, ImageSpec
 from harness.errors import HarnessError
-from harness.system import Address, HealthCheck, NodeContext, NodeLaunch, project_root
+from harness.system import (
+    Address,
+    CpuBound,
+    HealthCheck,
+    NodeContext,
+    NodeLaunch,
+    project_root,
+)
 from harness.systems import refsys_hostile
 from harness.systems.refsys_client import RefsysClient
 
 __all__ = ["ReferenceSystem", "find_leader"]
+
+#: the CPU bound each idle node promises, and the idle window (ReferenceSystem.cpu_bound)
+CPU_IDLE_CORES = 0.2
+CPU_WINDOW_S = 0.5
 
 BASE_PACKAGES = ("python3", "python3-aiohttp", "haproxy", "tini", "iproute2", "procps", "faketime")
 
@@ -146,6 +157,14 @@ class ReferenceSystem:
         return {"applied": body["applied"], "digest": body.get("digest"),
                 "state": body.get("kv", {}), "items": body.get("items", {}),
                 "queue": body.get("queue", [])}
+
+    def cpu_bound(self) -> CpuBound:
+        """An idle node uses at most a fifth of a core (:class:`PromisesCpuBound`).
+
+        An idle node ticks every 10 ms and the leader sends a heartbeat every
+        50 ms: a few percent of a core (measured: see docs/architecture.md); a
+        node whose loop spins takes whatever the machine gives it."""
+        return CpuBound(idle_cores=CPU_IDLE_CORES, window_s=CPU_WINDOW_S)
 
     def leadership(self, node: str, addresses: Mapping[str, Address], *,
                    timeout_s: float = 0.5) -> tuple[str | None, int | None]:

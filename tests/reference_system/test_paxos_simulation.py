@@ -87,6 +87,38 @@ def test_soak_safe_under_faults_and_live_after_heal(
     run_campaign(seed, nodes, faults, config, delay_max_ms)
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32), nodes=st.sampled_from([3, 5]), data=st.data(),
+       delay_max_ms=st.sampled_from([5, 30, 120]))
+def test_a_leader_never_learns_a_slot_past_the_one_it_would_propose(
+    seed: int, nodes: int, data: st.DataObject, delay_max_ms: int
+) -> None:
+    """Whatever was chosen lies below a new leader's next slot: its promise quorum
+    reports every value a majority accepted, and a candidate one of whose acceptors
+    compacted past its first slot steps down to catch up first. So the leader's own
+    proposals are all it ever applies (catch-up only brings it up to them), and
+    nothing it proposes can land on an applied slot; snapshots every 5 slots and
+    catch-up replies of 3 stress the compaction path."""
+    from reference_system import replica as replica_module
+    from reference_system.replica import Role
+
+    seen: list[tuple[int, int, int]] = []
+    apply_ready = replica_module.Replica._apply_ready
+
+    def watched(self: replica_module.Replica) -> None:
+        next_slot = self.next_slot
+        apply_ready(self)
+        if self.role is Role.LEADER and self.applied >= next_slot:
+            seen.append((self.id, self.applied, next_slot))
+
+    faults = data.draw(fault_schedules(nodes))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(replica_module.Replica, "_apply_ready", watched)
+        run_campaign(seed, nodes, faults, Config(snapshot_every_slots=5, catchup_max_slots=3),
+                     delay_max_ms)
+    assert seen == []
+
+
 def test_fault_free_cluster_commits_every_command_once() -> None:
     sim = Simulation(seed=7)
     sim.run(2000, client_every_ms=5)

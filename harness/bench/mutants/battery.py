@@ -14,11 +14,14 @@ queue with its leader cut off and clients pinned to every node (acknowledged
 but uncommitted items), registers on five nodes split two against three
 (quorum arithmetic right only for three nodes), five nodes losing two leaders
 in turn (a majority must elect and serve: the availability checker's minority
-windows), and the queue while every disk fails its fsyncs (an I/O error
-handled wrongly). Every run also resends a few acknowledged requests (the
-runner's default resend rate), sends malformed requests alongside the
-workload (the runner's default hostile rate: the robustness checker), and
-judges availability. The same seeds every time, so mutants face the same
+windows), the queue while every disk fails its fsyncs (an I/O error
+handled wrongly), and registers while the links between the leader and a
+follower close after every 4 KB (messages lost on links that stay up: what
+is never resent leaves the follower behind). Every run also resends a few
+acknowledged requests (the runner's default resend rate), sends malformed
+requests alongside the workload (the runner's default hostile rate: the
+robustness checker), judges availability, and ends with the cluster idle for
+half a second (the resources checker: a node that spins). The same seeds every time, so mutants face the same
 schedules.
 
 Nodes run the mutant: :class:`MutantSystem` is the reference system's adapter
@@ -45,7 +48,8 @@ from harness.runner import RunConfig, RunResult
 from harness.system import NodeContext, NodeLaunch
 from harness.systems.refsys import ReferenceSystem
 
-__all__ = ["BATTERY", "INTROSPECTION_ANOMALIES", "PROGRESS_ANOMALIES", "ROBUSTNESS_ANOMALIES",
+__all__ = ["BATTERY", "INTROSPECTION_ANOMALIES", "PROGRESS_ANOMALIES", "RESOURCE_ANOMALIES",
+           "ROBUSTNESS_ANOMALIES",
            "Kill", "MutantSystem", "Outcome", "Recipe", "kill_of", "run_battery"]
 
 #: how the runner loads the adapter (``module:factory``)
@@ -195,6 +199,22 @@ def _queue_disk_errors() -> dict[str, Any]:
         workload_options={"drain_quiet_s": 1.5})
 
 
+def _register_flaky_links() -> dict[str, Any]:
+    # The links between the leader and a follower close after every 4 KB, both ways,
+    # for 3 s of writes: every message in flight when a connection closes is lost,
+    # and a catch-up reply bigger than 4 KB never arrives while it lasts. The links
+    # stay up (each node reconnects at once), so nothing looks like a partition: a
+    # protocol must resend what was lost. After the heal the follower must catch up
+    # in the quiet cluster (the quiet wait); one that dropped a request or a reply
+    # and never asked again stays behind (lagging-replica).
+    return dict(
+        workload="register", nemesis=("flaky",), time_limit_s=6.0, concurrency=5,
+        rate_hz=60.0, op_timeout_s=1.0,
+        schedule=_sched(19, Fault("flaky", 1.0, 3.0, {
+            "toxic": "limit_data", "toxicity": 1.0, "attributes": {"bytes": 4096},
+            "pairs": [["leader", "follower"], ["follower", "leader"]]})))
+
+
 BATTERY: tuple[Recipe, ...] = (
     Recipe("queue-kill-pause", _queue_kill_pause, 11),
     Recipe("register-partition", _register_partition, 12),
@@ -204,6 +224,7 @@ BATTERY: tuple[Recipe, ...] = (
     Recipe("register-partition-5", _register_partition_five, 16),
     Recipe("register-leaders-down", _register_leaders_down, 17),
     Recipe("queue-disk-errors", _queue_disk_errors, 18),
+    Recipe("register-flaky-links", _register_flaky_links, 19),
 )
 
 #: anomalies that break a progress promise (the system stopped doing its work);
@@ -232,6 +253,14 @@ ROBUSTNESS_ANOMALIES = frozenset({"accepted-bad-input", "error-on-bad-input",
 INTROSPECTION_ANOMALIES = frozenset({"introspection-failed"})
 
 
+#: a node above its system's promised CPU bound (the resources checker): it spun, and
+#: maybe served all the while
+RESOURCE_ANOMALIES = frozenset({"cpu-runaway"})
+
+_NOT_SAFETY = PROGRESS_ANOMALIES | ROBUSTNESS_ANOMALIES | INTROSPECTION_ANOMALIES \
+    | RESOURCE_ANOMALIES
+
+
 @dataclass(frozen=True)
 class Kill:
     """What caught a mutant in one run: each (checker, anomaly), and its class."""
@@ -242,14 +271,16 @@ class Kill:
     def kind(self) -> str:
         """``safety`` if any finding broke a safety promise, else ``robustness`` if one
         was a malformed request's answer, else ``progress`` if one was a promise of
-        progress, else ``introspection``."""
+        progress, else ``resources`` if a node broke its CPU bound, else
+        ``introspection``."""
         anomalies = [a for _, a in self.findings]
-        if any(a not in PROGRESS_ANOMALIES and a not in ROBUSTNESS_ANOMALIES
-               and a not in INTROSPECTION_ANOMALIES for a in anomalies):
+        if any(a not in _NOT_SAFETY for a in anomalies):
             return "safety"
         if any(a in ROBUSTNESS_ANOMALIES for a in anomalies):
             return "robustness"
-        return "progress" if any(a in PROGRESS_ANOMALIES for a in anomalies) \
+        if any(a in PROGRESS_ANOMALIES for a in anomalies):
+            return "progress"
+        return "resources" if any(a in RESOURCE_ANOMALIES for a in anomalies) \
             else "introspection"
 
     def describe(self) -> str:

@@ -97,7 +97,8 @@ def score_lines(results: list[tuple[Mutant, Outcome]], judgements: dict[str, str
     pct = f"{100 * len(killed) / n:.0f}%" if n else "n/a"
     return [
         f"killed: {len(killed)} (safety {kinds['safety']}, progress {kinds['progress']}, "
-        f"robustness {kinds['robustness']}, introspection {kinds['introspection']}); "
+        f"robustness {kinds['robustness']}, resources {kinds['resources']}, "
+        f"introspection {kinds['introspection']}); "
         f"survived: {len(survivors)}; broken: {broken}; errors: {errors}",
         f"N = {len(results)} sampled - {broken} broken - {errors} errored "
         f"- {equivalent} judged equivalent = {n}",
