@@ -21,8 +21,8 @@ is never resent leaves the follower behind). Every run also resends a few
 acknowledged requests (the runner's default resend rate), sends malformed
 requests alongside the workload (the runner's default hostile rate: the
 robustness checker), judges availability, and ends with the cluster idle for
-half a second (the resources checker: a node that spins). The same seeds every time, so mutants face the same
-schedules.
+half a second (the resources checker: a node that spins). The same seeds
+every time, so mutants face the same schedules.
 
 Nodes run the mutant: :class:`MutantSystem` is the reference system's adapter
 with the nodes' environment set to ``PYTHONPATH=<copy>`` and
