@@ -360,7 +360,7 @@ def _not_started(result: RunResult) -> bool:
     return result.error is not None and result.op_count == 0
 
 
-def run_battery(mutant_path: Path, reports_dir: Path, *, label: str, budget_s: float = 150.0,
+def run_battery(mutant_path: Path, reports_dir: Path, *, label: str, budget_s: float = 200.0,
                 nominal_s: dict[str, float] | None = None,
                 battery: tuple[Recipe, ...] = BATTERY,
                 runner: Callable[[RunConfig], RunResult] | None = None,

@@ -58,8 +58,10 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"comma-separated modules of {PACKAGE} (default: {','.join(MODULES)})")
     p.add_argument("--quick", action="store_true",
                    help=f"the fixed small sample {QUICK} (a slow-tier test runs it)")
-    p.add_argument("--budget-s", type=float, default=150.0,
-                   help="campaign seconds per mutant at most (default 150)")
+    p.add_argument("--budget-s", type=float, default=200.0,
+                   help="wall-clock seconds of runs per mutant at most: a run starts only "
+                        "if the control's time for it still fits (default 200; the "
+                        "control takes about 150)")
     p.add_argument("--judgements", type=Path, default=None,
                    help="JSON file: mutant id -> judgement of a survivor; one starting "
                         "with 'equivalent' leaves the mutant out of the score")
