@@ -42,6 +42,8 @@ What it checks, each a test of its own so a failure names the broken part:
 * malformed requests (an adapter stating :class:`harness.system.TakesHostileInput`):
   60 drawn requests, to each node in turn, are all refused, and the cluster stays
   ready;
+* an idle CPU bound (a system stating :class:`harness.system.PromisesCpuBound`): each
+  node of the ready, idle cluster uses less than the bound over its window;
 * teardown leaves nothing behind (no container, network or volume of the
   run; no process for the local backend).
 
@@ -82,8 +84,10 @@ from harness import sockets
 from harness.cluster.image import ImageSpec
 from harness.cluster.local import LocalCluster, http_status
 from harness.errors import HarnessError
+from harness.history import Op, OpType
 from harness.nemesis.faults import Nemesis
 from harness.nemesis.grudge import isolate
+from harness.resources import cpu_promise, measure_idle_cpu
 from harness.runner import RunConfig, run
 from harness.system import (
     CheckReady,
@@ -91,6 +95,7 @@ from harness.system import (
     LoadBalanced,
     NodeContext,
     NodeLaunch,
+    PromisesCpuBound,
     PromisesStableLeader,
     System,
     TakesHostileInput,
@@ -351,6 +356,30 @@ def test_a_rejoining_follower_leaves_the_leader_in_office(cluster: Any, system: 
     after = agreed()
     assert after == before, (f"{follower} came back from a partition and the leader changed: "
                              f"{before} before, {after} after")
+
+
+def test_an_idle_cluster_stays_within_its_cpu_bound(cluster: Any, system: Any) -> None:
+    """For a system that promises an idle CPU bound (:class:`PromisesCpuBound`): a ready,
+    idle cluster's nodes each use less than the bound over its window, as the runner
+    measures it at the end of every run. A node above it here would make every campaign
+    invalid (``cpu-runaway``): a bound too tight for the system, or a node that spins."""
+    if not isinstance(system, PromisesCpuBound):
+        pytest.skip("the adapter promises no CPU bound")
+    if cpu_promise(system, cluster, list(cluster.nodes)) is None:
+        pytest.skip("this backend cannot read the nodes' CPU time")
+    bound = system.cpu_bound()
+    _wait(lambda: _ready(cluster, system), "the cluster to be ready")
+    time.sleep(bound.window_s)  # let a start's own work settle
+    value = measure_idle_cpu(cluster, lambda *a: Op(0, 0, OpType.INFO, "conform", "cpu"),
+                             list(cluster.nodes), window_s=bound.window_s)
+    over = []
+    for node in cluster.nodes:
+        a, b = value["before"].get(node), value["after"].get(node)
+        assert a is not None and b is not None and a[0] == b[0], f"{node} was not measured"
+        cores = (b[1] - a[1]) / value["window_s"]
+        if cores > bound.idle_cores:
+            over.append(f"{node} at {cores:.2f} cores")
+    assert not over, f"idle nodes above the promised {bound.idle_cores} cores: {over}"
 
 
 def test_malformed_requests_are_refused(cluster: Any, system: Any) -> None:
