@@ -371,8 +371,11 @@ CAMPAIGNS: dict[str, Campaign] = {
                              _expire_early),
     "small_quorum": Campaign("register-isolate-one", "small_quorum", "linearizable",
                              "nonlinearizable", _small_quorum),
+    # its two leaders need a restart to race a 300 ms-delayed accept, which some runs
+    # miss: a CI run on a quiet machine missed it in 4 runs in a row (found in the
+    # first run with that seed again), so the hunt gets 8
     "forget_promise": Campaign("register-bridge-restarts", "forget_promise", "linearizable",
-                               "nonlinearizable", _forget_promise),
+                               "nonlinearizable", _forget_promise, max_runs=8),
     "local_clock": Campaign("queue-no-fault", "local_clock", "convergence",
                             "divergent-replicas", _local_clock),
     "no_fsync": Campaign("queue-power-loss", "no_fsync", "queue", "lost",
