@@ -81,6 +81,7 @@ from typing import Any
 import pytest
 
 from harness import sockets
+from harness.checker.resources import idle_use
 from harness.cluster.image import ImageSpec
 from harness.cluster.local import LocalCluster, http_status
 from harness.errors import HarnessError
@@ -372,13 +373,11 @@ def test_an_idle_cluster_stays_within_its_cpu_bound(cluster: Any, system: Any) -
     time.sleep(bound.window_s)  # let a start's own work settle
     value = measure_idle_cpu(cluster, lambda *a: Op(0, 0, OpType.INFO, "conform", "cpu"),
                              list(cluster.nodes), window_s=bound.window_s)
-    over = []
-    for node in cluster.nodes:
-        a, b = value["before"].get(node), value["after"].get(node)
-        assert a is not None and b is not None and a[0] == b[0], f"{node} was not measured"
-        cores = (b[1] - a[1]) / value["window_s"]
-        if cores > bound.idle_cores:
-            over.append(f"{node} at {cores:.2f} cores")
+    use = idle_use(value, value["window_s"])
+    missing = [n for n in cluster.nodes if use.get(n, {}).get("cores") is None]
+    assert not missing, f"not measured over the window: {missing}"
+    over = [f"{n} at {v['cores']:.2f} cores" for n, v in use.items()
+            if v["cores"] > bound.idle_cores]
     assert not over, f"idle nodes above the promised {bound.idle_cores} cores: {over}"
 
 

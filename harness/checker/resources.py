@@ -27,7 +27,7 @@ from harness.checker.result import UNKNOWN, Result
 from harness.history import History, OpType
 from harness.resources import IDLE_CPU, RESOURCES
 
-__all__ = ["has_cpu_promise", "idle_window", "resources"]
+__all__ = ["has_cpu_promise", "idle_use", "idle_window", "resources"]
 
 
 def has_cpu_promise(history: History) -> bool:
@@ -55,6 +55,24 @@ def _number(x: Any) -> float | None:
     return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
 
 
+def idle_use(window: Mapping[str, Any], window_s: float) -> dict[str, dict[str, Any]]:
+    """Each node's CPU use over an idle window (``{"before", "after"}`` readings):
+    ``{"cores", "cpu_s"}``, or ``cores`` None with why when it cannot be judged (down
+    at either end, or restarted in between)."""
+    raw_before, raw_after = window.get("before"), window.get("after")
+    before: Mapping[str, Any] = raw_before if isinstance(raw_before, Mapping) else {}
+    after: Mapping[str, Any] = raw_after if isinstance(raw_after, Mapping) else {}
+    nodes: dict[str, dict[str, Any]] = {}
+    for node in sorted({*map(str, before), *map(str, after)}):
+        a, b = _reading(before.get(node)), _reading(after.get(node))
+        if a is None or b is None or a[0] != b[0] or b[1] < a[1]:
+            nodes[node] = {"cores": None, "why": "down or restarted during the window"}
+        else:
+            nodes[node] = {"cores": round((b[1] - a[1]) / window_s, 3),
+                           "cpu_s": round(b[1] - a[1], 3)}
+    return nodes
+
+
 def resources(history: History) -> Result:
     """Judge the idle window against the promised bound (see the module docstring)."""
     promise = promise_of(history.nemesis_ops(), "cpu")
@@ -69,20 +87,9 @@ def resources(history: History) -> Result:
         return Result(UNKNOWN, details=ResourcesDetails.of({
             "idle_cores": bound,
             "reason": "the history holds no idle window (the run ended before it)"}))
-    raw_before, raw_after = window.get("before"), window.get("after")
-    before: Mapping[str, Any] = raw_before if isinstance(raw_before, Mapping) else {}
-    after: Mapping[str, Any] = raw_after if isinstance(raw_after, Mapping) else {}
-    nodes: dict[str, Any] = {}
-    runaways: list[dict[str, Any]] = []
-    for node in sorted({*map(str, before), *map(str, after)}):
-        a, b = _reading(before.get(node)), _reading(after.get(node))
-        if a is None or b is None or a[0] != b[0] or b[1] < a[1]:
-            nodes[node] = {"cores": None, "why": "down or restarted during the window"}
-            continue
-        cores = round((b[1] - a[1]) / measured, 3)
-        nodes[node] = {"cores": cores, "cpu_s": round(b[1] - a[1], 3)}
-        if cores > bound:
-            runaways.append({"node": node, "cores": cores, "cpu_s": round(b[1] - a[1], 3)})
+    nodes = idle_use(window, measured)
+    runaways = [{"node": n, "cores": v["cores"], "cpu_s": v["cpu_s"]}
+                for n, v in nodes.items() if v["cores"] is not None and v["cores"] > bound]
     details: dict[str, Any] = {"idle_cores": bound, "window_s": measured, "nodes": nodes,
                                "runaways": runaways}
     if runaways:
