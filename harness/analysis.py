@@ -273,7 +273,7 @@ def summarize(result: Result) -> str:
         return (f"{d.resends} resends, {d.same_answer} answered as the "
                 f"first, {d.no_evidence} unanswered or turned away")
     if isinstance(d, LeadershipDetails):
-        if d.get("progress") or valid == "unknown":
+        if d.get("progress") or valid is not True:
             return str(d.reason or "not judged")
         return (f"{d.tenures} leaders' tenures, none ended by a rejoining node; "
                 f"{d.excused} ended by faults, {d.elsewhere} with no fault on the leader")

@@ -334,15 +334,19 @@ class PromisesStableLeader(Protocol):
     deposing the leader). Safety checkers pass it; clients see only a hiccup
     that a recovery grace forgives. The runner polls every node's view while the
     run lasts (:mod:`harness.leadership`) and the ``leadership`` checker names a
-    leader deposed right after a fault that spared it ended.
+    leader deposed right after a fault that spared it ended. The same views
+    judge election safety: a node's term that went down while it ran, or two
+    nodes leading at one term, makes the verdict invalid.
     """
 
     def leadership(self, node: str, addresses: Mapping[str, Address], *,
                    timeout_s: float) -> tuple[str | None, int | None]:
         """``node``'s own view, read from it alone: the node it knows as leader
-        (itself when it leads; None when it knows none) and the term of that
-        leadership (a Raft term, a ballot's round: a number that grows with every
-        election). Raise when the node cannot be read."""
+        (itself when it leads; None when it knows none) and its term: a number
+        that never goes down while the node runs, grows with every election, and
+        that at most one node ever leads at. A Raft node's current term; a Paxos
+        acceptor's promised ballot as one number (its round alone is not one:
+        two proposers may use one round). Raise when the node cannot be read."""
         ...
 
 

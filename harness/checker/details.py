@@ -218,7 +218,7 @@ class IdempotencyDetails(Details):
 
 @dataclass(frozen=True, eq=False)
 class LeadershipDetails(Details):
-    """Leaders' tenures and those a rejoining node ended."""
+    """Leaders' tenures, those a rejoining node ended, and terms that broke election safety."""
 
     tenures: int = 0
     changes: int = 0
@@ -226,6 +226,10 @@ class LeadershipDetails(Details):
     elsewhere: int = 0
     disrupted_count: int = 0
     disrupted: Sequence[Mapping[str, Any]] = ()
+    regression_count: int = 0
+    regressions: Sequence[Mapping[str, Any]] = ()
+    shared_count: int = 0
+    shared_terms: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass(frozen=True, eq=False)

@@ -27,6 +27,25 @@ it is only counted.
 The verdict is unknown with the finding named when there is a disruption (a
 finite run proves no liveness violation, and the leader may have been starved),
 valid otherwise, and unknown when the history has no observations.
+
+The same views also prove two safety violations (the verdict is then
+**invalid**), because the promise's terms are what a consensus protocol's
+safety rests on (:class:`harness.system.PromisesStableLeader`: a number that
+grows with every election and that at most one node ever leads at, a Raft
+term, a Paxos ballot as one number):
+
+* ``term-regression``: a node's term went down between two of its views while
+  it kept running: no fault that may restart it (any kind but those in
+  :data:`NO_RESTART_KINDS`) was in force between them, and the observer did not
+  find it unreachable. An acceptor's promise or a Raft node's current term
+  only grows; one that shrinks accepts what it promised to refuse (a ballot
+  computed below those seen, a candidate that lowers its own promise, a term
+  reset on a step-down).
+* ``two-leaders-one-term``: two nodes each claimed to lead at one term (Raft's
+  election safety; a ballot names its proposer).
+
+Neither needs a fault or a client op to show: a regression is the node's own
+word, read from it alone.
 """
 
 from __future__ import annotations
@@ -42,8 +61,8 @@ from harness.checker.result import UNKNOWN, Result
 from harness.history import History
 from harness.leadership import LEADERSHIP, OBSERVER
 
-__all__ = ["LOOKBACK_S", "REJOIN_WINDOW_S", "Tenure", "has_leadership_promise", "leadership",
-           "tenures"]
+__all__ = ["LOOKBACK_S", "NO_RESTART_KINDS", "REJOIN_WINDOW_S", "Tenure",
+           "has_leadership_promise", "leadership", "tenures", "term_violations"]
 
 REJOIN_WINDOW_S = 3.0
 """How long after a fault stops a leader change counts as caused by the rejoin: a
@@ -52,6 +71,11 @@ restarted node's start, its election timeout and one round of messages."""
 LOOKBACK_S = 2.0
 """A fault on the leader this long before the stop still excuses (an election it
 set off may finish after it ended)."""
+
+NO_RESTART_KINDS = frozenset({"partition", "pause", "latency", "flaky", "clock", "stall"})
+"""Fault kinds that never restart a node: a node's term must not go down across one.
+Any other kind, a user's own included, may restart it (and a system need not
+promise that what a restart recovers is its last term)."""
 
 LISTED = 20
 _NS = 1_000_000_000
@@ -106,6 +130,58 @@ def tenures(history: History) -> list[Tenure]:
     return out
 
 
+def _term(v: Mapping[str, Any]) -> int | None:
+    raw = v.get("term")
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+
+
+def _views(history: History) -> list[tuple[int, str, Mapping[str, Any]]]:
+    return [(op.time, str(op.value.get("node")), op.value) for op in history.nemesis_ops()
+            if op.process == OBSERVER and op.f == LEADERSHIP and isinstance(op.value, Mapping)]
+
+
+def _may_restart(node: str, since: int, until: int, faults: Sequence[FaultInterval]) -> bool:
+    return any(f.kind not in NO_RESTART_KINDS and f.start <= until and f.stop >= since
+               and (f.faulty is None or node in f.faulty) for f in faults)
+
+
+def term_violations(history: History, faults: Sequence[FaultInterval]
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, int]:
+    """The terms that went down within a node's life and the terms two nodes led at
+    (see the module docstring): ``(regressions, shared, regression count, shared count)``,
+    each list at most :data:`LISTED` long."""
+    last: dict[str, tuple[int, int]] = {}  # node -> (term, time) of its last view
+    led: dict[int, tuple[str, int]] = {}  # term -> first node seen leading at it, and when
+    shared_terms: set[int] = set()
+    regressions: list[dict[str, Any]] = []
+    shared: list[dict[str, Any]] = []
+    n_reg = 0
+    for t, node, v in _views(history):
+        if v.get("unreachable"):
+            last.pop(node, None)  # maybe restarted: its next term starts afresh
+            continue
+        term = _term(v)
+        if term is None:
+            continue
+        prev = last.get(node)
+        if prev is not None and term < prev[0] and not _may_restart(node, prev[1], t, faults):
+            n_reg += 1
+            if len(regressions) < LISTED:
+                regressions.append({"node": node, "from": prev[0], "to": term,
+                                    "seen_s": round(prev[1] / _NS, 3),
+                                    "at_s": round(t / _NS, 3), "leader": v.get("leader")})
+        last[node] = (term, t)
+        if v.get("leader") == node:
+            first = led.setdefault(term, (node, t))
+            if first[0] != node and term not in shared_terms:
+                shared_terms.add(term)
+                if len(shared) < LISTED:
+                    shared.append({"term": term, "leaders": [first[0], node],
+                                   "first_s": round(first[1] / _NS, 3),
+                                   "at_s": round(t / _NS, 3)})
+    return regressions, shared, n_reg, len(shared_terms)
+
+
 def _excuse(t: Tenure, since: int, until: int, faults: Sequence[FaultInterval], n: int
             ) -> str | None:
     why = excused_by(faults, t.leader, since, until)
@@ -127,10 +203,10 @@ def leadership(history: History) -> Result:
     nodes = promise.get("nodes")
     n = len(nodes) if isinstance(nodes, list | tuple) else 0
     ts = tenures(history)
-    if not ts:
+    faults, stops = fault_intervals(history)
+    if not ts and not any(term_violations(history, faults)[2:]):
         return Result(UNKNOWN, details=LeadershipDetails.of({
             "reason": "no node was ever seen leading: nothing to judge"}))
-    faults, stops = fault_intervals(history)
     window = int(REJOIN_WINDOW_S * _NS)
     lookback = int(LOOKBACK_S * _NS)
     disrupted: list[dict[str, Any]] = []
@@ -156,19 +232,41 @@ def leadership(history: History) -> Result:
                 "leader": t.leader, "term": t.term, "since_s": round(t.start / _NS, 3),
                 "ended_s": round(t.end / _NS, 3), "ended_by": t.ended_by,
                 "after": stop[1], "after_s": round(stop[0] / _NS, 3)})
+    regressions, shared, n_reg, n_shared = term_violations(history, faults)
     details: dict[str, Any] = {
         "tenures": len(ts), "changes": sum(1 for t in ts if t.end is not None),
         "excused": excused, "elsewhere": elsewhere, "disrupted_count": len(disrupted),
         "disrupted": disrupted,
         "leaders": [[t.leader, t.term, round(t.start / _NS, 3)] for t in ts[:100]],
+        "regression_count": n_reg, "regressions": regressions,
+        "shared_count": n_shared, "shared_terms": shared,
     }
+    reasons: list[str] = []
+    if regressions:
+        r = regressions[0]
+        reasons.append(
+            f"{n_reg} term(s) went down on a running node, e.g. {r['node']}'s from "
+            f"{r['from']} (seen at {r['seen_s']} s) to {r['to']} at {r['at_s']} s, with no "
+            f"fault that may restart it in between")
+    if shared:
+        r = shared[0]
+        reasons.append(
+            f"{n_shared} term(s) led by two nodes, e.g. term {r['term']} by "
+            f"{r['leaders'][0]} (at {r['first_s']} s) and {r['leaders'][1]} (at {r['at_s']} s)")
     if disrupted:
         first = disrupted[0]
         details["progress"] = ["leader-disrupted"]
-        details["reason"] = (
+        reasons.append(
             f"{len(disrupted)} healthy leader(s) deposed right after a fault ended, e.g. "
             f"{first['leader']} (term {first['term']}) lost office at {first['ended_s']} s, "
             f"{round(first['ended_s'] - first['after_s'], 2)} s after {first['after']} "
             f"({first['ended_by']}), though no fault in force had hit it")
+    if reasons:
+        details["reason"] = "; ".join(reasons)
+    if regressions or shared:
+        details["anomalies"] = (["term-regression"] if regressions else []) \
+            + (["two-leaders-one-term"] if shared else [])
+        return Result(False, details=LeadershipDetails.of(details))
+    if disrupted:
         return Result(UNKNOWN, details=LeadershipDetails.of(details))
     return Result(True, details=LeadershipDetails.of(details))

@@ -102,16 +102,25 @@ def robustness_view(result: Any) -> dict[str, Any] | None:
 
 
 def leadership_view(result: Any) -> dict[str, Any] | None:
-    """Leaders deposed right after a fault that spared them ended, when there were any."""
+    """Leaders deposed right after a fault that spared them ended, terms that went down
+    on a running node and terms two nodes led at, when there were any."""
     r = checker_result(result, "leadership")
-    if r is None or not (r.details.get("progress") or []):
+    if r is None or not (r.details.get("progress") or r.details.get("anomalies") or []):
         return None
     d = LeadershipDetails.coerce(r.details)
     rows = [{k: e.get(k) for k in ("leader", "term", "since_s", "ended_s", "ended_by", "after",
                                     "after_s")}
             for e in d.disrupted or [] if isinstance(e, Mapping)]
+    regressions = [{k: e.get(k) for k in ("node", "from", "to", "seen_s", "at_s", "leader")}
+                   for e in d.regressions or [] if isinstance(e, Mapping)]
+    shared = [{"term": e.get("term"), "leaders": ", ".join(str(x) for x in e.get("leaders") or []),
+               "first_s": e.get("first_s"), "at_s": e.get("at_s")}
+              for e in d.shared_terms or [] if isinstance(e, Mapping)]
     return {"reason": str(d.reason or ""), "rows": rows,
-            "total": int(d.disrupted_count or len(rows)), "tenures": int(d.tenures or 0)}
+            "total": int(d.disrupted_count or len(rows)), "tenures": int(d.tenures or 0),
+            "regressions": regressions, "regression_total": int(d.regression_count or 0),
+            "shared": shared, "shared_total": int(d.shared_count or 0),
+            "safety": bool(regressions or shared)}
 
 
 def introspection_view(result: Any) -> dict[str, Any] | None:

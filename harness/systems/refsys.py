@@ -28,13 +28,31 @@ from harness.system import (
 from harness.systems import refsys_hostile
 from harness.systems.refsys_client import RefsysClient
 
-__all__ = ["ReferenceSystem", "find_leader"]
+__all__ = ["BALLOT_NODES", "ReferenceSystem", "ballot_term", "find_leader"]
 
 #: the CPU bound each idle node promises, and the idle window (ReferenceSystem.cpu_bound)
 CPU_IDLE_CORES = 0.2
 CPU_WINDOW_S = 0.5
 
 BASE_PACKAGES = ("python3", "python3-aiohttp", "haproxy", "tini", "iproute2", "procps", "faketime")
+
+
+BALLOT_NODES = 1000
+"""A ballot ``(round, node)`` as one term: ``round * BALLOT_NODES + node`` (node ids are
+small: one per cluster member)."""
+
+
+def ballot_term(ballot: Any) -> int | None:
+    """A node's ``/health`` ballot ``[round, node]`` as the term the leadership promise
+    reads (ordered as ballots are, one proposer per term), or None when it is not one.
+    The zero ballot ``[0, -1]`` (nothing promised yet) is -1."""
+    if not isinstance(ballot, list) or len(ballot) != 2 \
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in ballot):
+        return None
+    rnd, node = ballot
+    if rnd < 0 or not -1 <= node < BALLOT_NODES:
+        return None
+    return rnd * BALLOT_NODES + node
 
 
 @dataclass
@@ -169,9 +187,12 @@ class ReferenceSystem:
     def leadership(self, node: str, addresses: Mapping[str, Address], *,
                    timeout_s: float = 0.5) -> tuple[str | None, int | None]:
         """``GET /health`` of that node (cheap, answered whatever its health): the leader
-        it knows (``n{id}``; None past an election timeout without contact) and the round
-        of the ballot it promised, which is its leader's ballot (:class:`PromisesStableLeader`:
-        pre-vote and stickiness keep a rejoining node from deposing a live leader)."""
+        it knows (``n{id}``; None past an election timeout without contact) and the ballot
+        it promised, which is its leader's ballot, as one number: ``round * 1000 + node id``
+        (:data:`BALLOT_NODES`), so a term names its proposer as the promise requires
+        (two nodes may campaign in one round; a round alone would be shared).
+        :class:`PromisesStableLeader`: pre-vote and stickiness keep a rejoining node from
+        deposing a live leader."""
         addr = addresses[self.client_role]
         # any status: a 503 (not healthy) still says who leads
         _, _, raw = sockets.http_get(addr.host, addr.port, "/health", timeout=timeout_s)
@@ -180,8 +201,7 @@ class ReferenceSystem:
             raise HarnessError(f"{node}: /health answered {str(body)[:200]}")
         leader = body.get("leader")
         ballot = body["ballot"]
-        term = ballot[0] if ballot and isinstance(ballot[0], int) else None
-        return (f"n{leader}" if isinstance(leader, int) else None), term
+        return (f"n{leader}" if isinstance(leader, int) else None), ballot_term(ballot)
 
     def hostile_request(self, rng: random.Random) -> dict[str, Any]:
         """A request the API documents as malformed (:class:`TakesHostileInput`; see

@@ -159,7 +159,21 @@ def test_any_history_is_judged_and_without_a_stop_nothing_is_disrupted(
         drawn: list[tuple[float, tuple[Any, ...]]]) -> None:
     ops = _ops(drawn)
     r = leadership(build(*ops))
-    assert r.valid in (True, "unknown")
+    assert r.valid in (True, "unknown", False)
+    if r.valid is False:
+        assert set(r.details["anomalies"]) <= {"term-regression", "two-leaders-one-term"}
+    seen: dict[str, list[int]] = {}
+    leaders: dict[int, set[str]] = {}
+    for op in build(*ops).nemesis_ops():
+        v = op.value
+        if op.f == LEADERSHIP and isinstance(v.get("term"), int) \
+                and not isinstance(v["term"], bool):
+            seen.setdefault(v["node"], []).append(v["term"])
+            if v["leader"] == v["node"]:
+                leaders.setdefault(v["term"], set()).add(v["node"])
+    if all(ts == sorted(ts) for ts in seen.values()) \
+            and all(len(n) == 1 for n in leaders.values()):
+        assert r.valid is not False  # no term went down, none was led twice
     if not any(op.f.startswith("stop-") for op in ops):
         assert not r.details.get("disrupted")
     ts = tenures(build(*ops))
@@ -215,3 +229,57 @@ def test_the_observer_records_each_change_once_until_stopped() -> None:
         {"node": "n1", "leader": "n1", "term": 3}, {"node": "n2", "leader": "n1", "term": 3},
         {"node": "n2", "unreachable": True},
         {"node": "n1", "leader": "n2", "term": 4}, {"node": "n2", "leader": "n2", "term": 4}]
+
+
+def test_a_term_that_goes_down_on_a_running_node_is_invalid() -> None:
+    # n2 promised n3's ballot, then campaigned below it (its own promise went down)
+    h = build(promise(), view(0.5, "n1", "n3", 3003), view(0.5, "n2", "n3", 3003),
+              view(0.5, "n3", "n3", 3003), start(1.0, "partition", ["n3"]),
+              view(1.6, "n2", "n2", 2), stop(3.0, "partition"))
+    r = leadership(h)
+    assert r.valid is False
+    assert list(r.details["anomalies"]) == ["term-regression"]
+    reg = r.details["regressions"][0]
+    assert (reg["node"], reg["from"], reg["to"], reg["at_s"]) == ("n2", 3003, 2, 1.6)
+    assert "went down on a running node" in r.details["reason"]
+    assert "went down on a running node" in summarize(r)
+
+
+def test_a_restart_or_an_unreachable_node_starts_its_terms_afresh() -> None:
+    base = [promise(), view(0.5, "n1", "n1", 5), view(0.5, "n2", "n1", 5)]
+    killed = build(*base, start(1.0, "kill", ["n2"]), stop(2.0, "kill"),
+                   view(2.5, "n2", None, 0))
+    assert leadership(killed).valid is not False
+    unknown_reach = build(*base, start(1.0, "lose-unsynced", None), stop(2.0, "lose-unsynced"),
+                          view(2.5, "n2", None, 0))
+    assert leadership(unknown_reach).valid is not False
+    gone = build(*base, unreachable(1.0, "n2"), view(2.5, "n2", None, 0))
+    assert leadership(gone).valid is not False
+    # a kill of another node, a pause or a partition of this one restarts nothing
+    for kind, faulty in (("kill", ["n3"]), ("pause", ["n2"]), ("partition", ["n2"])):
+        h = build(*base, start(1.0, kind, faulty), stop(2.0, kind), view(2.5, "n2", None, 4))
+        r = leadership(h)
+        assert r.valid is False and list(r.details["anomalies"]) == ["term-regression"], kind
+
+
+def test_two_nodes_leading_at_one_term_is_invalid() -> None:
+    h = build(promise(), view(0.5, "n1", "n1", 7), start(1.0, "partition", ["n1"]),
+              view(1.5, "n2", "n2", 7), stop(3.0, "partition"))
+    r = leadership(h)
+    assert r.valid is False and list(r.details["anomalies"]) == ["two-leaders-one-term"]
+    assert r.details["shared_terms"][0]["leaders"] == ["n1", "n2"]
+    # one leader seen again at its term, and followers naming it, are fine
+    ok = build(promise(), view(0.5, "n1", "n1", 7), view(0.6, "n2", "n1", 7),
+               view(0.7, "n1", None, 7), view(0.8, "n1", "n1", 7))
+    assert leadership(ok).valid is not False
+
+
+def test_refsys_reports_its_ballot_as_one_term_per_proposer() -> None:
+    from harness.systems.refsys import BALLOT_NODES, ballot_term
+
+    assert ballot_term([0, -1]) == -1
+    assert ballot_term([3, 2]) == 3 * BALLOT_NODES + 2
+    # ordered as ballots are: a higher round wins, then a higher node id
+    assert ballot_term([3, 2]) < ballot_term([3, 3]) < ballot_term([4, 1])
+    for bad in (None, [], [1], [1, 2, 3], ["1", 2], [True, 1], [-1, 1], [1, BALLOT_NODES]):
+        assert ballot_term(bad) is None

@@ -90,3 +90,26 @@ def test_a_leader_deposed_by_a_rejoining_node_is_shown(make_run: RunFactory) -> 
                                    op_count=len(h), workload="register"))
     page = write_report(run).read_text()
     assert 'id="leadership"' in page and "n3 claimed term 9" in page
+
+
+def test_a_term_that_went_down_is_shown_as_a_safety_finding(make_run: RunFactory) -> None:
+    from harness.checker.leadership import leadership
+    from harness.leadership import LEADERSHIP, OBSERVER
+
+    def view(node: str, leader: str | None, term: int) -> object:
+        return info(OBSERVER, LEADERSHIP, {"node": node, "leader": leader, "term": term},
+                    error=None)
+
+    h = timed([info(NEMESIS, PROMISES, {"leadership": {"nodes": ["n1", "n2", "n3"]}},
+                    error=None),
+               view("n3", "n3", 3003), view("n1", "n3", 3003),
+               info(NEMESIS, "start-partition", {"faulty": ["n3"]}, error=None),
+               view("n1", "n1", 1), info(NEMESIS, "stop-partition", {}, error=None)])
+    ld = leadership(h).to_dict()
+    assert ld["valid"] is False and ld["anomalies"] == ["term-regression"]
+    run = make_run(h, base_results(valid=False, checkers={"leadership": ld},
+                                   op_count=len(h), workload="register"))
+    page = write_report(run).read_text()
+    assert 'id="leadership"' in page and "election safety broken" in page
+    assert 'class="ops term-regressions"' in page and "<td>3003</td>" in page
+    assert "deposed by a rejoining node" not in page

@@ -215,6 +215,24 @@ def _register_flaky_links() -> dict[str, Any]:
             "pairs": [["leader", "follower"], ["follower", "leader"]]})))
 
 
+def _register_leader_churn() -> dict[str, Any]:
+    # Three leaders cut off in turn, through the load balancer: each isolation
+    # forces an election among the other two, and each heal brings the deposed
+    # leader back into a newer term. A cluster must elect again after each, so
+    # a ballot or term that does not outgrow every one seen (a node that can
+    # lead only once, or only if its id is highest), a timer or a promise left
+    # over from the last election, or a leader that keeps its old ballot's view
+    # shows by the third. The first two are short (an election, not a judged
+    # window); the third outlasts the failover grace by four seconds, so the
+    # availability checker judges whether the two left serve.
+    return dict(
+        workload="register", nemesis=("partition",), time_limit_s=12.5, concurrency=5,
+        rate_hz=60.0, op_timeout_s=1.0,
+        schedule=_sched(20, Fault("partition", 1.0, 1.5, {"plan": "isolate-leader"}),
+                        Fault("partition", 3.5, 1.5, {"plan": "isolate-leader"}),
+                        Fault("partition", 6.0, 7.0, {"plan": "isolate-leader"})))
+
+
 BATTERY: tuple[Recipe, ...] = (
     Recipe("queue-kill-pause", _queue_kill_pause, 11),
     Recipe("register-partition", _register_partition, 12),
@@ -225,6 +243,7 @@ BATTERY: tuple[Recipe, ...] = (
     Recipe("register-leaders-down", _register_leaders_down, 17),
     Recipe("queue-disk-errors", _queue_disk_errors, 18),
     Recipe("register-flaky-links", _register_flaky_links, 19),
+    Recipe("register-leader-churn", _register_leader_churn, 20),
 )
 
 #: anomalies that break a progress promise (the system stopped doing its work);
@@ -238,7 +257,8 @@ SAFETY_ANOMALIES = frozenset({"lost", "duplicated", "unexpected", "failed-then-s
                               "double-completion", "token-reuse", "token-regression",
                               "stale-accepted", "lease-overlap", "lease-cut-short",
                               "nonlinearizable",
-                              "divergence", "convergence"})
+                              "divergence", "convergence",
+                              "term-regression", "two-leaders-one-term"})
 
 
 #: anomalies of the system's handling of malformed requests (the robustness checker):

@@ -27,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
-from harness.bench.mutants.battery import BATTERY, Outcome, run_battery
+from harness.bench.mutants.battery import BATTERY, Outcome, Recipe, run_battery
 from harness.bench.mutants.generate import (
     MODULES,
     PACKAGE,
@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--only", default=None, metavar="ID[,ID...]",
                    help="run these mutants instead of a sample (to look again at a "
                         "survivor or a kill, e.g. with --keep)")
+    p.add_argument("--recipes", default=None, metavar="NAME[,NAME...]",
+                   help="run only these runs of the battery, in its order (to look again "
+                        "at a survivor or a kill); a score so measured is not the battery's")
     p.add_argument("--dry-run", action="store_true",
                    help="enumerate and sample only: print the sample, run nothing")
     p.add_argument("--keep", action="store_true",
@@ -146,11 +149,25 @@ def _line(i: int, total: int, m: Mutant, o: Outcome) -> str:
             f"{o.seconds:.0f} s")
 
 
+def _battery(names: str | None) -> tuple[Recipe, ...]:
+    """The battery's runs named (all of them without ``--recipes``), in its order."""
+    if names is None:
+        return BATTERY
+    wanted = [n for n in names.split(",") if n]
+    known = {r.name for r in BATTERY}
+    unknown = [n for n in wanted if n not in known]
+    if unknown or not wanted:
+        raise HarnessError(f"no run(s) {', '.join(unknown) or repr(names)} in the battery "
+                           f"(its runs: {', '.join(sorted(known))})")
+    return tuple(r for r in BATTERY if r.name in wanted)
+
+
 def _run(a: argparse.Namespace, out: TextIO, work: Path) -> int:
     def say(s: str = "") -> None:
         print(s, file=out, flush=True)
 
     modules = [m for m in a.modules.split(",") if m]
+    battery = _battery(a.recipes)
     # every run writes its HTML report; an empty plot's legend warning is noise here
     warnings.filterwarnings("ignore", "No artists with labels", UserWarning)
     judgements: dict[str, str] = {}
@@ -195,7 +212,7 @@ def _run(a: argparse.Namespace, out: TextIO, work: Path) -> int:
     how = "given by --only" if a.only else f"seed {a.seed}"
     say(f"sample: {len(chosen)} ({how}) "
         + " ".join(f"{k}={v}" for k, v in sorted(drawn.items())))
-    say(f"battery: {', '.join(r.name for r in BATTERY)}; at most {a.budget_s:.0f} s of "
+    say(f"battery: {', '.join(r.name for r in battery)}; at most {a.budget_s:.0f} s of "
         "campaign time per mutant, stopping at the first kill")
     if a.dry_run:
         for i, m in enumerate(chosen, 1):
@@ -205,7 +222,7 @@ def _run(a: argparse.Namespace, out: TextIO, work: Path) -> int:
     nominal: dict[str, float] | None = None
     if not a.no_control:
         ctl = run_battery(materialize(None, work / "control", root=base), reports,
-                          label="control", budget_s=float("inf"))
+                          label="control", budget_s=float("inf"), battery=battery)
         verdict = "passed" if ctl.status == "survived" else f"failed ({ctl.status})"
         say(f"control (unmutated copy): {verdict} in {ctl.seconds:.0f} s ("
             + ", ".join(f"{k} {v:.0f} s" for k, v in ctl.per_run_s.items()) + ")")
@@ -222,7 +239,7 @@ def _run(a: argparse.Namespace, out: TextIO, work: Path) -> int:
         copy = materialize(m, work / f"m{i:03d}", root=base)
         try:
             o = run_battery(copy, reports, label=f"mutant{i:03d}", budget_s=a.budget_s,
-                            nominal_s=nominal)
+                            nominal_s=nominal, battery=battery)
         finally:
             if not a.keep:
                 shutil.rmtree(copy, ignore_errors=True)
