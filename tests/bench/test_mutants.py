@@ -275,6 +275,11 @@ def test_battery_stops_at_the_first_kill_and_tells_broken_from_killed(tmp_path: 
                         valid=UNKNOWN)
     o = run_battery(tmp_path, tmp_path, label="m", runner=_runner([not_ready], []))
     assert (o.status, o.runs, o.kill) == ("broken", 1, None)
+    # ready in the first run, never in the second: a progress kill, not broken
+    o = run_battery(tmp_path, tmp_path, label="m", runner=_runner([ok, not_ready], []))
+    assert (o.status, o.recipe, o.runs) == ("killed", BATTERY[1].name, 2)
+    assert o.kill is not None and o.kill.kind == "progress"
+    assert o.kill.findings == (("runner", "never-ready"),) and "n1 exited" in (o.error or "")
     # an error after the start is not a kill: the battery goes on, and says so at the end
     crashed = _result({}, error="client crashed", ops=50, valid=UNKNOWN)
     o = run_battery(tmp_path, tmp_path, label="m",

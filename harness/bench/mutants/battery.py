@@ -249,7 +249,7 @@ BATTERY: tuple[Recipe, ...] = (
 #: anomalies that break a progress promise (the system stopped doing its work);
 #: every other anomaly an invalid checker names breaks a safety promise
 PROGRESS_ANOMALIES = frozenset({"unfinished", "stuck", "dead-lettered", "required-op-missing",
-                                "not-recovered", "unavailable", "lagging-replica",
+                                "not-recovered", "never-ready", "unavailable", "lagging-replica",
                                 "leader-disrupted"})
 #: named anomalies known to break safety (for the record; anything invalid that
 #: is not a progress anomaly counts as safety, so a new checker is not missed)
@@ -389,8 +389,10 @@ def run_battery(mutant_path: Path, reports_dir: Path, *, label: str, budget_s: f
 
     A run starts only while the campaign time spent plus the run's nominal
     time (``nominal_s``, measured on the control; else its time limit + 8 s)
-    stays within ``budget_s``. A cluster that never got ready is ``broken``
-    (nothing checked it: the mutant does not start). A run that errored after
+    stays within ``budget_s``. A cluster that never got ready in the first run
+    is ``broken`` (nothing checked it: the mutant does not start); one that got
+    ready in an earlier run and not in a later one is killed (progress:
+    ``never-ready``, a cluster that sometimes elects no leader). A run that errored after
     starting is noted and the battery goes on; if nothing killed the mutant
     and some run errored, the outcome is ``error``, not ``survived``.
     """
@@ -400,6 +402,7 @@ def run_battery(mutant_path: Path, reports_dir: Path, *, label: str, budget_s: f
         runner = run
     out = Outcome("survived")
     errors: list[str] = []
+    started = False  # a run of this battery got the cluster ready
     for recipe in battery:
         cfg = recipe.config(mutant_path, reports_dir, f"{label}-{recipe.name}")
         nominal = (nominal_s or {}).get(recipe.name, cfg.time_limit_s + 8.0)
@@ -413,8 +416,16 @@ def run_battery(mutant_path: Path, reports_dir: Path, *, label: str, budget_s: f
         out.runs += 1
         out.per_run_s[recipe.name] = spent
         if _not_started(result):
+            if started:
+                # it started in an earlier run and not in this one: not a mutant that
+                # cannot start, but a cluster that sometimes elects no leader (the
+                # control always gets ready), a progress failure of its own
+                out.status, out.recipe = "killed", recipe.name
+                out.kill, out.error = Kill((("runner", "never-ready"),)), result.error
+                return out
             out.status, out.recipe, out.error = "broken", recipe.name, result.error
             return out
+        started = True
         if result.error is not None:
             errors.append(f"{recipe.name}: {result.error}")
             continue

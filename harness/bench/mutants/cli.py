@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--budget-s", type=float, default=200.0,
                    help="wall-clock seconds of runs per mutant at most: a run starts only "
                         "if the control's time for it still fits (default 200; the "
-                        "control takes about 150)")
+                        "control takes about 145)")
     p.add_argument("--judgements", type=Path, default=None,
                    help="JSON file: mutant id -> judgement of a survivor; one starting "
                         "with 'equivalent' leaves the mutant out of the score")
