@@ -71,7 +71,16 @@ def _start_run(tmp_path: Path, state: Path, test: str) -> subprocess.Popen[str]:
         [sys.executable, "-m", "harness", "run", "--backend", "local", "--time-limit", "60",
          "--nemesis", "none", "--reports", str(tmp_path / "rel"), "--test", test,
          "--seed", "1", "--check-time-limit", "5"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_default_signals)
+
+
+def _default_signals() -> None:
+    """In the child: the stop signals as a terminal gives them. Under ``nohup`` (a test
+    run started in the background) SIGHUP is inherited ignored, and a run rightly keeps
+    an ignored signal ignored, so the SIGHUP case would test nothing."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def _running(tmp_path: Path, test: str) -> dict[str, Any]:
@@ -283,9 +292,13 @@ def test_stop_signals_raise_then_defer_then_force() -> None:
     from harness.interrupts import Interrupted, StopSignals
 
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(Interrupted) as e, StopSignals():
-        os.kill(os.getpid(), signal.SIGHUP)
-        time.sleep(1)
+    hup = signal.signal(signal.SIGHUP, signal.SIG_DFL)  # under nohup it comes ignored
+    try:
+        with pytest.raises(Interrupted) as e, StopSignals():
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(1)
+    finally:
+        signal.signal(signal.SIGHUP, hup)
     assert e.value.exit_code == 129 and e.value.signal_name == "SIGHUP"
     with StopSignals() as s:
         s.defer()  # past the cluster phase: noted, the results still get written

@@ -55,6 +55,7 @@ def test_etcd_is_valid_under_partitions_kills_and_pauses(workload: str, tmp_path
     assert r.op_count > 300
 
 
+@pytest.mark.slow  # minutes of a broker campaign: the slow tier (README)
 def test_redis_sentinel_loses_acknowledged_items(tmp_path: Path) -> None:
     sched = FaultSchedule((Fault("partition", 3.0, 10.0, {"plan": "isolate-leader"}),), seed=3)
     r = run(RunConfig(system="redis", workload="queue", nemesis=("partition",),

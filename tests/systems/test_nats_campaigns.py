@@ -96,6 +96,7 @@ def assert_anomalies_reported(r: RunResult) -> dict[str, Any]:
     return found
 
 
+@pytest.mark.slow  # minutes of a broker campaign: the slow tier (README)
 def test_nats_queue_under_partition_and_kill(tmp_path: Path) -> None:
     """A partition long enough for NATS's 4-9 s elections, then a killed leader."""
     sched = FaultSchedule((

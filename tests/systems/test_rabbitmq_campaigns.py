@@ -93,6 +93,7 @@ def assert_quorum_promise(r: RunResult) -> None:
     assert set(d["duplicated"]) <= redelivered, (d["duplicated"], r.run_dir)
 
 
+@pytest.mark.slow  # minutes of a broker campaign: the slow tier (README)
 def test_quorum_queue_keeps_its_promise_under_partitions(tmp_path: Path) -> None:
     """Quorum queues promise that a confirmed publish survives a partition.
 

@@ -51,6 +51,7 @@ def test_etcd_members_converge_after_a_member_is_killed(tmp_path: Path) -> None:
 
 
 
+@pytest.mark.slow  # minutes of a broker campaign: the slow tier (README)
 def test_redis_servers_are_each_read_after_a_partition(tmp_path: Path) -> None:
     sched = FaultSchedule((Fault("partition", 2.0, 6.0, {"plan": "isolate-leader"}),), seed=3)
     r = run(RunConfig(system="redis", workload="queue", nemesis=("partition",),
