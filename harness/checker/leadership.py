@@ -101,35 +101,6 @@ def has_leadership_promise(history: History) -> bool:
     return _promise(history) is not None
 
 
-def tenures(history: History) -> list[Tenure]:
-    """The leaders' tenures, in order (see the module docstring)."""
-    out: list[Tenure] = []
-    current: Tenure | None = None
-    top = -1  # the highest term claimed so far
-    for op in history.nemesis_ops():
-        if op.process != OBSERVER or op.f != LEADERSHIP or not isinstance(op.value, Mapping):
-            continue
-        v = op.value
-        node = str(v.get("node"))
-        if v.get("unreachable"):
-            continue
-        leader, raw = v.get("leader"), v.get("term")
-        term = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
-        claims = leader == node and term is not None
-        if claims and term is not None and term > top:
-            if current is not None and current.end is None:
-                current.end, current.ended_by = op.time, f"{node} claimed term {term}"
-            current = Tenure(node, term, op.time)
-            out.append(current)
-            top = term
-        elif current is not None and current.end is None and node == current.leader \
-                and not (claims and term == current.term):
-            current.end = op.time
-            current.ended_by = (f"{node} now names {leader!r} at term {term!r}" if leader
-                                else f"{node} knows no leader (term {term!r})")
-    return out
-
-
 def _term(v: Mapping[str, Any]) -> int | None:
     raw = v.get("term")
     return raw if isinstance(raw, int) and not isinstance(raw, bool) else None
@@ -138,6 +109,30 @@ def _term(v: Mapping[str, Any]) -> int | None:
 def _views(history: History) -> list[tuple[int, str, Mapping[str, Any]]]:
     return [(op.time, str(op.value.get("node")), op.value) for op in history.nemesis_ops()
             if op.process == OBSERVER and op.f == LEADERSHIP and isinstance(op.value, Mapping)]
+
+
+def tenures(history: History) -> list[Tenure]:
+    """The leaders' tenures, in order (see the module docstring)."""
+    out: list[Tenure] = []
+    current: Tenure | None = None
+    top = -1  # the highest term claimed so far
+    for at, node, v in _views(history):
+        if v.get("unreachable"):
+            continue
+        leader, term = v.get("leader"), _term(v)
+        claims = leader == node and term is not None
+        if claims and term is not None and term > top:
+            if current is not None and current.end is None:
+                current.end, current.ended_by = at, f"{node} claimed term {term}"
+            current = Tenure(node, term, at)
+            out.append(current)
+            top = term
+        elif current is not None and current.end is None and node == current.leader \
+                and not (claims and term == current.term):
+            current.end = at
+            current.ended_by = (f"{node} now names {leader!r} at term {term!r}" if leader
+                                else f"{node} knows no leader (term {term!r})")
+    return out
 
 
 def _may_restart(node: str, since: int, until: int, faults: Sequence[FaultInterval]) -> bool:
@@ -204,7 +199,8 @@ def leadership(history: History) -> Result:
     n = len(nodes) if isinstance(nodes, list | tuple) else 0
     ts = tenures(history)
     faults, stops = fault_intervals(history)
-    if not ts and not any(term_violations(history, faults)[2:]):
+    regressions, shared, n_reg, n_shared = term_violations(history, faults)
+    if not ts and not (n_reg or n_shared):
         return Result(UNKNOWN, details=LeadershipDetails.of({
             "reason": "no node was ever seen leading: nothing to judge"}))
     window = int(REJOIN_WINDOW_S * _NS)
@@ -232,7 +228,6 @@ def leadership(history: History) -> Result:
                 "leader": t.leader, "term": t.term, "since_s": round(t.start / _NS, 3),
                 "ended_s": round(t.end / _NS, 3), "ended_by": t.ended_by,
                 "after": stop[1], "after_s": round(stop[0] / _NS, 3)})
-    regressions, shared, n_reg, n_shared = term_violations(history, faults)
     details: dict[str, Any] = {
         "tenures": len(ts), "changes": sum(1 for t in ts if t.end is not None),
         "excused": excused, "elsewhere": elsewhere, "disrupted_count": len(disrupted),

@@ -10,7 +10,9 @@ from report_helpers import RunFactory, base_results
 
 from harness.checker.availability import PROMISES, availability
 from harness.checker.idempotency import idempotency
-from harness.history import NEMESIS, History
+from harness.checker.leadership import leadership
+from harness.history import NEMESIS, History, Op
+from harness.leadership import LEADERSHIP, OBSERVER
 from harness.report import write_report
 from harness.testing import fail, info, invoke, ok
 
@@ -72,18 +74,20 @@ def test_malformed_requests_the_system_accepted_are_listed(make_run: RunFactory)
     assert 'id="no-anomalies"' not in page
 
 
+def _view(node: str, leader: str | None, term: int) -> Op:
+    """One node's view of who leads, as the leadership observer records it."""
+    return info(OBSERVER, LEADERSHIP, {"node": node, "leader": leader, "term": term},
+                error=None)
+
+
+_LEADERSHIP_PROMISE = info(NEMESIS, PROMISES, {"leadership": {"nodes": ["n1", "n2", "n3"]}},
+                           error=None)
+
+
 def test_a_leader_deposed_by_a_rejoining_node_is_shown(make_run: RunFactory) -> None:
-    from harness.checker.leadership import leadership
-    from harness.leadership import LEADERSHIP, OBSERVER
-
-    def view(node: str, leader: str | None, term: int) -> object:
-        return info(OBSERVER, LEADERSHIP, {"node": node, "leader": leader, "term": term},
-                    error=None)
-
-    h = timed([info(NEMESIS, PROMISES, {"leadership": {"nodes": ["n1", "n2", "n3"]}},
-                    error=None),
-               view("n1", "n1", 4), info(NEMESIS, "start-kill", {"faulty": ["n3"]}, error=None),
-               info(NEMESIS, "stop-kill", {}, error=None), view("n3", "n3", 9)])
+    h = timed([_LEADERSHIP_PROMISE,
+               _view("n1", "n1", 4), info(NEMESIS, "start-kill", {"faulty": ["n3"]}, error=None),
+               info(NEMESIS, "stop-kill", {}, error=None), _view("n3", "n3", 9)])
     ld = leadership(h).to_dict()
     assert ld["progress"] == ["leader-disrupted"]
     run = make_run(h, base_results(valid="unknown", checkers={"leadership": ld},
@@ -93,18 +97,10 @@ def test_a_leader_deposed_by_a_rejoining_node_is_shown(make_run: RunFactory) -> 
 
 
 def test_a_term_that_went_down_is_shown_as_a_safety_finding(make_run: RunFactory) -> None:
-    from harness.checker.leadership import leadership
-    from harness.leadership import LEADERSHIP, OBSERVER
-
-    def view(node: str, leader: str | None, term: int) -> object:
-        return info(OBSERVER, LEADERSHIP, {"node": node, "leader": leader, "term": term},
-                    error=None)
-
-    h = timed([info(NEMESIS, PROMISES, {"leadership": {"nodes": ["n1", "n2", "n3"]}},
-                    error=None),
-               view("n3", "n3", 3003), view("n1", "n3", 3003),
+    h = timed([_LEADERSHIP_PROMISE,
+               _view("n3", "n3", 3003), _view("n1", "n3", 3003),
                info(NEMESIS, "start-partition", {"faulty": ["n3"]}, error=None),
-               view("n1", "n1", 1), info(NEMESIS, "stop-partition", {}, error=None)])
+               _view("n1", "n1", 1), info(NEMESIS, "stop-partition", {}, error=None)])
     ld = leadership(h).to_dict()
     assert ld["valid"] is False and ld["anomalies"] == ["term-regression"]
     run = make_run(h, base_results(valid=False, checkers={"leadership": ld},
