@@ -35,6 +35,7 @@ from typing import Any
 
 from harness.checker.details import LinearizableDetails
 from harness.checker.models import EVERY, Operation
+from harness.checker.native import native_searches
 from harness.checker.result import UNKNOWN, Result
 from harness.checker.wgl import ILLEGAL, OK, RUNNING, Entry, Search
 from harness.errors import HarnessError
@@ -98,6 +99,9 @@ def parse_bytes(text: str) -> int:
 
 
 _FIRST_BUDGET = 256
+_NATIVE_FIRST_BUDGET = 1 << 14
+"""A C step costs about 1/50 of a Python one: the first round of the round-robin
+schedule may take more of them for the same time."""
 _MAX_BUDGET = 1 << 15
 
 
@@ -274,6 +278,10 @@ def _check(
     collect_s: float = 0.0,
     workers: int | None = None,
 ) -> Result:
+    if workers is None or workers <= 1:
+        native = native_searches(history, model)
+        if native is not None:
+            return _check_native(native, deadline, max_memory, details, t0, collect_s)
     parts, every, dropped = prepare(history, model)
     partitioned = getattr(model, "partition", None) is not None
     inner = getattr(model, "inner", model) if partitioned else model
@@ -302,6 +310,34 @@ def _check(
         details["whole_history_check"] = True
         search = Search(model, whole)
         verdict = _schedule([(None, search)], deadline, max_memory, details)
+    details["check_s"] = round(time.perf_counter() - t0, 6)
+    if verdict is True:
+        return Result(True, CHECKER, LinearizableDetails.of(details))
+    if verdict is False:
+        return Result(False, CHECKER, LinearizableDetails.of(details))
+    return Result(UNKNOWN, CHECKER, LinearizableDetails.of(details))
+
+
+def _check_native(
+    native: tuple[list[tuple[Hashable, Any]], dict[str, int]],
+    deadline: float | None,
+    max_memory: int,
+    details: dict[str, Any],
+    t0: float,
+    collect_s: float,
+) -> Result:
+    """The check with the C searches of :mod:`harness.checker.native`: same schedule, same
+    details, same meanings; they are small partitions, so one process."""
+    searches, dropped = native
+    details["op_count"] = sum(s.n for _, s in searches)
+    details["partitions"] = len(searches)
+    details["dropped"] = dropped
+    details["workers"] = 1
+    details["engine"] = "native"
+    verdict = _schedule(searches, deadline, max_memory, details, collect_s,
+                        first_budget=_NATIVE_FIRST_BUDGET)
+    details["partition_stats"] = _stats(searches)
+    searches.clear()
     details["check_s"] = round(time.perf_counter() - t0, 6)
     if verdict is True:
         return Result(True, CHECKER, LinearizableDetails.of(details))
@@ -453,6 +489,7 @@ def _schedule(
     details: dict[str, Any],
     collect_s: float = 0.0,
     stop: Callable[[], bool] | None = None,
+    first_budget: int = _FIRST_BUDGET,
 ) -> bool | str:
     """Run searches round-robin with growing budgets until all pass or one fails.
 
@@ -489,7 +526,7 @@ def _schedule(
     if found and not collecting():
         return False
     active = [(k, s) for k, s in searches if s.status == RUNNING]
-    budget = _FIRST_BUDGET
+    budget = first_budget
     held = {id(s): s.memory_bytes() for _, s in searches}
     used = sum(held.values())
     while active:
@@ -533,5 +570,5 @@ def _schedule(
                     )
                     return UNKNOWN
         active = still
-        budget = min(budget + budget // 2, _MAX_BUDGET)
+        budget = min(budget + budget // 2, max(_MAX_BUDGET, first_budget))
     return not found

@@ -16,7 +16,9 @@ partitioning) honest.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -199,10 +201,32 @@ def _retire_everywhere() -> Iterator[None]:
 FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _agree(model_name: str, h: History) -> None:
+NATIVE_MODELS = ("register", "cas-register", "etcd", "cas-register-per-key")
+"""Models the C search takes (harness.checker.native); the others have one engine."""
+
+
+@contextmanager
+def _engine(name: str) -> Iterator[None]:
+    """Run the checker with the Python search ("python") or the default one."""
+    saved = os.environ.get("HARNESS_CHECKER")
+    if name == "python":
+        os.environ["HARNESS_CHECKER"] = "python"
+    else:
+        os.environ.pop("HARNESS_CHECKER", None)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("HARNESS_CHECKER", None)
+        else:
+            os.environ["HARNESS_CHECKER"] = saved
+
+
+def _agree(model_name: str, h: History, engine: str = "default") -> None:
     model = MODELS[model_name][0]()
     expected = bruteforce_linearizable(h, model=model)
-    got = linearizable(h, model=model)
+    with _engine(engine):
+        got = linearizable(h, model=model)
     assert got.error is None, got.error
     assert got.valid is expected, (got, list(h))
     if got.valid is False:
@@ -210,35 +234,41 @@ def _agree(model_name: str, h: History) -> None:
         assert ce["could_not_place"], ce
 
 
-def _always_valid(model_name: str, h: History) -> None:
-    got = linearizable(h, model=MODELS[model_name][0]())
+def _always_valid(model_name: str, h: History, engine: str = "default") -> None:
+    with _engine(engine):
+        got = linearizable(h, model=MODELS[model_name][0]())
     assert got.error is None, got.error
     assert got.valid is True, (got, list(h))
 
 
-def _make_agree_test(name: str) -> Callable[..., None]:
+def _make_agree_test(name: str, engine: str = "default") -> Callable[..., None]:
     @FAST
     @given(h=random_histories(name, 7))
     def test(h: History) -> None:
-        _agree(name, h)
+        _agree(name, h, engine)
 
-    test.__name__ = f"test_agrees_with_bruteforce_{name.replace('-', '_')}"
+    suffix = "_python_search" if engine == "python" else ""
+    test.__name__ = f"test_agrees_with_bruteforce_{name.replace('-', '_')}{suffix}"
     return test
 
 
-def _make_valid_test(name: str) -> Callable[..., None]:
+def _make_valid_test(name: str, engine: str = "default") -> Callable[..., None]:
     @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(h=sequential_histories(name, 30))
     def test(h: History) -> None:
-        _always_valid(name, h)
+        _always_valid(name, h, engine)
 
-    test.__name__ = f"test_sequential_widened_is_linearizable_{name.replace('-', '_')}"
+    suffix = "_python_search" if engine == "python" else ""
+    test.__name__ = f"test_sequential_widened_is_linearizable_{name.replace('-', '_')}{suffix}"
     return test
 
 
+# Register models run with the default engine (the C search where it is built) and with
+# the Python search, so both stay compared with brute force.
 for _name in MODELS:
-    _t = _make_agree_test(_name)
-    globals()[_t.__name__] = _t
-    _v = _make_valid_test(_name)
-    globals()[_v.__name__] = _v
-del _name, _t, _v
+    for _engine_name in ("default", "python") if _name in NATIVE_MODELS else ("default",):
+        _t = _make_agree_test(_name, _engine_name)
+        globals()[_t.__name__] = _t
+        _v = _make_valid_test(_name, _engine_name)
+        globals()[_v.__name__] = _v
+del _name, _t, _v, _engine_name

@@ -1,0 +1,87 @@
+"""The C search for register models, and when the checker uses it.
+
+``harness.checker._wglnative`` (built from ``_wglnative.c`` at install) does
+what :func:`harness.checker.linearizable.prepare` and
+:class:`harness.checker.wgl.Search` do, for :class:`CasRegister` models and
+:class:`Independent` over one: the registers of Knossos, Porcupine's etcd
+logs and most Jepsen tests. On a history of a few hundred ops the Python
+search's time is interpreter overhead, not search; in C the same search is
+tens of times cheaper, which is what brings small files to Porcupine's time.
+
+It is used only where it is known to be exact and to pay:
+
+* the model is one of those two, exactly (a subclass may change ``step``);
+* every call encodes (reads, writes, and cas when the model has it, with
+  hashable values); anything else falls back to the Python path, whose
+  answer, often a ``ModelError`` read as "unknown", is the reference;
+* every partition has at most :data:`NATIVE_MAX_OPS` ops: its memo keys hold
+  the whole linearized set, where the Python search keeps a window and
+  retires unobservable ops, which is what long partitions need.
+
+The Python search stays the specification. ``HARNESS_CHECKER=python`` turns
+this module off (the property tests and the benchmark compare both);
+:data:`AVAILABLE` says whether the extension was built.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Hashable
+from typing import Any
+
+from harness.checker.models import CasRegister, Independent, freeze
+from harness.history import History, OpType
+
+__all__ = ["AVAILABLE", "NATIVE_MAX_OPS", "enabled", "native_searches"]
+
+try:
+    from harness.checker import _wglnative  # type: ignore[attr-defined]
+except ImportError:  # built without a C compiler: the Python search answers alone
+    _wglnative = None
+
+AVAILABLE = _wglnative is not None
+"""Was the C extension built (``pip install`` with a C compiler)?"""
+
+NATIVE_MAX_OPS = 1024
+"""Partitions larger than this go to the Python search (see the module docstring)."""
+
+
+def enabled() -> bool:
+    """Is the C search built and not turned off by ``HARNESS_CHECKER=python``?"""
+    return AVAILABLE and os.environ.get("HARNESS_CHECKER", "").lower() != "python"
+
+
+def _register_of(model: Any) -> tuple[CasRegister, bool] | None:
+    if type(model) is CasRegister:
+        return model, False
+    if type(model) is Independent and type(model.inner) is CasRegister:
+        return model.inner, True
+    return None
+
+
+def native_searches(
+    history: History, model: Any
+) -> tuple[list[tuple[Hashable, Any]], dict[str, int]] | None:
+    """The C searches of ``history``'s partitions, with the dropped-op counts, or ``None``.
+
+    ``None``: the Python path must check this history (see the module
+    docstring for when). Otherwise ``(searches, dropped)`` as
+    :func:`~harness.checker.linearizable.prepare` and ``Search`` would make
+    them: one ``(key, search)`` per partition in first-seen order.
+    """
+    if not enabled():
+        return None
+    reg = _register_of(model)
+    if reg is None:
+        return None
+    m, partitioned = reg
+    pos = None if history.indexed_by_position else history.position
+    got = _wglnative.encode(history.calls(), pos, partitioned, m.nil_reads_any, m.cas,
+                            m.mismatch_observed, m.init(), freeze,
+                            OpType.OK, OpType.INFO, OpType.FAIL, NATIVE_MAX_OPS)
+    if got is None:
+        return None
+    blobs, keys, values, init_id, n_failed, n_ro = got
+    search = _wglnative.Search
+    searches = [(key, search(b, init_id, m, values)) for key, b in zip(keys, blobs, strict=True)]
+    return searches, {"failed": n_failed, "indeterminate_read_only": n_ro}
