@@ -18,9 +18,9 @@ For N concurrent keep-alive clients it prints the throughput and p50/p99
 latency of key-value writes (both systems), enqueues and claim+complete pairs
 (the reference system), then the time from killing the leader to the next
 acknowledged write, and the ratios the issue's goals are stated in:
-linearizable write throughput refsys/etcd (goal >= 1.0) and failover p50
-(goal < 2 s). It also measures the cost of fsync here, since both systems'
-write latency is bounded below by it.
+linearizable write throughput refsys-local/etcd (goal >= 1.0: both as local
+processes) and failover p50 (goal < 0.5 s). It also measures the cost of
+fsync here, since both systems' write latency is bounded below by it.
 
 Why it is built this way:
 
@@ -74,6 +74,8 @@ OK = "ok"
 SYSTEMS = ("refsys-local", "refsys-docker", "etcd")
 #: a request that takes longer than this counts as an error (the node's own timeout is 5 s)
 REQUEST_TIMEOUT_S = 10.0
+FAILOVER_GOAL_S = 0.5
+"""Issue 15: killing the leader to the next acknowledged write, median over kills."""
 
 
 class Conn:
@@ -851,13 +853,18 @@ def _print(
         print()
         print("ratios (refsys / etcd):")
         for key, value in ratios.items():
-            goal = " (goal >= 1.0)" if "ops/s" in key else ""
+            goal = ""
+            if "ops/s" in key:
+                # etcd runs as local processes: only the local refsys is its like
+                goal = (" (goal >= 1.0)" if key.startswith("refsys-local")
+                        else " (in containers behind Toxiproxy; etcd is local: no goal)")
             print(f"  {key:36} {value:.2f}{goal}")
         for name in ("refsys-local", "refsys-docker"):
             if name in summary and summary[name]["failover_s"]:
                 f50 = summary[name]["failover_p50_s"]
                 print(f"  {name} failover p50 {f50:.2f} s "
-                      f"({'meets' if f50 < 2 else 'misses'} the < 2 s goal)")
+                      f"({'meets' if f50 < FAILOVER_GOAL_S else 'misses'} the "
+                      f"< {FAILOVER_GOAL_S} s goal)")
     for name, why in skipped.items():
         print(f"skipped {name}: {why}")
     for note in notes:

@@ -19,6 +19,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from harness.checker import native
 from harness.checker.linearizable import linearizable
 from harness.checker.models import get_model
 from harness.corpus import CorpusEntry, default_corpus_dir, read_manifest
@@ -44,7 +45,8 @@ def bench_checker(corpus_dir: str | Path | None = None, repeats: int = 5) -> dic
     ``ratio`` (ours / Porcupine), ``median_file_ratio`` (the median over
     files of each file's median time over Porcupine's), ``peak_traced_mb`` (tracemalloc peak of one
     run), ``wrong`` (files whose verdict differs from the MANIFEST) and
-    ``unknown``.
+    ``unknown``, and ``native_files`` (files the C search checked; see
+    :mod:`harness.checker.native`).
     """
     root = Path(corpus_dir) if corpus_dir is not None else default_corpus_dir()
     entries = read_manifest(root)
@@ -58,6 +60,7 @@ def bench_checker(corpus_dir: str | Path | None = None, repeats: int = 5) -> dic
         wrong: list[str] = []
         unknown: list[str] = []
         per_file: list[list[float]] = [[] for _ in loaded]
+        native_files = 0
         for i in range(repeats):
             total = 0.0
             for j, (e, h, m) in enumerate(loaded):
@@ -67,6 +70,7 @@ def bench_checker(corpus_dir: str | Path | None = None, repeats: int = 5) -> dic
                 total += dt
                 per_file[j].append(dt * 1000)
                 if i == 0:
+                    native_files += r.details.get("engine") == "native"
                     if r.valid == "unknown":
                         unknown.append(e.relpath)
                     elif r.valid is not e.expected:
@@ -94,10 +98,19 @@ def bench_checker(corpus_dir: str | Path | None = None, repeats: int = 5) -> dic
             "peak_traced_mb": round(peak / 2**20, 2),
             "wrong": wrong,
             "unknown": unknown,
+            "native_files": native_files,
         }
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out["process_max_rss_mb"] = round(rss / 1024, 1)  # Linux reports KiB
     return out
+
+
+def _engine() -> str:
+    if not native.AVAILABLE:
+        return "not built (Python search only)"
+    if not native.enabled():
+        return "off (HARNESS_CHECKER=python)"
+    return "on, for register histories (HARNESS_CHECKER=python turns it off)"
 
 
 def main(corpus: str | Path | None = None, repeats: int = 5) -> int:
@@ -107,9 +120,10 @@ def main(corpus: str | Path | None = None, repeats: int = 5) -> int:
         print(f"no corpus at {root}", file=sys.stderr)
         return 2
     res = bench_checker(root, repeats=repeats)
-    print(f"linearizability checker on {root} (median of {repeats}, parsing excluded)")
+    print(f"linearizability checker on {root} (median of {repeats}, parsing excluded); "
+          f"C search: {_engine()}")
     print(f"{'suite':16} {'files':>5} {'ours ms':>10} {'porc ms':>10} {'ratio':>7} "
-          f"{'median':>7} {'peak MB':>8}  verdicts   (median: of per-file ratios)")
+          f"{'median':>7} {'peak MB':>8} {'in C':>5}  verdicts   (median: of per-file ratios)")
     bad = 0
     for suite in SUITES:
         s = res[suite]
@@ -120,7 +134,8 @@ def main(corpus: str | Path | None = None, repeats: int = 5) -> int:
         ratio = "-" if s["ratio"] is None else f"{s['ratio']:.2f}"
         med = "-" if s["median_file_ratio"] is None else f"{s['median_file_ratio']:.2f}"
         print(f"{suite:16} {s['files']:>5} {s['ours_ms']:>10.2f} {s['porcupine_ms']:>10.2f} "
-              f"{ratio:>7} {med:>7} {s['peak_traced_mb']:>8.1f}  {verdicts}")
+              f"{ratio:>7} {med:>7} {s['peak_traced_mb']:>8.1f} {s['native_files']:>5}  "
+              f"{verdicts}")
     print(f"process max RSS: {res['process_max_rss_mb']} MB")
     return 1 if bad else 0
 

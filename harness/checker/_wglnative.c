@@ -5,7 +5,8 @@
  * on interpreter overhead, not on search: building entries, calling the
  * model's step, hashing window ints. This module does, for the register
  * models (harness.checker.models.CasRegister and Independent over it), the
- * same two things as the Python code, with the same meanings:
+ * same two things as the Python code, with the same meanings (a mutex is run as
+ * a register of False/True):
  *
  *   encode(...)   what linearizable.prepare does: calls -> per-partition
  *                 entries, with failed ops and indeterminate read-only ops
@@ -122,9 +123,10 @@ static PyObject *encode(PyObject *self, PyObject *args) {
     PyObject *calls, *pos, *init, *freeze, *T_OK, *T_INFO, *T_FAIL;
     int partitioned, nil_reads_any, cas, mismatch_observed;
     Py_ssize_t max_part;
-    if (!PyArg_ParseTuple(args, "OOppppOOOOOn", &calls, &pos, &partitioned, &nil_reads_any,
+    int mutex;
+    if (!PyArg_ParseTuple(args, "OOppppOOOOOnp", &calls, &pos, &partitioned, &nil_reads_any,
                           &cas, &mismatch_observed, &init, &freeze, &T_OK, &T_INFO, &T_FAIL,
-                          &max_part))
+                          &max_part, &mutex))
         return NULL;
     if (!PyTuple_Check(calls)) {
         PyErr_SetString(PyExc_TypeError, "calls must be a tuple");
@@ -141,6 +143,14 @@ static PyObject *encode(PyObject *self, PyObject *args) {
     if (!ids || !values || !keys || !key_list) FAIL();
     long init_id = intern_value(init, ids, values, freeze);
     if (init_id < 0) FALLBACK();
+    /* A mutex is a register of False/True: acquire is cas(False, True), release the
+     * reverse (Knossos' mutex; a failed op did not happen, an indeterminate one may). */
+    long free_id = -1, held_id = -1;
+    if (mutex) {
+        free_id = intern_value(Py_False, ids, values, freeze);
+        held_id = intern_value(Py_True, ids, values, freeze);
+        if (free_id < 0 || held_id < 0) FALLBACK();
+    }
     Py_ssize_t ncalls = PyTuple_GET_SIZE(calls);
     for (Py_ssize_t i = 0; i < ncalls; i++) {
         PyObject *call = PyTuple_GET_ITEM(calls, i);
@@ -217,7 +227,18 @@ static PyObject *encode(PyObject *self, PyObject *args) {
         }
         Rec r;
         memset(&r, 0, sizeof r);
-        if (str_is(f, "read")) {
+        if (mutex) {
+            r.kind = K_CAS;
+            if (str_is(f, "acquire")) {
+                r.a = (int32_t)free_id;
+                r.b = (int32_t)held_id;
+            } else if (str_is(f, "release")) {
+                r.a = (int32_t)held_id;
+                r.b = (int32_t)free_id;
+            } else {
+                FALLBACK();
+            }
+        } else if (str_is(f, "read")) {
             if (indeterminate) {  /* read-only and indeterminate: dropped */
                 n_ro++;
                 goto next;
@@ -862,7 +883,7 @@ static PyTypeObject NSearchType = {
 static PyMethodDef module_methods[] = {
     {"encode", encode, METH_VARARGS,
      "encode(calls, pos, partitioned, nil_reads_any, cas, mismatch_observed, init, freeze, "
-     "OK, INFO, FAIL, max_part) -> (records per partition, keys, values, init id, failed, "
+     "OK, INFO, FAIL, max_part, mutex) -> (records per partition, keys, values, init id, failed, "
      "indeterminate read-only) or None when the Python path must decide."},
     {NULL, NULL, 0, NULL},
 };

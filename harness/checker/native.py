@@ -2,11 +2,12 @@
 
 ``harness.checker._wglnative`` (built from ``_wglnative.c`` at install) does
 what :func:`harness.checker.linearizable.prepare` and
-:class:`harness.checker.wgl.Search` do, for :class:`CasRegister` models and
-:class:`Independent` over one: the registers of Knossos, Porcupine's etcd
-logs and most Jepsen tests. On a history of a few hundred ops the Python
-search's time is interpreter overhead, not search; in C the same search is
-tens of times cheaper, which is what brings small files to Porcupine's time.
+:class:`harness.checker.wgl.Search` do, for :class:`CasRegister` models,
+:class:`Independent` over one, and :class:`Mutex` (a register of False/True):
+the registers of Knossos, Porcupine's etcd logs and most Jepsen tests. On a
+history of a few hundred ops the Python search's time is interpreter
+overhead, not search; in C the same search is tens of times cheaper, which is
+what brings small files to Porcupine's time.
 
 It is used only where it is known to be exact and to pay:
 
@@ -29,7 +30,7 @@ import os
 from collections.abc import Hashable
 from typing import Any
 
-from harness.checker.models import CasRegister, Independent, freeze
+from harness.checker.models import CasRegister, Independent, Mutex, freeze
 from harness.history import History, OpType
 
 __all__ = ["AVAILABLE", "NATIVE_MAX_OPS", "enabled", "native_searches"]
@@ -51,11 +52,18 @@ def enabled() -> bool:
     return AVAILABLE and os.environ.get("HARNESS_CHECKER", "").lower() != "python"
 
 
-def _register_of(model: Any) -> tuple[CasRegister, bool] | None:
+_MUTEX_AS_REGISTER = CasRegister(name="mutex", initial=False, nil_reads_any=False)
+"""The encoding's flags for a mutex (run as a register of False/True; no reads, no cas)."""
+
+
+def _register_of(model: Any) -> tuple[CasRegister, bool, bool] | None:
+    """(register flags, partitioned, mutex) for a model the C search takes, else None."""
     if type(model) is CasRegister:
-        return model, False
+        return model, False, False
     if type(model) is Independent and type(model.inner) is CasRegister:
-        return model.inner, True
+        return model.inner, True, False
+    if type(model) is Mutex:
+        return _MUTEX_AS_REGISTER, False, True
     return None
 
 
@@ -74,14 +82,15 @@ def native_searches(
     reg = _register_of(model)
     if reg is None:
         return None
-    m, partitioned = reg
+    m, partitioned, is_mutex = reg
     pos = None if history.indexed_by_position else history.position
     got = _wglnative.encode(history.calls(), pos, partitioned, m.nil_reads_any, m.cas,
                             m.mismatch_observed, m.init(), freeze,
-                            OpType.OK, OpType.INFO, OpType.FAIL, NATIVE_MAX_OPS)
+                            OpType.OK, OpType.INFO, OpType.FAIL, NATIVE_MAX_OPS, is_mutex)
     if got is None:
         return None
     blobs, keys, values, init_id, n_failed, n_ro = got
     search = _wglnative.Search
-    searches = [(key, search(b, init_id, m, values)) for key, b in zip(keys, blobs, strict=True)]
+    searches = [(key, search(b, init_id, model if is_mutex else m, values))
+                for key, b in zip(keys, blobs, strict=True)]
     return searches, {"failed": n_failed, "indeterminate_read_only": n_ro}

@@ -201,7 +201,7 @@ def _retire_everywhere() -> Iterator[None]:
 FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-NATIVE_MODELS = ("register", "cas-register", "etcd", "cas-register-per-key")
+NATIVE_MODELS = ("register", "cas-register", "etcd", "cas-register-per-key", "mutex")
 """Models the C search takes (harness.checker.native); the others have one engine."""
 
 

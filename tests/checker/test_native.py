@@ -196,3 +196,29 @@ def test_large_partitions_go_to_the_python_search() -> None:
     assert "engine" not in got.details
     small = linearizable(_h(*events[:20]), model=get_model("cas-register", initial=0))
     assert small.details["engine"] == "native"
+
+
+@st.composite
+def mutex_histories(draw: st.DrawFn, max_ops: int) -> History:
+    n = draw(st.integers(0, max_ops))
+    events: list[tuple[float, int, Op]] = []
+    for p in range(n):
+        f = draw(st.sampled_from(("acquire", "release")))
+        outcome = draw(st.sampled_from(("ok", "ok", "info", "fail", "open")))
+        a, b = draw(st.integers(0, 3 * n)), draw(st.integers(0, 3 * n))
+        start, end = min(a, b) + p / (n + 1), max(a, b) + 1.0
+        events.append((start, 0, Op(0, 0, OpType.INVOKE, p, f, None)))
+        if outcome != "open":
+            events.append((end, 1, Op(0, 0, OpType(outcome), p, f, None)))
+    events.sort(key=lambda e: (e[0], e[1]))
+    return History((op for _, _, op in events), reindex=True)
+
+
+@SETTINGS
+@given(h=mutex_histories(20))
+def test_same_verdict_for_a_mutex(h: History) -> None:
+    got, ref = _both(h, get_model("mutex"))
+    assert got.valid == ref.valid, (got, ref, list(h))
+    assert got.details["dropped"] == ref.details["dropped"]
+    if got.valid is False:
+        assert got.details["counterexample"]["state"] in ("locked", "free")
