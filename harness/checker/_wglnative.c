@@ -59,7 +59,36 @@ static int part_push(Part *p, const Rec *r) {
 
 static PyObject *S_invoke, *S_complete, *S_f, *S_value, *S_type, *S_index, *S_error;
 
-/* value -> id in `ids` (dict) / `values` (list); -1 with an exception set on error. */
+/* Is a frozen value one whose dict equality is exactly `==`? None, bools, ints, strs,
+ * floats other than NaN (a NaN is its own dict key but unequal to itself), and tuples and
+ * frozensets of those. Other types (a user's class with its own __eq__) go to Python. */
+static int plain_value(PyObject *v, int depth) {
+    if (v == Py_None || PyBool_Check(v) || PyLong_CheckExact(v) || PyUnicode_CheckExact(v))
+        return 1;
+    if (PyFloat_CheckExact(v)) return !Py_IS_NAN(PyFloat_AS_DOUBLE(v));
+    if (depth > 32) return 0;
+    if (PyTuple_CheckExact(v)) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(v); i++)
+            if (!plain_value(PyTuple_GET_ITEM(v, i), depth + 1)) return 0;
+        return 1;
+    }
+    if (PyFrozenSet_CheckExact(v)) {
+        PyObject *it = PyObject_GetIter(v), *item;
+        if (!it) { PyErr_Clear(); return 0; }
+        int ok = 1;
+        while (ok && (item = PyIter_Next(it))) {
+            ok = plain_value(item, depth + 1);
+            Py_DECREF(item);
+        }
+        Py_DECREF(it);
+        if (PyErr_Occurred()) { PyErr_Clear(); return 0; }
+        return ok;
+    }
+    return 0;
+}
+
+/* value -> id in `ids` (dict) / `values` (list); -1 on error or on a value that is not
+ * plain (see plain_value): the caller falls back to the Python path either way. */
 static long intern_value(PyObject *v, PyObject *ids, PyObject *values, PyObject *freeze) {
     PyObject *key;
     if (v == Py_None || PyLong_CheckExact(v) || PyUnicode_CheckExact(v)) {
@@ -68,6 +97,10 @@ static long intern_value(PyObject *v, PyObject *ids, PyObject *values, PyObject 
     } else {
         key = PyObject_CallOneArg(freeze, v);
         if (!key) return -1;
+        if (!plain_value(key, 0)) {
+            Py_DECREF(key);
+            return -1;
+        }
     }
     PyObject *got = PyDict_GetItemWithError(ids, key);
     if (got) {
