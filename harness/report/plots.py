@@ -103,7 +103,8 @@ def latency_figure(series: LatencySeries, intervals: Sequence[FaultInterval], *,
         note = "" if shown == total else (f"; {shown} of {total} calls shown: the fastest, "
                                           "median and slowest per time bin and outcome")
         ax.set_title(f"latency of each call{note}", loc="left")
-        ax.legend(loc="upper right", fontsize=8, markerscale=2, framealpha=0.8)
+        if ax.get_legend_handles_labels()[0]:  # a run with no calls has nothing to name
+            ax.legend(loc="upper right", fontsize=8, markerscale=2, framealpha=0.8)
         ax.grid(True, which="major", alpha=0.25)
         return fig
 
@@ -137,7 +138,8 @@ def throughput_figure(series: ThroughputSeries, intervals: Sequence[FaultInterva
         _time_x(ax, axis)
         ax.set_ylabel("completions / s")
         ax.set_title(f"throughput ({series.bin_s:g} s bins)", loc="left")
-        ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
         ax.grid(True, alpha=0.25)
         return fig
 
