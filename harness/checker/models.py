@@ -7,6 +7,11 @@ after ``op`` or :data:`INCONSISTENT` when ``op`` could not have happened in
 ``(linearized set, state)`` pairs. ``describe(state)`` renders a state for a
 counterexample.
 
+The built-in registers (:class:`CasRegister`, :class:`Independent` over one)
+and :class:`Mutex` are also searched in C when the extension is built
+(:mod:`harness.checker.native`); a user's model, or a subclass of these, is
+searched in Python, with the same meanings.
+
 ``op`` is anything with ``f``, ``value``, ``type`` (an :class:`OpType`) and
 ``error`` attributes: a :class:`~harness.history.Call` works, and tests use
 :class:`Operation`. Its ``value`` is the observed output for ``ok`` ops (what
