@@ -71,6 +71,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import tempfile
 import time
 import uuid
@@ -133,8 +134,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="module")
 def cluster(request: pytest.FixtureRequest, system: Any, backend: str) -> Iterator[Any]:
     """One cluster for the fault tests, torn down at the end of the module."""
-    c = _cluster(system, backend, f"conform-{uuid.uuid4().hex[:8]}")
-    with c:
+    with _cluster(system, backend, f"conform-{uuid.uuid4().hex[:8]}") as c:
         c.wait_ready(timeout_s=READY_S)
         yield c
 
@@ -183,14 +183,24 @@ def _healthy(cluster: Any, system: Any, node: str) -> bool:
     return _answers(cluster, node)
 
 
-def _cluster(system: Any, backend: str, run_id: str, **options: Any) -> Any:
-    """A three-node cluster of ``system`` on ``backend`` (not started)."""
+@contextlib.contextmanager
+def _cluster(system: Any, backend: str, run_id: str, **options: Any) -> Iterator[Any]:
+    """A running three-node cluster of ``system`` on ``backend``, torn down after.
+
+    Its run folder (HAProxy's config, the nodes' logs) is removed when the test
+    passed: the kit runs in every user's test session and must not leave a temp
+    dir per test behind. When the test failed it stays, because the failure's
+    message names the logs in it."""
     run_dir = Path(tempfile.mkdtemp(prefix="harness-conformance-"))
     if backend == "docker":
         from harness.cluster.docker import DockerCluster
 
-        return DockerCluster(system, nodes=3, run_dir=run_dir, run_id=run_id, **options)
-    return LocalCluster(system, nodes=3, run_dir=run_dir, run_id=run_id, **options)
+        c: Any = DockerCluster(system, nodes=3, run_dir=run_dir, run_id=run_id, **options)
+    else:
+        c = LocalCluster(system, nodes=3, run_dir=run_dir, run_id=run_id, **options)
+    with c:
+        yield c
+    shutil.rmtree(run_dir, ignore_errors=True)  # not reached when the test failed
 
 
 def _options(config: pytest.Config) -> dict[str, Any]:
@@ -461,8 +471,8 @@ def test_lose_unsynced_drops_an_unsynced_write(system: Any, backend: str) -> Non
 
     if not LAYER.held_by(system, backend_class(backend)):
         pytest.skip(f"the {backend} backend cannot run lose-unsynced here ({LAYER.name})")
-    c = _cluster(system, backend, f"conform-{uuid.uuid4().hex[:8]}", lose_unsynced=True)
-    with c:
+    with _cluster(system, backend, f"conform-{uuid.uuid4().hex[:8]}",
+                  lose_unsynced=True) as c:
         c.wait_ready(timeout_s=READY_S)
         node = c.nodes[-1]
         # a system that syncs on a timer (its stated fsync_interval_s) gets that long
@@ -532,8 +542,8 @@ def test_clock_moves_a_nodes_reported_time(system: Any, backend: str) -> None:
 
     if not CLOCK.held_by(system, backend_class(backend)):
         pytest.skip(f"the {backend} backend cannot run clock here ({CLOCK.name})")
-    c = _cluster(system, backend, f"conform-{uuid.uuid4().hex[:8]}", **KIND.cluster_options)
-    with c:
+    with _cluster(system, backend, f"conform-{uuid.uuid4().hex[:8]}",
+                  **KIND.cluster_options) as c:
         c.wait_ready(timeout_s=READY_S)
         node = c.nodes[0]
         try:
@@ -580,8 +590,7 @@ def test_serves_workload(request: pytest.FixtureRequest, workload: str, tmp_path
 def test_teardown_leaves_nothing(request: pytest.FixtureRequest, system: Any,
                                  backend: str) -> None:
     run_id = f"conform-{uuid.uuid4().hex[:8]}"
-    c = _cluster(system, backend, run_id)
-    with c:
+    with _cluster(system, backend, run_id) as c:
         c.wait_ready(timeout_s=READY_S)
     if backend == "docker":
         from harness.cluster.docker import RUN_LABEL, docker_client

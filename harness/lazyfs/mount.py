@@ -22,11 +22,17 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+
+_MAX_UNIX_PATH = 100
+"""Bytes of a Unix socket's path that bind() takes on Linux is 107 (108 with the NUL);
+a run folder deep in a user's TMPDIR or reports folder goes past it, so the control
+socket then lives in a short private folder under /tmp instead."""
 
 __all__ = ["LazyFSError", "LazyMount", "available", "unmount", "unmount_under"]
 
@@ -85,6 +91,9 @@ class LazyMount:
         self.mountpoint = Path(mountpoint).absolute()
         self.backing = Path(backing).absolute()
         self.control = self.backing.parent / f".{self.backing.name}.sock"
+        #: a private folder for the socket when its path beside the backing is too long
+        #: (made by start, removed by stop)
+        self._short_dir: Path | None = None
         self.log_path = Path(log)
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -98,6 +107,9 @@ class LazyMount:
             raise LazyFSError(f"cannot mount the lose-unsynced layer: {why}")
         self.mountpoint.mkdir(parents=True, exist_ok=True)
         self.backing.mkdir(parents=True, exist_ok=True)
+        if len(os.fsencode(self.control)) > _MAX_UNIX_PATH and self._short_dir is None:
+            self._short_dir = Path(tempfile.mkdtemp(prefix="lazyfs-", dir="/tmp"))
+            self.control = self._short_dir / "control.sock"
         root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ,
                "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
@@ -177,3 +189,5 @@ class LazyMount:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self.proc.wait(timeout=5)
         unmount(self.mountpoint)
+        if self._short_dir is not None:
+            shutil.rmtree(self._short_dir, ignore_errors=True)

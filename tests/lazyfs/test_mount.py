@@ -138,3 +138,23 @@ def test_gc_unmounts_and_removes_a_docker_runs_layer_left_behind() -> None:
     finally:
         mount.stop()
         (root.parent / f"{run_id}.log").unlink(missing_ok=True)
+
+
+def test_a_layer_deep_in_a_long_folder_still_takes_commands(tmp_path: Path) -> None:
+    """A Unix socket's path has a limit (107 bytes on Linux); a run folder deep in a
+    user's TMPDIR passed it and the layer could not start. Its control socket then goes
+    to a short private folder, removed by stop()."""
+    why = available()
+    require(why is None, f"cannot mount the lose-unsynced layer: {why}")
+    root = tmp_path / ("deep-" * 12) / "run"
+    mount = LazyMount(root / "mnt", root / ".disk" / "n1", log=tmp_path / "layer.log")
+    mount.start()
+    try:
+        assert len(os.fsencode(root / ".disk" / ".n1.sock")) > 107
+        assert mount.stats()["fsyncs"] == 0
+        short = mount.control.parent
+        assert str(short).startswith("/tmp/lazyfs-")
+    finally:
+        mount.stop()
+    assert not short.exists()
+    assert not _mounted(root / "mnt")
