@@ -58,6 +58,7 @@ static int part_push(Part *p, const Rec *r) {
 }
 
 static PyObject *S_invoke, *S_complete, *S_f, *S_value, *S_type, *S_index, *S_error;
+static PyObject *S_describe;
 
 /* Is a frozen value one whose dict equality is exactly `==`? None, bools, ints, strs,
  * floats other than NaN (a NaN is its own dict key but unequal to itself), and tuples and
@@ -809,7 +810,8 @@ static PyObject *ns_release(NSearch *S, PyObject *Py_UNUSED(ignored)) {
 
 static PyObject *ns_memory_bytes(NSearch *S, PyObject *Py_UNUSED(ignored)) {
     if (S->released) return PyLong_FromLong(0);
-    size_t per_op = 8 + 4 * 4 + 4 + 2 * 2 * 4 + 3 * 4 + 4 + (size_t)S->W * 0;
+    /* per op: op_id, kind, a, b, prereq, 4 flags, nxt/prv (two events), stack, best */
+    const size_t per_op = 8 + 4 * 4 + 4 + 2 * 2 * 4 + 3 * 4 + 4;
     size_t total = (size_t)S->n * per_op + S->cap * ((size_t)S->W + 1) * 8 + (size_t)S->W * 8;
     return PyLong_FromSize_t(total);
 }
@@ -845,9 +847,7 @@ static PyObject *ns_counterexample(NSearch *S, PyObject *Py_UNUSED(ignored)) {
     PyObject *prefix = ids_list(S, S->best_prefix, S->best_len, 0);
     PyObject *blocked = ids_list(S, S->best_blocked, S->n_blocked, 1);
     PyObject *state = PyList_GetItem(S->values, S->best_state);
-    PyObject *name = PyUnicode_InternFromString("describe");
-    PyObject *desc = state && name ? PyObject_CallMethodOneArg(S->model, name, state) : NULL;
-    Py_XDECREF(name);
+    PyObject *desc = state ? PyObject_CallMethodOneArg(S->model, S_describe, state) : NULL;
     PyObject *out = NULL;
     if (prefix && blocked && desc)
         out = Py_BuildValue("{sOsOsO}", "linearized_prefix", prefix, "could_not_place",
@@ -935,7 +935,9 @@ PyMODINIT_FUNC PyInit__wglnative(void) {
     S_type = PyUnicode_InternFromString("type");
     S_index = PyUnicode_InternFromString("index");
     S_error = PyUnicode_InternFromString("error");
-    if (!S_invoke || !S_complete || !S_f || !S_value || !S_type || !S_index || !S_error)
+    S_describe = PyUnicode_InternFromString("describe");
+    if (!S_invoke || !S_complete || !S_f || !S_value || !S_type || !S_index || !S_error ||
+        !S_describe)
         return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;

@@ -310,12 +310,14 @@ def _check(
         details["whole_history_check"] = True
         search = Search(model, whole)
         verdict = _schedule([(None, search)], deadline, max_memory, details)
+    return _result(verdict, details, t0)
+
+
+def _result(verdict: bool | str, details: dict[str, Any], t0: float) -> Result:
+    """The result of a finished schedule, with the check's time in its details."""
     details["check_s"] = round(time.perf_counter() - t0, 6)
-    if verdict is True:
-        return Result(True, CHECKER, LinearizableDetails.of(details))
-    if verdict is False:
-        return Result(False, CHECKER, LinearizableDetails.of(details))
-    return Result(UNKNOWN, CHECKER, LinearizableDetails.of(details))
+    valid = verdict if verdict is True or verdict is False else UNKNOWN
+    return Result(valid, CHECKER, LinearizableDetails.of(details))
 
 
 def _check_native(
@@ -338,12 +340,7 @@ def _check_native(
                         first_budget=_NATIVE_FIRST_BUDGET)
     details["partition_stats"] = _stats(searches)
     searches.clear()
-    details["check_s"] = round(time.perf_counter() - t0, 6)
-    if verdict is True:
-        return Result(True, CHECKER, LinearizableDetails.of(details))
-    if verdict is False:
-        return Result(False, CHECKER, LinearizableDetails.of(details))
-    return Result(UNKNOWN, CHECKER, LinearizableDetails.of(details))
+    return _result(verdict, details, t0)
 
 
 def _stats(searches: list[tuple[Hashable, Search]]) -> list[dict[str, Any]]:

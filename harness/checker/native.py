@@ -28,13 +28,14 @@ this module off (the property tests and the benchmark compare both);
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from harness.checker.models import CasRegister, Independent, Mutex, freeze
 from harness.history import History, OpType
 
-__all__ = ["AVAILABLE", "NATIVE_MAX_OPS", "enabled", "native_searches"]
+__all__ = ["AVAILABLE", "NATIVE_MAX_OPS", "enabled", "engine", "native_searches"]
 
 try:
     from harness.checker import _wglnative  # type: ignore[attr-defined]
@@ -64,6 +65,27 @@ def enabled() -> bool:
 
 _MUTEX_AS_REGISTER = CasRegister(name="mutex", initial=False, nil_reads_any=False)
 """The encoding's flags for a mutex (run as a register of False/True; no reads, no cas)."""
+
+
+@contextmanager
+def engine(choice: str) -> Iterator[None]:
+    """Check with ``"python"`` (the Python search alone) or the ``"default"`` choice
+    inside the block, by setting ``HARNESS_CHECKER`` for its duration; for comparing
+    the two searches."""
+    if choice not in ("python", "default"):
+        raise ValueError(f"engine must be 'python' or 'default', not {choice!r}")
+    saved = os.environ.get("HARNESS_CHECKER")
+    if choice == "python":
+        os.environ["HARNESS_CHECKER"] = "python"
+    else:
+        os.environ.pop("HARNESS_CHECKER", None)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("HARNESS_CHECKER", None)
+        else:
+            os.environ["HARNESS_CHECKER"] = saved
 
 
 def _register_of(model: Any) -> tuple[CasRegister, bool, bool] | None:

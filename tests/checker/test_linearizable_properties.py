@@ -16,16 +16,14 @@ partitioning) honest.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.checker import wgl
+from harness.checker import native, wgl
 from harness.checker.bruteforce import bruteforce_linearizable
 from harness.checker.linearizable import linearizable
 from harness.checker.models import INCONSISTENT, Operation, get_model
@@ -205,27 +203,10 @@ NATIVE_MODELS = ("register", "cas-register", "etcd", "cas-register-per-key", "mu
 """Models the C search takes (harness.checker.native); the others have one engine."""
 
 
-@contextmanager
-def _engine(name: str) -> Iterator[None]:
-    """Run the checker with the Python search ("python") or the default one."""
-    saved = os.environ.get("HARNESS_CHECKER")
-    if name == "python":
-        os.environ["HARNESS_CHECKER"] = "python"
-    else:
-        os.environ.pop("HARNESS_CHECKER", None)
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("HARNESS_CHECKER", None)
-        else:
-            os.environ["HARNESS_CHECKER"] = saved
-
-
 def _agree(model_name: str, h: History, engine: str = "default") -> None:
     model = MODELS[model_name][0]()
     expected = bruteforce_linearizable(h, model=model)
-    with _engine(engine):
+    with native.engine(engine):
         got = linearizable(h, model=model)
     assert got.error is None, got.error
     assert got.valid is expected, (got, list(h))
@@ -235,7 +216,7 @@ def _agree(model_name: str, h: History, engine: str = "default") -> None:
 
 
 def _always_valid(model_name: str, h: History, engine: str = "default") -> None:
-    with _engine(engine):
+    with native.engine(engine):
         got = linearizable(h, model=MODELS[model_name][0]())
     assert got.error is None, got.error
     assert got.valid is True, (got, list(h))

@@ -11,8 +11,6 @@ bounds.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -36,22 +34,9 @@ def test_the_extension_is_built() -> None:
     assert native.enabled()
 
 
-@contextmanager
-def _python_search() -> Iterator[None]:
-    saved = os.environ.get("HARNESS_CHECKER")
-    os.environ["HARNESS_CHECKER"] = "python"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("HARNESS_CHECKER", None)
-        else:
-            os.environ["HARNESS_CHECKER"] = saved
-
-
 def _both(h: History, model: Any, **kw: Any) -> tuple[Any, Any]:
     got = linearizable(h, model=model, **kw)
-    with _python_search():
+    with native.engine("python"):
         ref = linearizable(h, model=model, **kw)
     return got, ref
 
