@@ -72,6 +72,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -133,8 +134,12 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="module")
 def cluster(request: pytest.FixtureRequest, system: Any, backend: str) -> Iterator[Any]:
-    """One cluster for the fault tests, torn down at the end of the module."""
-    with _cluster(system, backend, f"conform-{uuid.uuid4().hex[:8]}") as c:
+    """One cluster for the fault tests, torn down at the end of the module. Its run
+    folder stays when any test of the module failed: pytest ends a fixture the same way
+    whether its tests passed or not, so the count of failures decides."""
+    failed_before = request.session.testsfailed
+    with _cluster(system, backend, f"conform-{uuid.uuid4().hex[:8]}",
+                  keep=lambda: request.session.testsfailed > failed_before) as c:
         c.wait_ready(timeout_s=READY_S)
         yield c
 
@@ -184,13 +189,14 @@ def _healthy(cluster: Any, system: Any, node: str) -> bool:
 
 
 @contextlib.contextmanager
-def _cluster(system: Any, backend: str, run_id: str, **options: Any) -> Iterator[Any]:
+def _cluster(system: Any, backend: str, run_id: str, keep: Any = None,
+             **options: Any) -> Iterator[Any]:
     """A running three-node cluster of ``system`` on ``backend``, torn down after.
 
     Its run folder (HAProxy's config, the nodes' logs) is removed when the test
     passed: the kit runs in every user's test session and must not leave a temp
-    dir per test behind. When the test failed it stays, because the failure's
-    message names the logs in it."""
+    dir per test behind. When the test failed (an exception out of the block, or
+    ``keep()`` true at the end) it stays, and the failure report names it."""
     run_dir = Path(tempfile.mkdtemp(prefix="harness-conformance-"))
     if backend == "docker":
         from harness.cluster.docker import DockerCluster
@@ -198,9 +204,24 @@ def _cluster(system: Any, backend: str, run_id: str, **options: Any) -> Iterator
         c: Any = DockerCluster(system, nodes=3, run_dir=run_dir, run_id=run_id, **options)
     else:
         c = LocalCluster(system, nodes=3, run_dir=run_dir, run_id=run_id, **options)
-    with c:
-        yield c
-    shutil.rmtree(run_dir, ignore_errors=True)  # not reached when the test failed
+    try:
+        with c:
+            yield c
+    except BaseException:
+        _say_kept(run_id, run_dir)
+        raise
+    if keep is not None and keep():
+        _say_kept(run_id, run_dir)
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _say_kept(run_id: str, run_dir: Path) -> None:
+    """Name a failed cluster's folder on the real stderr: pytest shows a teardown's
+    captured output only when the teardown itself fails."""
+    out = sys.__stderr__ or sys.stderr
+    out.write(f"\nharness conform: {run_id}'s config and logs are kept in {run_dir}\n")
+    out.flush()
 
 
 def _options(config: pytest.Config) -> dict[str, Any]:

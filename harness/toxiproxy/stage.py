@@ -43,12 +43,14 @@ class Stage:
         self.closed = False
         self._budget = budget
         self._active = True
+        self._committed = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self, *, roll: bool) -> None:
         """Run the toxic; ``roll`` draws its toxicity again (on start and on update, as in Go)."""
         if roll:
             self._active = self.rng.random() < self.toxic.toxicity
+        self._committed = False
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
@@ -65,12 +67,15 @@ class Stage:
             self.pending.clear()
 
     async def interrupt(self) -> bool:
-        """Stop the toxic; ``False`` if the stage had already closed (then it stays stopped)."""
+        """Stop the toxic; ``False`` if the stage had already closed (then it stays stopped).
+
+        A committed toxic is waited for, not cancelled; it then closes the stage."""
         task = self._task
         if self.closed or task is None:
             return False
         if not task.done():
-            task.cancel()
+            if not self._committed:
+                task.cancel()
             await asyncio.wait([task])
         return not self.closed
 
@@ -80,6 +85,11 @@ class Stage:
             self._task.cancel()
 
     # --- what a toxic's pipe calls ---------------------------------------
+
+    def commit(self) -> None:
+        """The toxic must run to its end: an interrupt waits for it rather than cancel
+        it (Toxiproxy's reset_peer, whose wait before the reset ignores interrupts)."""
+        self._committed = True
 
     def emit(self, chunk: Chunk) -> None:
         """Pass a chunk downstream."""

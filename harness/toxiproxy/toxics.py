@@ -9,7 +9,9 @@ dropped. A pipe coroutine may be cancelled at any ``await`` (that is how a
 stage is interrupted when the chain changes); whatever it has taken from its
 input but not yet emitted must then be listed in ``stage.pending`` so that the
 stage can pass it on. That is the whole contract, and it is why adding,
-updating or removing a toxic never loses data in flight.
+updating or removing a toxic never loses data in flight. A toxic that has
+decided something it cannot take back (``reset_peer``, once it dropped data)
+calls ``stage.commit()``: an interrupt then waits for it to finish instead.
 
 Behaviour follows Toxiproxy 2.12 (``toxics/*.go``); the comments say where we
 deliberately differ.
@@ -249,6 +251,12 @@ class ResetPeerToxic(ToxicKind):
 
     async def pipe(self, stage: Stage) -> None:
         chunk = await stage.input.get()
+        # From here the reset is committed, as in Toxiproxy, whose wait ignores
+        # interrupts: removing the toxic now waits for the reset. Cancelling instead
+        # would let the connection go on with the dropped chunk missing from the
+        # middle of its stream, or lose its end of stream, so that one side is
+        # never closed (a peer protocol then waits on it forever).
+        stage.commit()
         if chunk is not None:
             stage.drop(chunk)
         await asyncio.sleep(self.timeout / 1000.0)

@@ -46,3 +46,12 @@ class BadRolesSystem(ReferenceSystem):
 
     client_role: str = "http"
     ports: dict[str, int] = field(default_factory=lambda: {"peer": 7000, "client": 8080})
+
+
+@dataclass
+class AcceptsHostileSystem(ReferenceSystem):
+    """Reports every malformed request as accepted: fails a test of the kit's shared
+    cluster (the module-scoped one), whose run folder must then be kept."""
+
+    def send_hostile(self, request: Any, address: Any, *, timeout_s: float) -> tuple[str, str]:
+        return "accepted", "the adapter says so"

@@ -87,6 +87,19 @@ def test_kit_fails_an_adapter_whose_reads_lie() -> None:
     assert passed(r.stdout) == {"test_adapter_shape"}
 
 
+def test_a_failed_kit_test_keeps_its_clusters_logs_and_names_them(tmp_path: Path) -> None:
+    """The shared cluster's folder (HAProxy config, node logs) stays when one of its
+    tests failed, and the run names it: a passing run removes it."""
+    require(shutil.which("haproxy") is not None, "haproxy is not installed")
+    r = conform("broken_adapter:AcceptsHostileSystem", "--backend", "local",
+                "-k", "malformed", pythonpath=str(HERE), tmpdir=tmp_path)
+    assert r.returncode == 1, r.stdout[-4000:] + r.stderr[-2000:]
+    kept = list(tmp_path.glob("harness-conformance-*"))
+    assert len(kept) == 1, list(tmp_path.iterdir())
+    assert (kept[0] / "logs" / "n1.log").is_file(), list(kept[0].rglob("*"))
+    assert str(kept[0]) in r.stdout + r.stderr
+
+
 def test_kit_fails_an_adapter_with_a_missing_port_role() -> None:
     r = conform("broken_adapter:BadRolesSystem", "--backend", "local", "-k", "shape",
                 pythonpath=str(HERE))

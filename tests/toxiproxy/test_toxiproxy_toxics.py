@@ -7,6 +7,7 @@ an order of magnitude).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -163,6 +164,35 @@ def test_reset_peer_closes_older_connections_plainly(
     add(client, "reset_peer", attributes={"timeout": 0})
     sock.sendall(b"hello")
     assert sock.recv(1024) == b""  # FIN, not RST
+
+
+def test_removing_reset_peer_while_it_waits_still_resets(
+    port: int, connect: Connect, client: ToxiproxyClient
+) -> None:
+    """Once reset_peer has dropped data its reset is committed: removing the toxic during
+    the wait must not let the connection go on with that data missing from the middle
+    of its stream (a framed peer protocol would read garbage or wait forever)."""
+    add(client, "reset_peer", attributes={"timeout": 300})
+    sock = connect(port)
+    sock.sendall(b"hello")  # echoed downstream into the toxic: dropped, reset pending
+    time.sleep(0.1)
+    client.remove_toxic("p", "reset_peer_downstream")
+    with contextlib.suppress(OSError):
+        sock.sendall(b"world")
+    assert recv_until_closed(sock) == b""  # neither "world" nor anything else
+
+
+def test_removing_reset_peer_while_it_waits_still_passes_the_close(
+    port: int, connect: Connect, client: ToxiproxyClient
+) -> None:
+    """An end of stream that reached reset_peer is not lost when the toxic is removed
+    during its wait: the connection still ends."""
+    add(client, "reset_peer", stream="upstream", attributes={"timeout": 300})
+    sock = connect(port, timeout_s=3.0)
+    sock.shutdown(socket.SHUT_WR)  # the client's end of stream goes into the toxic
+    time.sleep(0.1)
+    client.remove_toxic("p", "reset_peer_upstream")
+    assert recv_until_closed(sock) == b""  # closed, not hung until the socket timeout
 
 
 def test_slicer_delivers_everything_in_small_delayed_pieces(
