@@ -161,7 +161,8 @@ class Node:
             records=records,
             bugs=self.cfg.bugs,
         )
-        self.transport = PeerTransport(self.id, self.cfg.peer_listen, self.cfg.peers, self._on_peer)
+        self.transport = PeerTransport(self.id, self.cfg.peer_listen, self.cfg.peers,
+                                       self._on_peer, on_closed=self._on_peer_closed)
         await self.transport.start()
         api = Api(self)
         host, port = self.cfg.http
@@ -307,6 +308,14 @@ class Node:
             return
         try:
             self._absorb(self.core.handle(msg, self.now_ms()))
+        except Exception as e:
+            self._fail(e)
+
+    def _on_peer_closed(self, src: int) -> None:
+        """The link from ``src`` closed: if it was the leader's, failover starts sooner."""
+        assert self.core is not None
+        try:
+            self._absorb(self.core.link_lost(src, self.now_ms()))
         except Exception as e:
             self._fail(e)
 

@@ -6,7 +6,8 @@ lets the harness put one Toxiproxy proxy on each link and cut exactly one
 direction.
 
 Frames are ``length (4 bytes, big-endian) | JSON``. The first frame on a
-connection is ``{"hello": <node id>}``. Delivery is best effort: the protocol
+connection is ``{"hello": <node id>}``. ``on_closed(src)`` hears when a peer's
+connection to us ends (its process may have died). Delivery is best effort: the protocol
 above retransmits, so a full queue or a broken connection drops messages
 rather than blocking the node. Connecting retries with randomized exponential
 backoff. A malformed frame closes that connection only.
@@ -60,6 +61,7 @@ class PeerTransport:
         peers: dict[int, tuple[str, int]],
         on_message: Callable[[int, Any], None],
         *,
+        on_closed: Callable[[int], None] | None = None,
         queue_max: int = 10_000,
         write_timeout_s: float = 2.0,
         max_frame_bytes: int = MAX_FRAME_BYTES,
@@ -69,6 +71,8 @@ class PeerTransport:
         self.listen = listen
         self.peers = dict(peers)
         self.on_message = on_message
+        self.on_closed = on_closed
+        self._stopping = False
         self.max_frame_bytes = max_frame_bytes
         self.rng = rng or random.Random()
         self.queue_max = queue_max
@@ -90,6 +94,7 @@ class PeerTransport:
 
     async def stop(self) -> None:
         """Close every connection."""
+        self._stopping = True
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -173,11 +178,17 @@ class PeerTransport:
                 watcher.remove_done_callback(on_eof)
                 watcher.cancel()
                 writer.close()
-                with contextlib.suppress(Exception):
-                    await writer.wait_closed()
+                # A close waits to flush what is buffered, which a stopped peer or a
+                # black-holing link never takes: give up on it rather than on the peer.
+                try:
+                    async with asyncio.timeout(1.0):
+                        await writer.wait_closed()
+                except Exception:
+                    writer.transport.abort()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._inbound.add(writer)
+        src: Any = None
         try:
             async with asyncio.timeout(5.0):
                 hello = await _read_frame(reader, 1024)
@@ -197,3 +208,8 @@ class PeerTransport:
         finally:
             self._inbound.discard(writer)
             writer.close()
+            if src in self.peers and self.on_closed is not None and not self._stopping:
+                try:
+                    self.on_closed(src)
+                except Exception:
+                    log.exception("the close of the link from %s could not be handled", src)

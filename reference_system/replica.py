@@ -103,6 +103,9 @@ class Config:
 
     heartbeat_ms: float = 50.0
     election_timeout_ms: float = 300.0
+    # How long a follower waits for its leader to come back on a new connection after
+    # the one carrying the leader's messages closed (see Replica.link_lost).
+    link_loss_grace_ms: float = 100.0
     retransmit_ms: float = 100.0
     backoff_max_ms: float = 2000.0
     window_slots: int = 32
@@ -258,6 +261,30 @@ class Replica:
             raise NotLeader(self.leader_id)
         self.pending.extend(commands)
         self._fill_window(now_ms)
+        return self._take()
+
+    def link_lost(self, peer: int, now_ms: float) -> Effects:
+        """The connection that carried ``peer``'s messages to us closed.
+
+        If ``peer`` is our leader, the likeliest cause is that its process died
+        (its kernel closed the socket). A live leader reconnects at once and its
+        next heartbeat follows within ``heartbeat_ms``, so waiting the whole
+        election timeout for it only lengthens failover: the leader now counts as
+        gone after ``link_loss_grace_ms`` unless it is heard from again, and the
+        election that follows is jittered as usual so that the two followers, who
+        saw the same close, do not both campaign at once. Safety does not depend
+        on it: this only moves a timer, and pre-vote and ballots decide as always
+        (nothing here serves reads on a lease)."""
+        if (
+            self.role is Role.FOLLOWER
+            and peer == self.leader_id
+            and self.leader_known(now_ms)
+        ):
+            grace = self.config.link_loss_grace_ms
+            gone_ms = now_ms + grace - self.config.election_timeout_ms
+            self.leader_contact_ms = min(self.leader_contact_ms, gone_ms)
+            jitter = self.rng.uniform(0, self.config.election_timeout_ms / 2)
+            self._election_deadline_ms = min(self._election_deadline_ms, now_ms + grace + jitter)
         return self._take()
 
     def leader_known(self, now_ms: float) -> bool:

@@ -83,6 +83,43 @@ def test_pre_vote_is_refused_while_a_leader_is_live() -> None:
     assert sent(fx, PreVoteReply) == [(3, PreVoteReply(2, Ballot(2, 3), True))]
 
 
+def test_a_closed_link_from_the_leader_starts_failover_after_a_short_grace() -> None:
+    """The leader's connection closing (its process died) makes it count as gone after
+    ``link_loss_grace_ms``, not the whole election timeout: the follower pre-votes
+    within grace plus jitter, and grants the other follower's pre-vote after grace."""
+    r = replica(2)
+    r.handle(Accept(1, Ballot(1, 1), (), 0), 1000)
+    assert r.link_lost(1, 1010).empty()
+    grace = CFG.link_loss_grace_ms
+    assert r.leader_known(1010 + grace - 1) and not r.leader_known(1010 + grace)
+    fx = r.handle(PreVote(3, Ballot(2, 3)), 1010 + grace - 1)
+    assert sent(fx, PreVoteReply) == [(3, PreVoteReply(2, Ballot(2, 3), False))]
+    fx = r.handle(PreVote(3, Ballot(2, 3)), 1010 + grace)
+    assert sent(fx, PreVoteReply) == [(3, PreVoteReply(2, Ballot(2, 3), True))]
+    deadline = r.next_deadline_ms()
+    assert 1010 + grace <= deadline <= 1010 + grace + CFG.election_timeout_ms / 2
+    assert sent(r.tick(deadline), PreVote)
+
+
+def test_a_leader_heard_again_after_its_link_closed_stays_in_office() -> None:
+    r = replica(2)
+    r.handle(Accept(1, Ballot(1, 1), (), 0), 1000)
+    r.link_lost(1, 1010)
+    r.handle(Accept(1, Ballot(1, 1), (), 0), 1060)  # reconnected: the next heartbeat
+    assert r.leader_known(1060 + CFG.election_timeout_ms - 1)
+    assert r.next_deadline_ms() >= 1060 + CFG.election_timeout_ms
+    assert not sent(r.tick(1300), PreVote)
+
+
+def test_a_closed_link_from_another_follower_changes_nothing() -> None:
+    r = replica(2)
+    r.handle(Accept(1, Ballot(1, 1), (), 0), 1000)
+    deadline = r.next_deadline_ms()
+    r.link_lost(3, 1010)
+    assert r.next_deadline_ms() == deadline
+    assert r.leader_known(1000 + CFG.election_timeout_ms - 1)
+
+
 def test_a_node_back_from_a_pause_does_not_depose_the_leader() -> None:
     r = replica(3)
     r.handle(Accept(1, Ballot(1, 1), (), 0), 1000)
