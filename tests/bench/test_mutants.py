@@ -442,3 +442,84 @@ def test_quick_runs_every_sampled_mutant_and_prints_the_score() -> None:
     assert re.fullmatch(r"mutation score: \d+/\d+ killed \((\d+%|n/a)\)",
                         text.strip().splitlines()[-1]), text
     assert set(Path(tempfile.gettempdir()).glob("harness-bench-mutants-*")) == before
+
+
+# --- judgements follow their mutant --------------------------------------------------
+
+_V1 = "def f(a, b):\n    x = a + 1\n    return x + b\n"
+
+
+def _tree(root: Path, text: str) -> Path:
+    (root / "reference_system").mkdir(parents=True, exist_ok=True)
+    (root / "reference_system" / "toy.py").write_text(text)
+    return root
+
+
+def _mutant(root: Path, change_has: str) -> Any:
+    [m] = [m for m in enumerate_mutants(["toy"], root=root).valid
+           if m.operator.endswith("Add_Mul") and change_has in m.change]
+    return m
+
+
+def test_a_judgement_follows_its_line_when_code_above_moves_the_ids(tmp_path: Path) -> None:
+    from harness.bench.mutants import judgements as J
+
+    v1 = _tree(tmp_path / "v1", _V1)
+    judged = _mutant(v1, "x + b")
+    anchored, missing = J.anchor({judged.id: J.Judgement("equivalent: a test")},
+                                 enumerate_mutants(["toy"], root=v1).valid)
+    assert not missing and anchored[judged.id].change == judged.change
+    # a function added above: every Add_Mul occurrence below it moves by one
+    v2 = _tree(tmp_path / "v2", "def g(c):\n    return c + 2\n\n\n" + _V1)
+    now = _mutant(v2, "x + b")
+    assert now.id != judged.id
+    r = J.resolve(anchored, enumerate_mutants(["toy"], root=v2).valid)
+    assert r.by_id == {now.id: "equivalent: a test"} and r.moved == [(judged.id, now.id)]
+    # kept by id alone it would have judged another mutant: the one now at that id
+    assert _mutant(v2, "a + 1").id == judged.id
+
+
+def test_a_judgement_whose_line_changed_is_stale_and_not_applied(tmp_path: Path) -> None:
+    from harness.bench.mutants import judgements as J
+
+    v1 = _tree(tmp_path / "v1", _V1)
+    judged = _mutant(v1, "x + b")
+    anchored, _ = J.anchor({judged.id: J.Judgement("equivalent: a test")},
+                           enumerate_mutants(["toy"], root=v1).valid)
+    v2 = _tree(tmp_path / "v2", _V1.replace("x + b", "x + b - 1"))
+    r = J.resolve(anchored, enumerate_mutants(["toy"], root=v2).valid)
+    assert r.by_id == {} and r.stale == [judged.id]
+    # the same line twice where it was once: which one was judged is unknown
+    v3 = _tree(tmp_path / "v3", _V1 + "\n\ndef h(x, b):\n    return x + b\n")
+    r = J.resolve(anchored, enumerate_mutants(["toy"], root=v3).valid)
+    assert r.by_id == {} and r.stale == [judged.id]
+
+
+def test_anchoring_a_file_of_bare_judgements(tmp_path: Path) -> None:
+    chosen = sample(enumerate_mutants(["leases"]), 1, 3)[0]
+    path = tmp_path / "judgements.json"
+    path.write_text(f'{{"{chosen.id}": "equivalent: a reason", "leases:core/Nope:0": "x"}}')
+    out = io.StringIO()
+    assert main(["--modules", "leases", "--judgements", str(path), "--anchor-judgements"],
+                out=out) == 0
+    assert "anchored 1 judgement(s)" in out.getvalue()
+    assert "no mutant has the id of: leases:core/Nope:0" in out.getvalue()
+    import json
+
+    saved = json.loads(path.read_text())
+    assert saved[chosen.id] == {"judgement": "equivalent: a reason", "change": chosen.change,
+                                "site": saved[chosen.id]["site"]}
+    assert saved["leases:core/Nope:0"] == "x"
+    out = io.StringIO()
+    assert main(["--modules", "leases", "--judgements", str(path), "--dry-run"], out=out) == 0
+    assert "judgements: 1 of 2 apply" in out.getvalue()
+    assert "stale, not applied (the judged line changed: judge again): leases:core/Nope:0" \
+        in out.getvalue()
+
+
+def test_a_judgements_file_of_the_wrong_shape_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "judgements.json"
+    path.write_text('{"leases:core/X:0": {"judgement": "y", "site": [3, 2]}}')
+    out = io.StringIO()
+    assert main(["--modules", "leases", "--judgements", str(path), "--dry-run"], out=out) == 2
+    assert "must map to a text or to" in out.getvalue()

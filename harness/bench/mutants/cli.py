@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import re
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
+from harness.bench.mutants import judgements as judgement_file
 from harness.bench.mutants.battery import BATTERY, Outcome, Recipe, run_battery
 from harness.bench.mutants.generate import (
     MODULES,
@@ -64,7 +64,13 @@ def _parser() -> argparse.ArgumentParser:
                         "control takes about 145)")
     p.add_argument("--judgements", type=Path, default=None,
                    help="JSON file: mutant id -> judgement of a survivor; one starting "
-                        "with 'equivalent' leaves the mutant out of the score")
+                        "with 'equivalent' leaves the mutant out of the score. Each is "
+                        "anchored to the mutant's change and follows it when lines move; "
+                        "one whose line changed is reported stale and not applied")
+    p.add_argument("--anchor-judgements", action="store_true",
+                   help="record, in the --judgements file, the change of each entry that "
+                        "has none, from the current tree (right only at the commit where "
+                        "they were judged), then stop")
     p.add_argument("--no-control", action="store_true",
                    help="skip the control run of the battery on the unmutated system")
     p.add_argument("--only", default=None, metavar="ID[,ID...]",
@@ -170,15 +176,9 @@ def _run(a: argparse.Namespace, out: TextIO, work: Path) -> int:
     battery = _battery(a.recipes)
     # every run writes its HTML report; an empty plot's legend warning is noise here
     warnings.filterwarnings("ignore", "No artists with labels", UserWarning)
-    judgements: dict[str, str] = {}
-    if a.judgements is not None:
-        try:
-            loaded = json.loads(a.judgements.read_text())
-        except ValueError as e:
-            raise HarnessError(f"{a.judgements}: not JSON ({e})") from None
-        if not isinstance(loaded, dict):
-            raise HarnessError(f"{a.judgements}: must be a JSON object (mutant id -> text)")
-        judgements = {str(k): str(v) for k, v in loaded.items()}
+    judged = judgement_file.load(a.judgements) if a.judgements is not None else {}
+    if a.anchor_judgements and a.judgements is None:
+        raise HarnessError("--anchor-judgements needs --judgements FILE")
     say(f"{PACKAGE} at {_revision(project_root())}")
     base = work / "base"
     base.mkdir()
@@ -196,6 +196,24 @@ def _run(a: argparse.Namespace, out: TextIO, work: Path) -> int:
         f"runs): {population.count('seeded-bug')}")
     say(f"  valid: {len(population.valid)}  "
         + " ".join(f"{k}={v}" for k, v in per_module.items()))
+    if a.anchor_judgements:
+        assert a.judgements is not None
+        anchored, missing = judgement_file.anchor(judged, population.valid)
+        judgement_file.save(a.judgements, anchored)
+        say(f"anchored {sum(1 for k, j in judged.items() if j.change is None) - len(missing)} "
+            f"judgement(s) in {a.judgements}"
+            + (f"; no mutant has the id of: {', '.join(missing)}" if missing else ""))
+        return 0
+    resolved = judgement_file.resolve(judged, population.valid)
+    judgements = resolved.by_id
+    if judged:
+        say(f"judgements: {len(judgements)} of {len(judged)} apply"
+            + (f"; {resolved.unanchored} by id alone (no anchor)" if resolved.unanchored else ""))
+        for old_id, new_id in resolved.moved:
+            say(f"  moved with its line: {old_id} -> {new_id}")
+        if resolved.stale:
+            say(f"  stale, not applied (the judged line changed: judge again): "
+                f"{', '.join(resolved.stale)}")
     if a.only:
         by_id = {m.id: m for m in population.valid}
         wanted = [i for i in a.only.split(",") if i]

@@ -86,6 +86,17 @@ class Mutant:
         """The operator without its provider (``core/``)."""
         return self.operator.split("/", 1)[-1]
 
+    @property
+    def change(self) -> str:
+        """The lines the mutant changes, ``-old`` then ``+new``, stripped of indentation
+        and of where they are: what a judgement is anchored to, so that it follows its
+        mutant when code above moves the occurrence count, and is dropped when the
+        line itself changed."""
+        lines = difflib.unified_diff(self.source.splitlines(), self.mutated.splitlines(),
+                                     lineterm="", n=0)
+        return "\n".join(ln[0] + ln[1:].strip() for ln in lines
+                         if ln[:1] in "+-" and not ln.startswith(("+++", "---")))
+
     def diff(self) -> str:
         """A unified diff of the mutant against the module, paths as in the repository."""
         path = f"{PACKAGE}/{self.module}.py"
