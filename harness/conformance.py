@@ -76,7 +76,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +189,8 @@ def _healthy(cluster: Any, system: Any, node: str) -> bool:
 
 
 @contextlib.contextmanager
-def _cluster(system: Any, backend: str, run_id: str, keep: Any = None,
+def _cluster(system: Any, backend: str, run_id: str,
+             keep: Callable[[], bool] | None = None,
              **options: Any) -> Iterator[Any]:
     """A running three-node cluster of ``system`` on ``backend``, torn down after.
 

@@ -12,6 +12,7 @@ mutant was run and the score printed: the score itself is a measurement.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -504,8 +505,6 @@ def test_anchoring_a_file_of_bare_judgements(tmp_path: Path) -> None:
                 out=out) == 0
     assert "anchored 1 judgement(s)" in out.getvalue()
     assert "no mutant has the id of: leases:core/Nope:0" in out.getvalue()
-    import json
-
     saved = json.loads(path.read_text())
     assert saved[chosen.id] == {"judgement": "equivalent: a reason", "change": chosen.change,
                                 "site": saved[chosen.id]["site"]}
